@@ -1,0 +1,69 @@
+# sslsession: `make test` runs everything CI runs; `make demo` shows resumption.
+#
+# OpenSSL is found by pkg-config, or under OPENSSL_PREFIX=<dir> when given
+# (an install prefix with lib/ and include/, e.g. a hand-built 1.0.2u).
+# spacemonkeygo needs a compat header on OpenSSL 3.x; it is added here.
+
+GO            ?= go
+OPENSSL_PREFIX ?=
+GOTESTFLAGS   ?=
+
+ifneq ($(OPENSSL_PREFIX),)
+export PKG_CONFIG_PATH := $(OPENSSL_PREFIX)/lib/pkgconfig:$(OPENSSL_PREFIX)/lib64/pkgconfig
+export PKG_CONFIG_LIBDIR := $(PKG_CONFIG_PATH)
+OSSL_LDFLAGS := -Wl,-rpath,$(OPENSSL_PREFIX)/lib -Wl,-rpath,$(OPENSSL_PREFIX)/lib64
+OPENSSL_BIN  := $(OPENSSL_PREFIX)/bin/openssl
+else
+OPENSSL_BIN  := $(shell command -v openssl)
+endif
+
+OSSL_VERSION := $(shell pkg-config --modversion libssl 2>/dev/null)
+ifneq ($(filter 3.%,$(OSSL_VERSION)),)
+OSSL_CFLAGS := -include $(CURDIR)/compat/spacemonkey_ossl3.h
+endif
+
+export CGO_ENABLED := 1
+export CGO_CFLAGS  := -O2 -g $(OSSL_CFLAGS)
+export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
+# The tests run this openssl binary as a second peer; it must be the same
+# OpenSSL the library links.
+export SSLSESSION_OPENSSL := $(OPENSSL_BIN)
+
+.PHONY: all build test test-core vet lint demo bench fuzz test-memory check-openssl clean
+
+all: build
+
+check-openssl:
+	@test -n "$(OSSL_VERSION)" || { echo "make: OpenSSL not found by pkg-config (install libssl-dev or set OPENSSL_PREFIX)"; exit 2; }
+	@test -x "$(OPENSSL_BIN)" || { echo "make: no openssl command at '$(OPENSSL_BIN)'"; exit 2; }
+	@echo "OpenSSL $(OSSL_VERSION) ($(OPENSSL_BIN))"
+
+build: check-openssl
+	$(GO) build ./...
+
+vet: check-openssl
+	$(GO) vet ./...
+
+# The library's own suite: vet, then every package under -race, twice so that
+# finalizers run, then once more under checkptr.
+test-core: vet
+	$(GO) test -race -count=2 $(GOTESTFLAGS) ./...
+	$(GO) test -gcflags=all=-d=checkptr -count=1 $(GOTESTFLAGS) .
+
+test: test-core
+
+demo: check-openssl
+	$(GO) run ./internal/demo
+
+bench: check-openssl
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 .
+
+fuzz: check-openssl
+	$(GO) test -run '^$$' -fuzz FuzzParseDER -fuzztime 60s .
+	$(GO) test -run '^$$' -fuzz FuzzParsePEM -fuzztime 60s .
+
+test-memory: check-openssl
+	$(GO) test -run '^TestMemoryMillionSessions$$' -count=1 -v -tags memory .
+
+clean:
+	$(GO) clean -testcache

@@ -1,0 +1,231 @@
+package sslsession
+
+// #include "session_cgo.h"
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"time"
+	"unsafe"
+
+	"github.com/spacemonkeygo/openssl"
+)
+
+// ctxPointer returns the SSL_CTX* inside a spacemonkeygo context.
+func ctxPointer(c *openssl.Ctx) (*C.SSL_CTX, error) {
+	if layout.err != nil {
+		return nil, layout.err
+	}
+	if c == nil {
+		return nil, ErrNilSSL
+	}
+	p := *(**C.SSL_CTX)(unsafe.Add(unsafe.Pointer(c), layout.ctxPtr))
+	if p == nil {
+		return nil, ErrNilSSL
+	}
+	return p, nil
+}
+
+// Ctx is the session side of an SSL_CTX: its session cache and statistics.
+// It wraps a spacemonkeygo *openssl.Ctx and keeps it alive.
+type Ctx struct {
+	ctx *openssl.Ctx
+	p   *C.SSL_CTX
+}
+
+// NewCtx returns the session controls of c.
+func NewCtx(c *openssl.Ctx) (*Ctx, error) {
+	if setupErr != nil {
+		return nil, setupErr
+	}
+	p, err := ctxPointer(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Ctx{ctx: c, p: p}, nil
+}
+
+// Openssl returns the spacemonkeygo context.
+func (c *Ctx) Openssl() *openssl.Ctx { return c.ctx }
+
+// CacheMode is a set of SSL_SESS_CACHE_* flags
+// (SSL_CTX_set_session_cache_mode(3)).
+type CacheMode int
+
+// Cache modes.
+const (
+	CacheOff              CacheMode = C.SSL_SESS_CACHE_OFF
+	CacheClient           CacheMode = C.SSL_SESS_CACHE_CLIENT
+	CacheServer           CacheMode = C.SSL_SESS_CACHE_SERVER
+	CacheBoth             CacheMode = C.SSL_SESS_CACHE_BOTH
+	CacheNoAutoClear      CacheMode = C.SSL_SESS_CACHE_NO_AUTO_CLEAR
+	CacheNoInternalLookup CacheMode = C.SSL_SESS_CACHE_NO_INTERNAL_LOOKUP
+	CacheNoInternalStore  CacheMode = C.SSL_SESS_CACHE_NO_INTERNAL_STORE
+	CacheNoInternal       CacheMode = C.SSL_SESS_CACHE_NO_INTERNAL
+)
+
+// SetCacheMode sets the cache mode and returns the previous one.
+func (c *Ctx) SetCacheMode(m CacheMode) CacheMode {
+	defer runtime.KeepAlive(c)
+	return CacheMode(C.sslsess_ctx_set_cache_mode(c.p, C.long(m)))
+}
+
+// CacheMode returns the cache mode (SSL_CTX_get_session_cache_mode(3)).
+func (c *Ctx) CacheMode() CacheMode {
+	defer runtime.KeepAlive(c)
+	return CacheMode(C.sslsess_ctx_get_cache_mode(c.p))
+}
+
+// SetCacheSize bounds the internal cache (SSL_CTX_sess_set_cache_size(3));
+// 0 means unbounded. It returns the previous size.
+func (c *Ctx) SetCacheSize(n int) int {
+	defer runtime.KeepAlive(c)
+	return int(C.sslsess_ctx_set_cache_size(c.p, C.long(n)))
+}
+
+// CacheSize returns the cache bound (SSL_CTX_sess_get_cache_size(3)).
+func (c *Ctx) CacheSize() int {
+	defer runtime.KeepAlive(c)
+	return int(C.sslsess_ctx_get_cache_size(c.p))
+}
+
+// SetTimeout sets the lifetime of new sessions, in whole seconds
+// (SSL_CTX_set_timeout(3)), and returns the previous one.
+func (c *Ctx) SetTimeout(d time.Duration) time.Duration {
+	defer runtime.KeepAlive(c)
+	return time.Duration(C.sslsess_ctx_set_timeout(c.p, C.long(d/time.Second))) * time.Second
+}
+
+// Timeout returns the lifetime of new sessions (SSL_CTX_get_timeout(3)).
+func (c *Ctx) Timeout() time.Duration {
+	defer runtime.KeepAlive(c)
+	return time.Duration(C.sslsess_ctx_get_timeout(c.p)) * time.Second
+}
+
+// SetSessionIDContext sets the session ID context
+// (SSL_CTX_set_session_id_context(3)): a server only resumes sessions made
+// under the same context, so every server of a fleet must set the same one.
+func (c *Ctx) SetSessionIDContext(id []byte) error {
+	if len(id) == 0 || len(id) > C.SSL_MAX_SID_CTX_LENGTH {
+		return fmt.Errorf("%w: session ID context must be 1 to %d bytes", ErrMalformed, C.SSL_MAX_SID_CTX_LENGTH)
+	}
+	var e C.sslsess_err
+	rc := C.sslsess_ctx_set_sid_ctx(c.p, (*C.uchar)(unsafe.Pointer(&id[0])), C.uint(len(id)), &e)
+	runtime.KeepAlive(c)
+	if rc != C.SSLSESS_OK {
+		return newError("SSL_CTX_set_session_id_context", nil, &e)
+	}
+	return nil
+}
+
+// Flush is SSL_CTX_flush_sessions(3): remove from the internal cache every
+// session that has timed out at t (created + timeout < t). Sessions still
+// used by a connection, or held by an owned Session, stay alive; they are
+// only taken out of the cache. The Stats.Timeouts counter does not count
+// these removals.
+func (c *Ctx) Flush(t time.Time) {
+	C.sslsess_ctx_flush(c.p, C.long(t.Unix()))
+	runtime.KeepAlive(c)
+}
+
+// AddSession is SSL_CTX_add_session(3): put sess into the internal cache.
+// It reports false when the same session was already there.
+func (c *Ctx) AddSession(sess *Session) (bool, error) {
+	var added bool
+	err := sess.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
+		added = C.sslsess_ctx_add(c.p, p) == 1
+		return C.SSLSESS_OK
+	})
+	runtime.KeepAlive(c)
+	return added, err
+}
+
+// RemoveSession is SSL_CTX_remove_session(3): take sess out of the internal
+// cache and mark it not resumable. It reports whether it was there.
+func (c *Ctx) RemoveSession(sess *Session) (bool, error) {
+	var removed bool
+	err := sess.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
+		removed = C.sslsess_ctx_remove(c.p, p) == 1
+		return C.SSLSESS_OK
+	})
+	runtime.KeepAlive(c)
+	return removed, err
+}
+
+// Options sets then clears SSL_OP_* options (SSL_CTX_set_options(3)) and
+// returns the result; Options(0, 0) reads them. Session-related ones are
+// SSL_OP_NO_TICKET (OptionNoTicket).
+func (c *Ctx) Options(set, clear int64) int64 {
+	defer runtime.KeepAlive(c)
+	return int64(C.sslsess_ctx_options(c.p, C.long(set), C.long(clear)))
+}
+
+// OptionNoTicket is SSL_OP_NO_TICKET: no stateless session tickets (on
+// OpenSSL 1.1.1+ TLS 1.3 then uses stateful tickets, kept in the cache).
+const OptionNoTicket int64 = C.SSL_OP_NO_TICKET
+
+// Stats are the SSL_CTX_sess_*(3) counters of a context.
+type Stats struct {
+	Number             int64 `json:"number"`              // sessions in the internal cache
+	Connect            int64 `json:"connect"`             // client handshakes started
+	ConnectGood        int64 `json:"connect_good"`        // client handshakes completed
+	ConnectRenegotiate int64 `json:"connect_renegotiate"` // client renegotiations started
+	Accept             int64 `json:"accept"`              // server handshakes started
+	AcceptGood         int64 `json:"accept_good"`         // server handshakes completed
+	AcceptRenegotiate  int64 `json:"accept_renegotiate"`  // server renegotiations started
+	Hits               int64 `json:"hits"`                // sessions resumed
+	CbHits             int64 `json:"cb_hits"`             // sessions found by the get-session callback
+	Misses             int64 `json:"misses"`              // sessions proposed by clients but not found
+	Timeouts           int64 `json:"timeouts"`            // sessions proposed but expired
+	CacheFull          int64 `json:"cache_full"`          // sessions dropped because the cache was full
+}
+
+// Stats reads every counter in one call.
+func (c *Ctx) Stats() Stats {
+	var s C.sslsess_stats
+	C.sslsess_ctx_stats(c.p, &s)
+	runtime.KeepAlive(c)
+	return Stats{
+		Number: int64(s.number), Connect: int64(s.connect), ConnectGood: int64(s.connect_good),
+		ConnectRenegotiate: int64(s.connect_renegotiate), Accept: int64(s.accept),
+		AcceptGood: int64(s.accept_good), AcceptRenegotiate: int64(s.accept_renegotiate),
+		Hits: int64(s.hits), CbHits: int64(s.cb_hits), Misses: int64(s.misses),
+		Timeouts: int64(s.timeouts), CacheFull: int64(s.cache_full),
+	}
+}
+
+// SetProtocolRange limits the TLS versions the context speaks, inclusive;
+// 0 leaves a side open (SSL_CTX_set_min_proto_version(3); SSL_OP_NO_*
+// options on 1.0.2). It fails with ErrUnsupported when the library cannot
+// speak min at all, as TLS 1.3 on OpenSSL 1.0.2.
+func (c *Ctx) SetProtocolRange(min, max Version) error {
+	rc := C.sslsess_ctx_set_proto_range(c.p, C.int(min), C.int(max))
+	runtime.KeepAlive(c)
+	if rc != C.SSLSESS_OK {
+		return &Error{Func: "SSL_CTX_set_min_proto_version", Err: fmt.Errorf("%w: protocol range %s..%s", ErrUnsupported, min, max)}
+	}
+	return nil
+}
+
+// MaxSupportedVersion is the newest TLS version the linked OpenSSL speaks:
+// TLS 1.2 on 1.0.2, TLS 1.3 on 1.1.1 and 3.x.
+func MaxSupportedVersion() Version { return Version(C.sslsess_max_supported_proto()) }
+
+// Protocol versions, for SetProtocolRange.
+const (
+	TLS12 Version = 0x0303
+	TLS13 Version = 0x0304
+)
+
+// UseSystemRoots makes the context verify peers against the system's
+// default CA locations (SSL_CTX_set_default_verify_paths(3)).
+func (c *Ctx) UseSystemRoots() error {
+	var e C.sslsess_err
+	rc := C.sslsess_ctx_default_verify_paths(c.p, &e)
+	runtime.KeepAlive(c)
+	if rc != C.SSLSESS_OK {
+		return newError("SSL_CTX_set_default_verify_paths", nil, &e)
+	}
+	return nil
+}

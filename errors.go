@@ -1,0 +1,127 @@
+package sslsession
+
+// #include "session_cgo.h"
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+)
+
+// Sentinel errors. Every error the package returns either is one of these or
+// wraps one of them (test with errors.Is), so callers can branch on the cause
+// without parsing messages. None of them ever carries key material.
+var (
+	// ErrClosed: the owned session was closed; Close frees it exactly once.
+	ErrClosed = errors.New("sslsession: session is closed")
+	// ErrStale: a borrowed session (SSL_get_session / SSL_get0_session) is no
+	// longer its connection's session: a new handshake replaced it, or
+	// SSL_clear or SSL_free ended it. The man page says such a pointer "can
+	// become invalid"; the package reports it instead of reading it.
+	ErrStale = errors.New("sslsession: borrowed session is no longer the connection's session")
+	// ErrNoSession: the connection has no session (the man page's NULL).
+	ErrNoSession = errors.New("sslsession: connection has no session")
+	// ErrNilSession: a nil *Session was passed.
+	ErrNilSession = errors.New("sslsession: nil session")
+	// ErrNilSSL: a nil *SSL, *openssl.Conn, *openssl.Ctx or raw pointer was passed.
+	ErrNilSSL = errors.New("sslsession: nil connection or context")
+	// ErrFreed: the SSL object was freed with (*SSL).Free.
+	ErrFreed = errors.New("sslsession: SSL object was freed")
+	// ErrWrongContext: SetSession refused a session that belongs to another
+	// SSL_CTX. SSL_get_session(3): one SSL_SESSION "must therefore only be
+	// used with one SSL_CTX object"; OpenSSL itself does not check this.
+	ErrWrongContext = errors.New("sslsession: session belongs to another SSL_CTX")
+	// ErrMalformed: DER or PEM input is not an SSL session.
+	ErrMalformed = errors.New("sslsession: malformed session data")
+	// ErrNotResumable: no resumable session arrived in time (TLS 1.3 tickets).
+	ErrNotResumable = errors.New("sslsession: no resumable session")
+	// ErrUnsupported: the linked OpenSSL or spacemonkeygo version cannot do this.
+	ErrUnsupported = errors.New("sslsession: not supported by this OpenSSL or spacemonkeygo version")
+	// ErrSetup: the process's OpenSSL is not usable safely (version mismatch
+	// between headers and library, or missing 1.0.2 thread callbacks).
+	ErrSetup = errors.New("sslsession: OpenSSL setup")
+)
+
+// Error is a failed OpenSSL call: the function that failed, the sentinel that
+// classifies it, and OpenSSL's error queue as it was on the thread that
+// failed, drained inside the same C call.
+type Error struct {
+	Func     string   // the OpenSSL function, e.g. "d2i_SSL_SESSION"
+	Err      error    // the sentinel it wraps (ErrMalformed, ErrWrongContext, ...), or nil
+	Queue    []string // OpenSSL's error queue, oldest first
+	SSLError int      // SSL_get_error(3) result for I/O calls, else 0
+	Errno    int      // errno for SSL_ERROR_SYSCALL, else 0
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("sslsession: ")
+	b.WriteString(e.Func)
+	b.WriteString(" failed")
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(strings.TrimPrefix(e.Err.Error(), "sslsession: "))
+	}
+	if e.SSLError != 0 {
+		fmt.Fprintf(&b, " (%s)", sslErrorName(e.SSLError))
+	}
+	if len(e.Queue) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(e.Queue, "; "))
+	}
+	return b.String()
+}
+
+// Unwrap returns the sentinel, so errors.Is(err, ErrMalformed) works.
+func (e *Error) Unwrap() error { return e.Err }
+
+func sslErrorName(n int) string {
+	switch n {
+	case C.SSL_ERROR_SSL:
+		return "SSL_ERROR_SSL"
+	case C.SSL_ERROR_WANT_READ:
+		return "SSL_ERROR_WANT_READ"
+	case C.SSL_ERROR_WANT_WRITE:
+		return "SSL_ERROR_WANT_WRITE"
+	case C.SSL_ERROR_SYSCALL:
+		return "SSL_ERROR_SYSCALL"
+	case C.SSL_ERROR_ZERO_RETURN:
+		return "SSL_ERROR_ZERO_RETURN"
+	}
+	return fmt.Sprintf("SSL error %d", n)
+}
+
+// newError turns a captured error queue into an *Error.
+func newError(fn string, sentinel error, e *C.sslsess_err) *Error {
+	out := &Error{Func: fn, Err: sentinel}
+	if e == nil {
+		return out
+	}
+	out.SSLError = int(e.ssl_error)
+	if out.SSLError == C.SSL_ERROR_SYSCALL {
+		out.Errno = int(e.sys_errno)
+	}
+	var buf [256]C.char
+	for i := 0; i < int(e.n); i++ {
+		C.sslsess_err_string(e.codes[i], &buf[0], C.size_t(len(buf)))
+		out.Queue = append(out.Queue, C.GoString((*C.char)(unsafe.Pointer(&buf[0]))))
+	}
+	return out
+}
+
+// statusError maps a shim status code to an error.
+func statusError(fn string, rc C.int) error {
+	switch rc {
+	case C.SSLSESS_OK:
+		return nil
+	case C.SSLSESS_STALE:
+		return ErrStale
+	case C.SSLSESS_NO_SESSION:
+		return ErrNoSession
+	case C.SSLSESS_WRONG_CTX:
+		return &Error{Func: fn, Err: ErrWrongContext}
+	}
+	return &Error{Func: fn}
+}

@@ -1,0 +1,120 @@
+package sslsession
+
+// #include "session_cgo.h"
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Accounting of owned sessions: how many hold a reference now, and how many
+// were given back by the garbage collector because nobody called Close.
+var (
+	liveSessions      atomic.Int64
+	finalizedSessions atomic.Int64
+)
+
+// LiveSessions is the number of owned sessions whose reference has not been
+// given back yet. After every session is closed, or dropped and collected,
+// it is 0: tests use it as a leak check.
+func LiveSessions() int64 { return liveSessions.Load() }
+
+// FinalizedSessions counts owned sessions freed by the garbage collector
+// instead of Close: a non-zero, growing value in a long-running program is a
+// missing Close.
+func FinalizedSessions() int64 { return finalizedSessions.Load() }
+
+// newOwned wraps a pointer that already carries one reference for us.
+func newOwned(p *C.SSL_SESSION, ctx *C.SSL_CTX) *Session {
+	s := &Session{}
+	adopt(s, p, ctx)
+	return s
+}
+
+// adopt makes s the owner of one reference to p.
+func adopt(s *Session, p *C.SSL_SESSION, ctx *C.SSL_CTX) {
+	s.p, s.ctx = p, ctx
+	liveSessions.Add(1)
+	runtime.SetFinalizer(s, (*Session).finalize)
+}
+
+// forget drops s's bookkeeping after its reference moved elsewhere.
+func forget(s *Session) {
+	runtime.SetFinalizer(s, nil)
+	liveSessions.Add(-1)
+}
+
+// Close gives the owned session's reference back (SSL_SESSION_free(3)). It
+// is safe to call twice, and from several goroutines: the reference is given
+// back exactly once. Methods called after Close return ErrClosed. For a
+// borrowed session Close does nothing: it holds no reference.
+func (s *Session) Close() error {
+	if s == nil || s.ssl != nil {
+		return nil
+	}
+	s.mu.Lock()
+	p := s.p
+	s.p = nil
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	C.sslsess_free(p)
+	forget(s)
+	return nil
+}
+
+// finalize is the garbage collector's Close.
+func (s *Session) finalize() {
+	if s.p != nil {
+		C.sslsess_free(s.p)
+		s.p = nil
+		liveSessions.Add(-1)
+		finalizedSessions.Add(1)
+	}
+}
+
+// FreeWatch observes when OpenSSL really frees a session: when its
+// reference count reaches zero and SSL_SESSION_free(3) destroys it. It is a
+// diagnostic, for checking who holds references (the tests use it to prove
+// the man page's reference rules on every OpenSSL version, since 1.1.0+
+// hides the count). It marks the session with an SSL_SESSION ex_data slot;
+// copies OpenSSL makes of the session are not watched.
+type FreeWatch struct {
+	flag *C.int
+	once sync.Once
+}
+
+// WatchFree starts watching s's SSL_SESSION.
+func (s *Session) WatchFree() (*FreeWatch, error) {
+	var flag *C.int
+	err := s.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
+		flag = (*C.int)(unsafe.Pointer(C.sslsess_watch(p)))
+		if flag == nil {
+			return C.SSLSESS_FAIL
+		}
+		return C.SSLSESS_OK
+	})
+	if err != nil {
+		return nil, err
+	}
+	w := &FreeWatch{flag: flag}
+	runtime.SetFinalizer(w, (*FreeWatch).Release)
+	return w, nil
+}
+
+// Freed reports whether OpenSSL has freed the watched session.
+func (w *FreeWatch) Freed() bool {
+	return C.sslsess_watch_freed((*C.int)(w.flag)) == 1
+}
+
+// Release ends the watch.
+func (w *FreeWatch) Release() {
+	w.once.Do(func() {
+		runtime.SetFinalizer(w, nil)
+		C.sslsess_watch_release(w.flag)
+	})
+}

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# check-scripts.sh - static and behavioural checks for scripts/ and docker/.
+#
+#   * bash -n and shellcheck on every scripts/*.sh
+#   * the shell of every shell-form RUN in docker/Dockerfile is extracted and
+#     checked with bash -n and shellcheck (the Dockerfile sets SHELL to bash)
+#   * build-openssl.sh negative tests: a wrong sha256 must exit 1 with the
+#     one-line mismatch message and must not unpack, create or run anything
+#   * build-openssl.sh flow tests with tiny fake "OpenSSL" tarballs (no real
+#     compilation): the right configure command, make targets and -j handling
+#     for 1.0.2, 1.1.1 and 3.x, and the installed version printed last
+#
+# Usage: scripts/check-scripts.sh        (from anywhere; needs shellcheck)
+# Prints one line per check and finally "check-scripts: N passed, M failed";
+# exits 1 if any check failed.
+set -euo pipefail
+
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+build_openssl="$root/scripts/build-openssl.sh"
+dockerfile="$root/docker/Dockerfile"
+
+passed=0
+failed=0
+
+pass() {
+	passed=$((passed + 1))
+	echo "ok   - $*"
+}
+
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL - $*"
+}
+
+# check DESCRIPTION COMMAND... : pass when COMMAND succeeds (output shown on failure)
+check() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		pass "$desc"
+	else
+		fail "$desc"
+		printf '%s\n' "$out" | sed 's/^/       /'
+	fi
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/check-scripts.XXXXXX")
+trap 'rm -rf -- "$tmp"' EXIT
+
+# ---------------------------------------------------------------------------
+# 1. scripts/*.sh: bash -n and shellcheck
+# ---------------------------------------------------------------------------
+have_shellcheck=1
+if ! command -v shellcheck >/dev/null 2>&1; then
+	have_shellcheck=0
+	fail "shellcheck is installed (apt-get install -y shellcheck)"
+fi
+
+scripts=("$root"/scripts/*.sh)
+for s in "${scripts[@]}"; do
+	rel=${s#"$root"/}
+	check "bash -n $rel" bash -n "$s"
+	if [ "$have_shellcheck" = 1 ]; then
+		check "shellcheck $rel" shellcheck -x "$s"
+	fi
+done
+
+# ---------------------------------------------------------------------------
+# 2. docker/Dockerfile: extract the shell of each shell-form RUN
+# ---------------------------------------------------------------------------
+# Like Docker: joins "\"-continued lines (backslash+newline removed) and
+# drops comment lines inside continuations.  ARG NAME=value becomes a shell
+# assignment so the RUN commands see their variables; each RUN is wrapped in
+# a subshell.
+extract_dockerfile_shell() {
+	awk '
+	function flush(   kw, rest, name, val) {
+		if (buf == "") return
+		kw = toupper(buf); sub(/[ \t].*/, "", kw)
+		rest = buf; sub(/^[^ \t]+[ \t]*/, "", rest)
+		if (kw == "RUN") {
+			# skip exec form and heredocs, strip RUN flags (--mount=... etc.)
+			while (rest ~ /^--[^ \t]+[ \t]+/) sub(/^--[^ \t]+[ \t]+/, "", rest)
+			if (rest !~ /^\[/ && rest !~ /^<</) {
+				nrun++
+				printf "# RUN at docker/Dockerfile:%d\n(\n%s\n)\n", start, rest
+			}
+		} else if (kw == "ARG") {
+			name = rest; val = ""
+			if (index(rest, "=") > 0) {
+				name = substr(rest, 1, index(rest, "=") - 1)
+				val = substr(rest, index(rest, "=") + 1)
+				gsub(/^"|"$/, "", val)
+				printf "%s=\"%s\"\n", name, val
+			} else {
+				printf "%s=\"${%s:-}\"\n", name, name
+			}
+		}
+		buf = ""
+	}
+	BEGIN { buf = ""; nrun = 0; print "#!/usr/bin/env bash"; print "set -euo pipefail" }
+	{
+		line = $0
+		if (buf != "" && line ~ /^[ \t]*#/) next      # comment inside continuation
+		if (buf == "") {
+			if (line ~ /^[ \t]*(#|$)/) next
+			start = NR
+		}
+		if (line ~ /\\[ \t]*$/) {
+			sub(/\\[ \t]*$/, "", line)
+			buf = buf line    # Docker joins continuation lines as-is
+			next
+		}
+		buf = buf line
+		flush()
+	}
+	END { flush(); printf "# %d RUN instructions\n", nrun }
+	' "$1"
+}
+
+if [ -f "$dockerfile" ]; then
+	runsh="$tmp/dockerfile-run.sh"
+	extract_dockerfile_shell "$dockerfile" >"$runsh"
+	nrun=$(sed -n 's/^# \([0-9][0-9]*\) RUN instructions$/\1/p' "$runsh")
+	if [ "${nrun:-0}" -gt 0 ]; then
+		pass "docker/Dockerfile: extracted $nrun RUN instructions"
+		check "bash -n on docker/Dockerfile RUN commands" bash -n "$runsh"
+		if [ "$have_shellcheck" = 1 ]; then
+			# SC2034: ARGs like DEBIAN_IMAGE are used by FROM, not by RUN.
+			check "shellcheck on docker/Dockerfile RUN commands" \
+				shellcheck --shell=bash -e SC2034 "$runsh"
+		fi
+	else
+		fail "docker/Dockerfile: no RUN instructions found"
+	fi
+	# Stages the Makefile targets rely on.
+	for stage in openssl go build test runtime; do
+		check "docker/Dockerfile has stage '$stage'" \
+			grep -Eq "^FROM[[:space:]].*[[:space:]]AS[[:space:]]+${stage}[[:space:]]*$" "$dockerfile"
+	done
+else
+	fail "docker/Dockerfile exists"
+fi
+
+# ---------------------------------------------------------------------------
+# 3. build-openssl.sh negative tests: nothing may happen before the checksum
+# ---------------------------------------------------------------------------
+# A fake OpenSSL configure script (./config or ./Configure) that records its
+# name and arguments in $FAKE_OPENSSL_LOG and remembers --prefix for make.
+fake_configure_script() {
+	cat <<SH
+#!/bin/sh
+printf '%s' '$1' >>"\$FAKE_OPENSSL_LOG"
+printf ' %s' "\$@" >>"\$FAKE_OPENSSL_LOG"
+printf '\\n' >>"\$FAKE_OPENSSL_LOG"
+for a in "\$@"; do
+	case "\$a" in --prefix=*) printf 'PREFIX=%s\\n' "\${a#--prefix=}" >config.mk ;; esac
+done
+SH
+}
+
+# A fake tarball whose build scripts log every call, so tests can see what
+# ran (and that nothing ran when the checksum is wrong).
+make_fake_tarball() {
+	# make_fake_tarball DIR VERSION -> DIR/openssl-VERSION.tar.gz
+	local dir=$1 version=$2 src
+	src="$dir/stage/openssl-$version"
+	mkdir -p "$src"
+	fake_configure_script config >"$src/config"
+	fake_configure_script Configure >"$src/Configure"
+	cat >"$src/version.txt" <<EOF
+OpenSSL $version-fake  1 Jan 2000
+EOF
+	# shellcheck disable=SC2016 # make and shell syntax, written literally
+	{
+		printf 'include config.mk\n'
+		printf 'all:\n\techo "make all MAKEFLAGS=[$(MAKEFLAGS)]" >>"$$FAKE_OPENSSL_LOG"\n'
+		printf 'depend:\n\techo "make depend" >>"$$FAKE_OPENSSL_LOG"\n'
+		printf 'install_sw:\n\techo "make install_sw" >>"$$FAKE_OPENSSL_LOG"\n'
+		printf '\tmkdir -p "$(PREFIX)/bin"\n'
+		printf '\tprintf "#!/bin/sh\\necho \\"%%s\\"\\n" "$$(cat version.txt)" >"$(PREFIX)/bin/openssl"\n'
+		printf '\tchmod +x "$(PREFIX)/bin/openssl"\n'
+	} >"$src/Makefile"
+	chmod +x "$src/config" "$src/Configure"
+	tar -czf "$dir/openssl-$version.tar.gz" -C "$dir/stage" "openssl-$version"
+	rm -rf "$dir/stage"
+}
+
+neg="$tmp/neg"
+mkdir -p "$neg/tmp"
+make_fake_tarball "$neg" 1.0.2u
+tarball="$neg/openssl-1.0.2u.tar.gz"
+actual=$(sha256sum <"$tarball")
+actual=${actual%% *}
+wrong=0000000000000000000000000000000000000000000000000000000000000000
+rc=0
+TMPDIR="$neg/tmp" FAKE_OPENSSL_LOG="$neg/calls.log" \
+	bash "$build_openssl" --tarball "$tarball" --sha256 "$wrong" --prefix "$neg/prefix" \
+	>"$neg/stdout" 2>"$neg/stderr" || rc=$?
+want_msg="build-openssl: sha256 mismatch for $tarball: want $wrong, got $actual"
+if [ "$rc" -eq 1 ]; then pass "wrong sha256: exit code 1"; else fail "wrong sha256: exit code 1 (got $rc)"; fi
+if [ "$(cat "$neg/stderr")" = "$want_msg" ]; then
+	pass "wrong sha256: exactly one stderr line with the mismatch message"
+else
+	fail "wrong sha256: stderr is '$(cat "$neg/stderr")', want '$want_msg'"
+fi
+if [ ! -s "$neg/stdout" ]; then pass "wrong sha256: nothing on stdout"; else fail "wrong sha256: unexpected stdout: $(cat "$neg/stdout")"; fi
+if [ ! -e "$neg/prefix" ]; then pass "wrong sha256: prefix not created"; else fail "wrong sha256: prefix $neg/prefix was created"; fi
+extracted=$(find "$neg" -name 'openssl-1.0.2u' -type d | head -n 1)
+if [ -z "$extracted" ] && [ -z "$(ls -A "$neg/tmp")" ]; then
+	pass "wrong sha256: nothing unpacked (no openssl-1.0.2u/ dir, TMPDIR empty)"
+else
+	fail "wrong sha256: something was unpacked: ${extracted:-$(ls -A "$neg/tmp")}"
+fi
+if [ ! -e "$neg/calls.log" ]; then pass "wrong sha256: no build script ran"; else fail "wrong sha256: build scripts ran: $(cat "$neg/calls.log")"; fi
+
+# A malformed digest is a usage error that creates nothing.
+rc=0
+bash "$build_openssl" --tarball "$tarball" --sha256 1234 --prefix "$neg/prefix2" >/dev/null 2>&1 || rc=$?
+if [ "$rc" -eq 2 ] && [ ! -e "$neg/prefix2" ]; then
+	pass "malformed sha256: usage error (exit 2), prefix not created"
+else
+	fail "malformed sha256: exit $rc (want 2) or prefix created"
+fi
+
+rc=0
+err=$(bash "$build_openssl" --tarball "$neg/missing.tar.gz" --sha256 "$wrong" --prefix "$neg/prefix3" 2>&1 >/dev/null) || rc=$?
+if [ "$rc" -eq 1 ] && [[ $err == "build-openssl: tarball not found: "* ]] && [ ! -e "$neg/prefix3" ]; then
+	pass "missing tarball without --url: exit 1 with 'tarball not found'"
+else
+	fail "missing tarball without --url: exit $rc, stderr '$err'"
+fi
+
+rc=0
+err=$(bash "$build_openssl" --tarball "$neg/missing.tar.gz" --sha256 "$wrong" --prefix "$neg/prefix4" \
+	--url http://example.invalid/x.tar.gz 2>&1 >/dev/null) || rc=$?
+if [ "$rc" -eq 1 ] && [[ $err == *"refusing non-https URL"* ]] && [ ! -e "$neg/missing.tar.gz" ]; then
+	pass "plain http --url refused"
+else
+	fail "plain http --url: exit $rc, stderr '$err'"
+fi
+
+# ---------------------------------------------------------------------------
+# 4. build-openssl.sh flow with fake tarballs (right sha256)
+# ---------------------------------------------------------------------------
+# flow_test VERSION JOBS EXPECTED_CONFIGURE_LINE EXPECTED_MAKE_LINES...
+flow_test() {
+	local version=$1 jobs=$2 want_conf=$3
+	shift 3
+	local d="$tmp/flow-$version" sum rc=0 prefix got_conf got_make last
+	mkdir -p "$d/tmp"
+	make_fake_tarball "$d" "$version"
+	sum=$(sha256sum <"$d/openssl-$version.tar.gz")
+	sum=${sum%% *}
+	prefix="$d/prefix"
+	want_conf=${want_conf//@P@/$prefix}
+	# An inherited -j from a parent make must not leak into the build.
+	MAKEFLAGS=-j7 TMPDIR="$d/tmp" FAKE_OPENSSL_LOG="$d/calls.log" \
+		bash "$build_openssl" --tarball "$d/openssl-$version.tar.gz" \
+		--sha256 "$(printf '%s' "$sum" | tr 'a-f' 'A-F')" --prefix "$prefix" --jobs "$jobs" \
+		>"$d/stdout" 2>"$d/stderr" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		fail "fake $version: build-openssl.sh exit $rc: $(tail -n 3 "$d/stderr")"
+		return
+	fi
+	pass "fake $version: build succeeds (upper-case digest accepted)"
+	got_conf=$(sed -n 1p "$d/calls.log")
+	if [ "$got_conf" = "$want_conf" ]; then
+		pass "fake $version: configure command"
+	else
+		fail "fake $version: configure command is '$got_conf', want '$want_conf'"
+	fi
+	got_make=$(sed -n '2,$p' "$d/calls.log" | sed 's/--jobserver[^] ]*//g; s/  */ /g; s/ \]/]/; s/\[ /[/')
+	if [ "$got_make" = "$(printf '%s\n' "$@")" ]; then
+		pass "fake $version: make targets and -j"
+	else
+		fail "fake $version: make calls are '$(echo "$got_make" | tr '\n' '|')', want '$(printf '%s|' "$@")'"
+	fi
+	last=$(tail -n 1 "$d/stdout")
+	if [ "$last" = "OpenSSL $version-fake  1 Jan 2000" ]; then
+		pass "fake $version: prints installed version last"
+	else
+		fail "fake $version: last stdout line is '$last'"
+	fi
+	if [ -z "$(ls -A "$d/tmp")" ]; then
+		pass "fake $version: temporary build dir removed"
+	else
+		fail "fake $version: left behind $(ls -A "$d/tmp")"
+	fi
+}
+
+flow_test 1.0.2u 4 \
+	'config shared no-ssl2 --prefix=@P@ --openssldir=@P@/ssl -Wl,-rpath=@P@/lib' \
+	'make depend' 'make all MAKEFLAGS=[]' 'make install_sw'
+flow_test 1.1.1w 3 \
+	'config shared --prefix=@P@ --openssldir=@P@/ssl -Wl,-rpath=@P@/lib' \
+	'make all MAKEFLAGS=[-j3]' 'make install_sw'
+flow_test 3.0.15 2 \
+	'Configure shared --prefix=@P@ --openssldir=@P@/ssl --libdir=lib -Wl,-rpath=@P@/lib' \
+	'make all MAKEFLAGS=[-j2]' 'make install_sw'
+
+# Unsupported series: refused after the checksum, before anything runs.
+uns="$tmp/unsupported"
+mkdir -p "$uns"
+make_fake_tarball "$uns" 0.9.8zh
+sum=$(sha256sum <"$uns/openssl-0.9.8zh.tar.gz")
+sum=${sum%% *}
+rc=0
+err=$(FAKE_OPENSSL_LOG="$uns/calls.log" bash "$build_openssl" --tarball "$uns/openssl-0.9.8zh.tar.gz" \
+	--sha256 "$sum" --prefix "$uns/prefix" 2>&1 >/dev/null) || rc=$?
+if [ "$rc" -eq 1 ] && [[ $err == *"unsupported OpenSSL version '0.9.8zh'"* ]] &&
+	[ ! -e "$uns/prefix" ] && [ ! -e "$uns/calls.log" ]; then
+	pass "unsupported version 0.9.8zh refused before building"
+else
+	fail "unsupported version: exit $rc, stderr '$err'"
+fi
+
+# ---------------------------------------------------------------------------
+echo "check-scripts: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,391 @@
+package sslsession
+
+// #include <stdlib.h>
+// #include "session_cgo.h"
+import "C"
+
+import (
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// Session is an OpenSSL SSL_SESSION, held in one of two ways:
+//
+//   - Owned (from SSL.Session1, Session.Owned, ParseDER, ParsePEM): holds one
+//     reference. Close gives it back exactly once; a second Close is a
+//     no-op; if Close is never called the garbage collector gives it back.
+//     Any use after Close returns ErrClosed.
+//   - Borrowed (from SSL.Session, SSL.Session0): holds no reference and
+//     keeps its connection alive. It is usable while it is still the
+//     connection's session; afterwards every method returns ErrStale.
+//     Close does nothing.
+//
+// Both forms share every method. A Session is safe for concurrent use.
+type Session struct {
+	mu  sync.Mutex     // owned: guards p against a concurrent Close
+	p   *C.SSL_SESSION // owned: nil once closed
+	ssl *SSL           // borrowed: the connection it is borrowed from
+	ctx *C.SSL_CTX     // owned: the SSL_CTX it belongs to, nil while unbound
+}
+
+// Borrowed reports whether the session is borrowed from a connection.
+func (s *Session) Borrowed() bool { return s != nil && s.ssl != nil }
+
+// do runs fn on the session pointer under the lock that keeps it valid: the
+// connection's lock for a borrowed session (and fn's C call checks that the
+// pointer is still the connection's session), the session's own for an
+// owned one. fn gets the SSL* to check against, or nil.
+func (s *Session) do(fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
+	if s == nil {
+		return ErrNilSession
+	}
+	if c := s.ssl; c != nil {
+		if err := c.lock(); err != nil {
+			if err == ErrFreed {
+				return ErrStale
+			}
+			return err
+		}
+		defer c.unlock()
+		return statusError("", fn(c.p, s.p))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.p == nil {
+		return ErrClosed
+	}
+	return statusError("", fn(nil, s.p))
+}
+
+// Owned returns an owned session that holds its own reference to the same
+// SSL_SESSION (an up-ref), for a borrowed session to outlive its
+// connection, or for an owned one to be shared with a separate Close.
+func (s *Session) Owned() (*Session, error) {
+	var ctx *C.SSL_CTX
+	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+		if ssl != nil {
+			ctx = s.ssl.ctx
+		} else {
+			ctx = s.ctx
+		}
+		return C.sslsess_up_ref_checked(ssl, p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newOwned(s.p, ctx), nil
+}
+
+// Version is a TLS protocol version number as on the wire (0x0303 is TLS 1.2).
+type Version uint16
+
+// String names the version as OpenSSL does ("TLSv1.2").
+func (v Version) String() string {
+	switch v {
+	case 0x0300:
+		return "SSLv3"
+	case 0x0301:
+		return "TLSv1"
+	case 0x0302:
+		return "TLSv1.1"
+	case 0x0303:
+		return "TLSv1.2"
+	case 0x0304:
+		return "TLSv1.3"
+	case 0xfeff:
+		return "DTLSv1"
+	case 0xfefd:
+		return "DTLSv1.2"
+	}
+	return fmt.Sprintf("0x%04x", uint16(v))
+}
+
+// Info is everything about a session that is safe to show: never the master
+// key. It is what String and the command line print; its JSON form is stable.
+type Info struct {
+	ID                 []byte        `json:"id"`                   // SSL_SESSION_get_id(3); empty for TLS 1.3 and ticket-only sessions
+	IDContext          []byte        `json:"id_context"`           // SSL_SESSION_get0_id_context(3)
+	Created            time.Time     `json:"created"`              // SSL_SESSION_get_time(3)
+	Timeout            time.Duration `json:"timeout"`              // SSL_SESSION_get_timeout(3)
+	Protocol           Version       `json:"protocol"`             // SSL_SESSION_get_protocol_version(3)
+	Cipher             string        `json:"cipher"`               // OpenSSL's cipher name
+	CipherID           uint32        `json:"cipher_id"`            // 0x0300XXXX, XXXX the IANA cipher suite
+	Resumable          bool          `json:"resumable"`            // SSL_SESSION_is_resumable(3); from the session's fields on 1.0.2
+	HasTicket          bool          `json:"has_ticket"`           // SSL_SESSION_has_ticket(3)
+	TicketLength       int           `json:"ticket_length"`        // bytes of the ticket
+	TicketLifetimeHint time.Duration `json:"ticket_lifetime_hint"` // SSL_SESSION_get_ticket_lifetime_hint(3)
+	HasPeer            bool          `json:"has_peer_certificate"` // SSL_SESSION_get0_peer(3) != NULL
+}
+
+// Expires is when the session times out: Created + Timeout.
+func (i Info) Expires() time.Time { return i.Created.Add(i.Timeout) }
+
+// String renders Info on one line.
+func (i Info) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", i.Protocol, orDash(i.Cipher))
+	fmt.Fprintf(&b, " id=%s", orDash(hex.EncodeToString(i.ID)))
+	fmt.Fprintf(&b, " created=%s timeout=%s", i.Created.UTC().Format(time.RFC3339), i.Timeout)
+	fmt.Fprintf(&b, " resumable=%t", i.Resumable)
+	if i.HasTicket {
+		fmt.Fprintf(&b, " ticket=%dB lifetime_hint=%s", i.TicketLength, i.TicketLifetimeHint)
+	} else {
+		b.WriteString(" ticket=none")
+	}
+	fmt.Fprintf(&b, " peer_certificate=%t", i.HasPeer)
+	return b.String()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Info reads everything showable about the session in one C call.
+func (s *Session) Info() (Info, error) {
+	var ci C.sslsess_info
+	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int { return C.sslsess_info_get(ssl, p, &ci) })
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{
+		ID:                 C.GoBytes(unsafe.Pointer(&ci.id[0]), C.int(ci.id_len)),
+		IDContext:          C.GoBytes(unsafe.Pointer(&ci.sid_ctx[0]), C.int(ci.sid_ctx_len)),
+		Created:            time.Unix(int64(ci.time), 0),
+		Timeout:            time.Duration(ci.timeout) * time.Second,
+		Protocol:           Version(ci.protocol),
+		Cipher:             C.GoString(&ci.cipher_name[0]),
+		CipherID:           uint32(ci.cipher_id),
+		Resumable:          ci.resumable == 1,
+		HasTicket:          ci.has_ticket == 1,
+		TicketLength:       int(ci.ticket_len),
+		TicketLifetimeHint: time.Duration(ci.ticket_lifetime_hint) * time.Second,
+		HasPeer:            ci.has_peer == 1,
+	}, nil
+}
+
+// String shows the session's Info, or why it cannot be read. It never shows
+// the master key.
+func (s *Session) String() string {
+	kind := "owned"
+	if s.Borrowed() {
+		kind = "borrowed"
+	}
+	info, err := s.Info()
+	if err != nil {
+		return fmt.Sprintf("Session(%s: %v)", kind, err)
+	}
+	return fmt.Sprintf("Session(%s: %s)", kind, info)
+}
+
+// GoString is String, so that %#v cannot dump internals either.
+func (s *Session) GoString() string { return s.String() }
+
+// ID is the session ID (SSL_SESSION_get_id(3)).
+func (s *Session) ID() ([]byte, error) {
+	i, err := s.Info()
+	return i.ID, err
+}
+
+// Created is the session's creation time (SSL_SESSION_get_time(3)).
+func (s *Session) Created() (time.Time, error) {
+	i, err := s.Info()
+	return i.Created, err
+}
+
+// Timeout is the session's lifetime (SSL_SESSION_get_timeout(3)).
+func (s *Session) Timeout() (time.Duration, error) {
+	i, err := s.Info()
+	return i.Timeout, err
+}
+
+// Resumable reports whether the session can resume a connection
+// (SSL_SESSION_is_resumable(3)).
+func (s *Session) Resumable() (bool, error) {
+	i, err := s.Info()
+	return i.Resumable, err
+}
+
+// SetTimeout sets the session's lifetime in whole seconds
+// (SSL_SESSION_set_timeout(3)).
+func (s *Session) SetTimeout(d time.Duration) error {
+	if d < time.Second {
+		return fmt.Errorf("%w: timeout %s is under one second", ErrMalformed, d)
+	}
+	return s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+		return C.sslsess_set_timeout(ssl, p, C.long(d/time.Second))
+	})
+}
+
+// SetCreated sets the session's creation time (SSL_SESSION_set_time(3)),
+// which with the timeout decides when SSL_CTX_flush_sessions drops it.
+func (s *Session) SetCreated(t time.Time) error {
+	return s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+		return C.sslsess_set_time(ssl, p, C.long(t.Unix()))
+	})
+}
+
+// PeerCertificate is the peer's certificate stored in the session
+// (SSL_SESSION_get0_peer(3)), or nil when there is none (a server's session
+// of a client without a certificate).
+func (s *Session) PeerCertificate() (*x509.Certificate, error) {
+	der, err := s.twoStep("i2d_X509", func(ssl *C.SSL, p *C.SSL_SESSION, buf *C.uchar, n *C.int) C.int {
+		return C.sslsess_peer_der(ssl, p, buf, *n, n)
+	})
+	if err != nil || len(der) == 0 {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
+// MasterKey returns a copy of the session's master key
+// (SSL_SESSION_get_master_key(3)). It is the secret that protects every
+// connection resumed from this session: nothing in this package prints,
+// logs or marshals it to JSON. Use it only for debugging tools (the
+// command's inspect --show-secret).
+func (s *Session) MasterKey() ([]byte, error) {
+	var key [C.SSL_MAX_MASTER_KEY_LENGTH]byte
+	var n C.size_t
+	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+		return C.sslsess_master_key(ssl, p, (*C.uchar)(unsafe.Pointer(&key[0])), C.size_t(len(key)), &n)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, int(n))
+	copy(out, key[:])
+	clear(key[:])
+	return out, nil
+}
+
+// twoStep runs a C encoder once for the length and once into a buffer of
+// that length, both under the session's lock.
+func (s *Session) twoStep(fn string, enc func(ssl *C.SSL, p *C.SSL_SESSION, buf *C.uchar, n *C.int) C.int) ([]byte, error) {
+	var out []byte
+	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+		var n C.int
+		if rc := enc(ssl, p, nil, &n); rc != C.SSLSESS_OK || n == 0 {
+			return rc
+		}
+		out = make([]byte, int(n))
+		return enc(ssl, p, (*C.uchar)(unsafe.Pointer(&out[0])), &n)
+	})
+	if err != nil {
+		if e, ok := err.(*Error); ok && e.Func == "" {
+			e.Func = fn
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// MarshalBinary encodes the session as DER (i2d_SSL_SESSION(3)), the form
+// `openssl sess_id -inform DER` reads. The DER holds the master key: store
+// it as a secret.
+func (s *Session) MarshalBinary() ([]byte, error) {
+	return s.twoStep("i2d_SSL_SESSION", func(ssl *C.SSL, p *C.SSL_SESSION, buf *C.uchar, n *C.int) C.int {
+		return C.sslsess_i2d(ssl, p, buf, *n, n)
+	})
+}
+
+// PEMType is the PEM block type of an SSL session, as written by
+// PEM_write_SSL_SESSION(3) and `openssl sess_id`.
+const PEMType = "SSL SESSION PARAMETERS"
+
+// MarshalPEM encodes the session as PEM (-----BEGIN SSL SESSION
+// PARAMETERS-----), the format `openssl sess_id` and `openssl s_client
+// -sess_in` read.
+func (s *Session) MarshalPEM() ([]byte, error) {
+	der, err := s.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: PEMType, Bytes: der}), nil
+}
+
+// MaxDERSize bounds the DER a session may be decoded from. A session holds at
+// most a ticket (under 64 KiB) and a peer certificate; anything larger is
+// refused before OpenSSL parses it.
+const MaxDERSize = 1 << 20
+
+// ParseDER decodes a session from DER (d2i_SSL_SESSION(3)) into a new owned
+// session. The input must be exactly one session: empty, oversized,
+// truncated or trailing data is an error wrapping ErrMalformed.
+func ParseDER(der []byte) (*Session, error) {
+	if setupErr != nil {
+		return nil, setupErr
+	}
+	switch {
+	case len(der) == 0:
+		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: empty input", ErrMalformed)}
+	case len(der) > MaxDERSize:
+		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: %d bytes is over the %d-byte limit", ErrMalformed, len(der), MaxDERSize)}
+	}
+	var e C.sslsess_err
+	var used C.long
+	p := C.sslsess_d2i((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)), &used, &e)
+	if p == nil {
+		return nil, newError("d2i_SSL_SESSION", ErrMalformed, &e)
+	}
+	s := newOwned(p, nil)
+	if int(used) != len(der) {
+		s.Close()
+		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: %d trailing bytes after the session", ErrMalformed, len(der)-int(used))}
+	}
+	return s, nil
+}
+
+// ParsePEM decodes the first PEM block of type "SSL SESSION PARAMETERS" (as
+// `openssl sess_id` and `openssl s_client -sess_out` write it) into a new
+// owned session.
+func ParsePEM(data []byte) (*Session, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: no PEM block", ErrMalformed)}
+	}
+	if block.Type != PEMType {
+		return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: PEM block is %q, want %q", ErrMalformed, block.Type, PEMType)}
+	}
+	return ParseDER(block.Bytes)
+}
+
+// Parse decodes a session from PEM or DER, whichever data holds.
+func Parse(data []byte) (*Session, error) {
+	if strings.Contains(string(data[:min(len(data), 4096)]), "-----BEGIN") {
+		return ParsePEM(data)
+	}
+	return ParseDER(data)
+}
+
+// UnmarshalBinary decodes DER into s, which must be a new, zero Session
+// (encoding.BinaryUnmarshaler). Prefer ParseDER.
+func (s *Session) UnmarshalBinary(der []byte) error {
+	if s == nil {
+		return ErrNilSession
+	}
+	s.mu.Lock()
+	busy := s.p != nil || s.ssl != nil
+	s.mu.Unlock()
+	if busy {
+		return fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrMalformed)
+	}
+	d, err := ParseDER(der)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	p := d.p
+	d.p = nil
+	d.mu.Unlock()
+	forget(d)
+	adopt(s, p, nil)
+	return nil
+}

@@ -1,0 +1,591 @@
+#include "session_cgo.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+#if OPENSSL_VERSION_NUMBER < 0x10100000L
+#define SSLSESS_OSSL102 1
+#endif
+
+/* ---- versions and thread setup ---------------------------------------- */
+
+unsigned long sslsess_build_version(void) { return OPENSSL_VERSION_NUMBER; }
+
+unsigned long sslsess_runtime_version(void)
+{
+#ifdef SSLSESS_OSSL102
+    return SSLeay();
+#else
+    return OpenSSL_version_num();
+#endif
+}
+
+const char *sslsess_runtime_version_text(void)
+{
+#ifdef SSLSESS_OSSL102
+    return SSLeay_version(SSLEAY_VERSION);
+#else
+    return OpenSSL_version(OPENSSL_VERSION);
+#endif
+}
+
+/* OpenSSL 1.0.2 is only thread-safe once the application installed a locking
+ * callback and a thread-id callback; 1.1.0+ does its own locking. */
+int sslsess_threads_ok(void)
+{
+#ifdef SSLSESS_OSSL102
+    if (CRYPTO_get_locking_callback() == NULL)
+        return 0;
+    if (CRYPTO_THREADID_get_callback() == NULL && CRYPTO_get_id_callback() == NULL)
+        return 0;
+#endif
+    return 1;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static void err_capture(sslsess_err *e)
+{
+    unsigned long code;
+    if (e == NULL) {
+        ERR_clear_error();
+        return;
+    }
+    while ((code = ERR_get_error()) != 0) {
+        if (e->n < SSLSESS_ERR_MAX)
+            e->codes[e->n++] = code;
+    }
+}
+
+void sslsess_err_string(unsigned long code, char *buf, size_t n)
+{
+    ERR_error_string_n(code, buf, n);
+}
+
+/* ---- the three calls and the free -------------------------------------- */
+
+SSL_SESSION *sslsess_get(const SSL *ssl) { return SSL_get_session(ssl); }
+SSL_SESSION *sslsess_get0(const SSL *ssl) { return SSL_get0_session(ssl); }
+SSL_SESSION *sslsess_get1(SSL *ssl) { return SSL_get1_session(ssl); }
+void sslsess_free(SSL_SESSION *s) { SSL_SESSION_free(s); }
+
+void sslsess_get1_free(SSL *ssl)
+{
+    SSL_SESSION *s = SSL_get1_session(ssl);
+    if (s != NULL)
+        SSL_SESSION_free(s);
+}
+
+int sslsess_up_ref(SSL_SESSION *s)
+{
+#ifdef SSLSESS_OSSL102
+    /* The same lock SSL_SESSION_free takes to decrement. */
+    CRYPTO_add(&s->references, 1, CRYPTO_LOCK_SSL_SESSION);
+    return 1;
+#else
+    return SSL_SESSION_up_ref(s);
+#endif
+}
+
+int sslsess_check(const SSL *ssl, SSL_SESSION *s)
+{
+    if (s == NULL)
+        return SSLSESS_NO_SESSION;
+    if (ssl != NULL && SSL_get0_session(ssl) != s)
+        return SSLSESS_STALE;
+    return SSLSESS_OK;
+}
+
+int sslsess_up_ref_checked(const SSL *ssl, SSL_SESSION *s)
+{
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK)
+        return rc;
+    return sslsess_up_ref(s) == 1 ? SSLSESS_OK : SSLSESS_FAIL;
+}
+
+/* ---- inspection -------------------------------------------------------- */
+
+#ifdef SSLSESS_OSSL102
+/* 1.0.2's d2i_SSL_SESSION leaves s->cipher NULL and only sets cipher_id; the
+ * cipher is resolved when a handshake uses the session. Look it up in the
+ * method's own table so that decoded sessions show their cipher too. */
+static const SSL_CIPHER *cipher_by_id(unsigned long id)
+{
+    const SSL_METHOD *m = SSLv23_method();
+    int i, n = m->num_ciphers();
+    for (i = 0; i < n; i++) {
+        const SSL_CIPHER *c = m->get_cipher((unsigned)i);
+        if (c != NULL && c->id == id)
+            return c;
+    }
+    return NULL;
+}
+#endif
+
+int sslsess_info_get(const SSL *ssl, SSL_SESSION *s, sslsess_info *out)
+{
+    const unsigned char *id;
+    const SSL_CIPHER *cipher;
+    unsigned int len = 0;
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK)
+        return rc;
+
+    memset(out, 0, sizeof(*out));
+    id = SSL_SESSION_get_id(s, &len);
+    if (len > sizeof(out->id))
+        len = sizeof(out->id);
+    memcpy(out->id, id, len);
+    out->id_len = len;
+    out->time = SSL_SESSION_get_time(s);
+    out->timeout = SSL_SESSION_get_timeout(s);
+    out->has_peer = SSL_SESSION_get0_peer(s) != NULL;
+
+#ifdef SSLSESS_OSSL102
+    len = s->sid_ctx_length;
+    if (len > sizeof(out->sid_ctx))
+        len = sizeof(out->sid_ctx);
+    memcpy(out->sid_ctx, s->sid_ctx, len);
+    out->sid_ctx_len = len;
+    out->protocol = s->ssl_version;
+    cipher = s->cipher != NULL ? s->cipher : cipher_by_id(s->cipher_id);
+    out->cipher_id = s->cipher != NULL ? s->cipher->id : s->cipher_id;
+    out->has_ticket = s->tlsext_tick != NULL && s->tlsext_ticklen > 0;
+    out->ticket_len = s->tlsext_ticklen;
+    out->ticket_lifetime_hint = (unsigned long)s->tlsext_tick_lifetime_hint;
+    out->resumable = !s->not_resumable && (s->session_id_length > 0 || s->tlsext_ticklen > 0);
+#else
+    {
+        const unsigned char *ctx = SSL_SESSION_get0_id_context(s, &len);
+        if (len > sizeof(out->sid_ctx))
+            len = sizeof(out->sid_ctx);
+        memcpy(out->sid_ctx, ctx, len);
+        out->sid_ctx_len = len;
+    }
+    out->protocol = SSL_SESSION_get_protocol_version(s);
+    cipher = SSL_SESSION_get0_cipher(s);
+    out->cipher_id = cipher != NULL ? SSL_CIPHER_get_id(cipher) : 0;
+    out->ticket_lifetime_hint = SSL_SESSION_get_ticket_lifetime_hint(s);
+#if OPENSSL_VERSION_NUMBER >= 0x10101000L
+    {
+        const unsigned char *tick = NULL;
+        size_t ticklen = 0;
+        SSL_SESSION_get0_ticket(s, &tick, &ticklen);
+        out->ticket_len = ticklen;
+        out->has_ticket = SSL_SESSION_has_ticket(s);
+        out->resumable = SSL_SESSION_is_resumable(s);
+    }
+#else
+    out->has_ticket = -1;
+    out->resumable = -1;
+#endif
+#endif
+    if (cipher != NULL) {
+        const char *name = SSL_CIPHER_get_name(cipher);
+        if (name != NULL) {
+            strncpy(out->cipher_name, name, sizeof(out->cipher_name) - 1);
+        }
+    }
+    return SSLSESS_OK;
+}
+
+int sslsess_set_timeout(const SSL *ssl, SSL_SESSION *s, long t)
+{
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK)
+        return rc;
+    return SSL_SESSION_set_timeout(s, t) == 1 ? SSLSESS_OK : SSLSESS_FAIL;
+}
+
+int sslsess_set_time(const SSL *ssl, SSL_SESSION *s, long t)
+{
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK)
+        return rc;
+    return SSL_SESSION_set_time(s, t) != 0 ? SSLSESS_OK : SSLSESS_FAIL;
+}
+
+int sslsess_master_key(const SSL *ssl, SSL_SESSION *s, unsigned char *out, size_t cap, size_t *n)
+{
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK)
+        return rc;
+#ifdef SSLSESS_OSSL102
+    *n = (size_t)s->master_key_length;
+    if (out != NULL && cap >= *n)
+        memcpy(out, s->master_key, *n);
+#else
+    *n = SSL_SESSION_get_master_key(s, NULL, 0);
+    if (out != NULL && cap >= *n)
+        SSL_SESSION_get_master_key(s, out, cap);
+#endif
+    return SSLSESS_OK;
+}
+
+int sslsess_peer_der(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n)
+{
+    X509 *peer;
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK)
+        return rc;
+    peer = SSL_SESSION_get0_peer(s);
+    *n = 0;
+    if (peer == NULL)
+        return SSLSESS_OK;
+    *n = i2d_X509(peer, NULL);
+    if (*n <= 0)
+        return SSLSESS_FAIL;
+    if (out != NULL && cap >= *n) {
+        unsigned char *p = out;
+        i2d_X509(peer, &p);
+    }
+    return SSLSESS_OK;
+}
+
+/* ---- DER --------------------------------------------------------------- */
+
+int sslsess_i2d(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n)
+{
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK)
+        return rc;
+    *n = i2d_SSL_SESSION(s, NULL);
+    if (*n <= 0) {
+        ERR_clear_error();
+        return SSLSESS_FAIL;
+    }
+    if (out != NULL && cap >= *n) {
+        unsigned char *p = out;
+        if (i2d_SSL_SESSION(s, &p) != *n) {
+            ERR_clear_error();
+            return SSLSESS_FAIL;
+        }
+    }
+    return SSLSESS_OK;
+}
+
+SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_err *e)
+{
+    const unsigned char *p = in;
+    SSL_SESSION *s;
+    ERR_clear_error();
+    s = d2i_SSL_SESSION(NULL, &p, len);
+    if (s == NULL) {
+        err_capture(e);
+        return NULL;
+    }
+    *used = (long)(p - in);
+    return s;
+}
+
+/* ---- connection side ---------------------------------------------------- */
+
+int sslsess_set_session(SSL *ssl, SSL_SESSION *s, const SSL_CTX *want, SSL_CTX **got, sslsess_err *e)
+{
+    SSL_CTX *have = SSL_get_SSL_CTX(ssl);
+    *got = have;
+    if (want != NULL && want != have)
+        return SSLSESS_WRONG_CTX;
+    ERR_clear_error();
+    if (SSL_set_session(ssl, s) != 1) {
+        err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+}
+
+int sslsess_session_reused(SSL *ssl) { return SSL_session_reused(ssl) ? 1 : 0; }
+
+SSL_CTX *sslsess_ssl_ctx(const SSL *ssl) { return SSL_get_SSL_CTX(ssl); }
+
+int sslsess_current_resumable(const SSL *ssl)
+{
+    sslsess_info info;
+    SSL_SESSION *s = SSL_get0_session(ssl);
+    if (s == NULL)
+        return 0;
+    if (sslsess_info_get(NULL, s, &info) != SSLSESS_OK)
+        return 0;
+    return info.resumable == 1;
+}
+
+/* ---- raw SSL objects ------------------------------------------------------ */
+
+SSL *sslsess_ssl_new(SSL_CTX *ctx, sslsess_err *e)
+{
+    SSL *ssl;
+    ERR_clear_error();
+    ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        err_capture(e);
+    return ssl;
+}
+
+void sslsess_ssl_free(SSL *ssl) { SSL_free(ssl); }
+
+int sslsess_ssl_clear(SSL *ssl, sslsess_err *e)
+{
+    ERR_clear_error();
+    if (SSL_clear(ssl) != 1) {
+        err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+}
+
+int sslsess_ssl_set_fd(SSL *ssl, int fd, sslsess_err *e)
+{
+    ERR_clear_error();
+    if (SSL_set_fd(ssl, fd) != 1) {
+        err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+}
+
+int sslsess_ssl_set_host(SSL *ssl, const char *name, sslsess_err *e)
+{
+    ERR_clear_error();
+    if (SSL_set_tlsext_host_name(ssl, name) != 1) {
+        err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+}
+
+/* I/O: returns the OpenSSL result; on <= 0 the error kind and queue are
+ * captured in the same call, while still on the thread that failed. */
+static int io_result(SSL *ssl, int rv, sslsess_err *e)
+{
+    if (rv <= 0) {
+        e->ssl_error = SSL_get_error(ssl, rv);
+        e->sys_errno = errno;
+        err_capture(e);
+    }
+    return rv;
+}
+
+int sslsess_ssl_connect(SSL *ssl, sslsess_err *e)
+{
+    ERR_clear_error();
+    return io_result(ssl, SSL_connect(ssl), e);
+}
+
+int sslsess_ssl_accept(SSL *ssl, sslsess_err *e)
+{
+    ERR_clear_error();
+    return io_result(ssl, SSL_accept(ssl), e);
+}
+
+int sslsess_ssl_read(SSL *ssl, void *buf, int n, sslsess_err *e)
+{
+    ERR_clear_error();
+    return io_result(ssl, SSL_read(ssl, buf, n), e);
+}
+
+int sslsess_ssl_write(SSL *ssl, const void *buf, int n, sslsess_err *e)
+{
+    ERR_clear_error();
+    return io_result(ssl, SSL_write(ssl, buf, n), e);
+}
+
+int sslsess_ssl_shutdown(SSL *ssl, sslsess_err *e)
+{
+    ERR_clear_error();
+    return io_result(ssl, SSL_shutdown(ssl), e);
+}
+
+/* ---- free watch (test probe) ---------------------------------------------- */
+
+typedef struct {
+    int freed;
+    int refs;
+} watch_flag;
+
+static int watch_idx = -1;
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+
+static void watch_put(watch_flag *f)
+{
+    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(f);
+}
+
+static void watch_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    watch_flag *f = ptr;
+    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+    if (f == NULL)
+        return;
+    __atomic_store_n(&f->freed, 1, __ATOMIC_RELEASE);
+    watch_put(f);
+}
+
+/* A duplicated session (TLS 1.3 clients dup on every ticket) must not share
+ * the flag: the copy starts unwatched. */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+static int watch_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx, long argl, void *argp)
+{
+    (void)to; (void)from; (void)idx; (void)argl; (void)argp;
+    *from_d = NULL;
+    return 1;
+}
+#elif defined(SSLSESS_OSSL102)
+static int watch_dup(CRYPTO_EX_DATA *to, CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp)
+{
+    (void)to; (void)from; (void)idx; (void)argl; (void)argp;
+    *(void **)from_d = NULL;
+    return 1;
+}
+#else
+static int watch_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp)
+{
+    (void)to; (void)from; (void)idx; (void)argl; (void)argp;
+    *(void **)from_d = NULL;
+    return 1;
+}
+#endif
+
+static void watch_init(void)
+{
+    watch_idx = SSL_SESSION_get_ex_new_index(0, NULL, NULL, watch_dup, watch_free);
+}
+
+int *sslsess_watch(SSL_SESSION *s)
+{
+    watch_flag *f;
+    pthread_once(&watch_once, watch_init);
+    if (watch_idx < 0)
+        return NULL;
+    f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->refs = 2;
+    if (!SSL_SESSION_set_ex_data(s, watch_idx, f)) {
+        free(f);
+        return NULL;
+    }
+    return &f->freed;
+}
+
+void sslsess_watch_release(int *flag)
+{
+    if (flag != NULL)
+        watch_put((watch_flag *)flag);
+}
+
+int sslsess_watch_freed(int *flag)
+{
+    return flag != NULL && __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+/* ---- SSL_CTX session cache ------------------------------------------------ */
+
+long sslsess_ctx_set_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
+long sslsess_ctx_get_cache_mode(SSL_CTX *ctx) { return SSL_CTX_get_session_cache_mode(ctx); }
+long sslsess_ctx_set_cache_size(SSL_CTX *ctx, long n) { return SSL_CTX_sess_set_cache_size(ctx, n); }
+long sslsess_ctx_get_cache_size(SSL_CTX *ctx) { return SSL_CTX_sess_get_cache_size(ctx); }
+long sslsess_ctx_set_timeout(SSL_CTX *ctx, long t) { return SSL_CTX_set_timeout(ctx, t); }
+long sslsess_ctx_get_timeout(SSL_CTX *ctx) { return SSL_CTX_get_timeout(ctx); }
+
+int sslsess_ctx_set_sid_ctx(SSL_CTX *ctx, const unsigned char *p, unsigned int n, sslsess_err *e)
+{
+    ERR_clear_error();
+    if (SSL_CTX_set_session_id_context(ctx, p, n) != 1) {
+        err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+}
+
+void sslsess_ctx_flush(SSL_CTX *ctx, long t) { SSL_CTX_flush_sessions(ctx, t); }
+int sslsess_ctx_add(SSL_CTX *ctx, SSL_SESSION *s) { return SSL_CTX_add_session(ctx, s); }
+int sslsess_ctx_remove(SSL_CTX *ctx, SSL_SESSION *s) { return SSL_CTX_remove_session(ctx, s); }
+
+long sslsess_ctx_options(SSL_CTX *ctx, long set, long clear)
+{
+    if (clear != 0)
+        SSL_CTX_clear_options(ctx, clear);
+    if (set != 0)
+        SSL_CTX_set_options(ctx, set);
+    return SSL_CTX_get_options(ctx);
+}
+
+void sslsess_ctx_stats(SSL_CTX *ctx, sslsess_stats *out)
+{
+    out->number = SSL_CTX_sess_number(ctx);
+    out->connect = SSL_CTX_sess_connect(ctx);
+    out->connect_good = SSL_CTX_sess_connect_good(ctx);
+    out->connect_renegotiate = SSL_CTX_sess_connect_renegotiate(ctx);
+    out->accept = SSL_CTX_sess_accept(ctx);
+    out->accept_good = SSL_CTX_sess_accept_good(ctx);
+    out->accept_renegotiate = SSL_CTX_sess_accept_renegotiate(ctx);
+    out->hits = SSL_CTX_sess_hits(ctx);
+    out->cb_hits = SSL_CTX_sess_cb_hits(ctx);
+    out->misses = SSL_CTX_sess_misses(ctx);
+    out->timeouts = SSL_CTX_sess_timeouts(ctx);
+    out->cache_full = SSL_CTX_sess_cache_full(ctx);
+}
+
+int sslsess_max_supported_proto(void)
+{
+#ifdef TLS1_3_VERSION
+    return TLS1_3_VERSION;
+#else
+    return TLS1_2_VERSION;
+#endif
+}
+
+int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max)
+{
+    if (min != 0 && min > sslsess_max_supported_proto())
+        return SSLSESS_FAIL;
+#ifdef SSLSESS_OSSL102
+    {
+        long op = 0;
+        if (min > SSL3_VERSION || (max != 0 && max < SSL3_VERSION))
+            op |= SSL_OP_NO_SSLv3;
+        if (min > TLS1_VERSION || (max != 0 && max < TLS1_VERSION))
+            op |= SSL_OP_NO_TLSv1;
+        if (min > TLS1_1_VERSION || (max != 0 && max < TLS1_1_VERSION))
+            op |= SSL_OP_NO_TLSv1_1;
+        if (max != 0 && max < TLS1_2_VERSION)
+            op |= SSL_OP_NO_TLSv1_2;
+        SSL_CTX_set_options(ctx, op);
+        return SSLSESS_OK;
+    }
+#else
+    if (SSL_CTX_set_min_proto_version(ctx, min) != 1)
+        return SSLSESS_FAIL;
+    if (SSL_CTX_set_max_proto_version(ctx, max) != 1)
+        return SSLSESS_FAIL;
+    return SSLSESS_OK;
+#endif
+}
+
+int sslsess_ctx_default_verify_paths(SSL_CTX *ctx, sslsess_err *e)
+{
+    ERR_clear_error();
+    if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+}
+
+int sslsess_ssl_version(const SSL *ssl) { return SSL_version(ssl); }
+
+int sslsess_ssl_cipher(const SSL *ssl, char *out, size_t n)
+{
+    const SSL_CIPHER *c = SSL_get_current_cipher(ssl);
+    const char *name = c != NULL ? SSL_CIPHER_get_name(c) : NULL;
+    if (name == NULL || n == 0)
+        return 0;
+    strncpy(out, name, n - 1);
+    out[n - 1] = 0;
+    return 1;
+}

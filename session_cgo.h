@@ -1,0 +1,134 @@
+/*
+ * The only C in sslsession. Every OpenSSL macro and every difference between
+ * OpenSSL versions sits behind one function here, so the Go files never see a
+ * version number. Functions that can fail drain OpenSSL's per-thread error
+ * queue into an sslsess_err inside the same call.
+ */
+#ifndef SSLSESSION_SESSION_CGO_H
+#define SSLSESSION_SESSION_CGO_H
+
+#include <stddef.h>
+#include <openssl/opensslv.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#if OPENSSL_VERSION_NUMBER < 0x10002000L
+#error "sslsession needs OpenSSL 1.0.2 or later"
+#endif
+
+/* Status codes shared with Go (session.go mirrors them). */
+#define SSLSESS_OK 0
+#define SSLSESS_FAIL -1      /* OpenSSL failed; see the sslsess_err */
+#define SSLSESS_STALE -2     /* borrowed pointer is no longer the SSL's session */
+#define SSLSESS_WRONG_CTX -3 /* session belongs to another SSL_CTX */
+#define SSLSESS_NO_SESSION -4
+
+#define SSLSESS_ERR_MAX 16
+typedef struct {
+    unsigned long codes[SSLSESS_ERR_MAX];
+    int n;
+    int ssl_error; /* SSL_get_error result for I/O calls, else 0 */
+    int sys_errno;
+} sslsess_err;
+
+typedef struct {
+    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    unsigned int id_len;
+    unsigned char sid_ctx[SSL_MAX_SID_CTX_LENGTH];
+    unsigned int sid_ctx_len;
+    long time;
+    long timeout;
+    int protocol;
+    unsigned long cipher_id;
+    char cipher_name[64];
+    int resumable;
+    int has_ticket;
+    unsigned long ticket_lifetime_hint;
+    size_t ticket_len;
+    int has_peer;
+} sslsess_info;
+
+/* Library versions and thread setup. */
+unsigned long sslsess_build_version(void);
+unsigned long sslsess_runtime_version(void);
+const char *sslsess_runtime_version_text(void);
+int sslsess_threads_ok(void);
+
+/* The three calls of SSL_get_session(3), and the matching free. */
+SSL_SESSION *sslsess_get(const SSL *ssl);
+SSL_SESSION *sslsess_get0(const SSL *ssl);
+SSL_SESSION *sslsess_get1(SSL *ssl);
+void sslsess_free(SSL_SESSION *s);
+void sslsess_get1_free(SSL *ssl); /* raw floor for the benchmarks */
+int sslsess_up_ref(SSL_SESSION *s);
+
+/* Accessors. With ssl != NULL the session is borrowed from ssl and is only
+ * used if it is still ssl's current session (else SSLSESS_STALE). */
+int sslsess_check(const SSL *ssl, SSL_SESSION *s);
+int sslsess_info_get(const SSL *ssl, SSL_SESSION *s, sslsess_info *out);
+int sslsess_set_timeout(const SSL *ssl, SSL_SESSION *s, long t);
+int sslsess_set_time(const SSL *ssl, SSL_SESSION *s, long t);
+int sslsess_master_key(const SSL *ssl, SSL_SESSION *s, unsigned char *out, size_t cap, size_t *n);
+int sslsess_peer_der(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n);
+int sslsess_i2d(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n);
+SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_err *e);
+int sslsess_up_ref_checked(const SSL *ssl, SSL_SESSION *s);
+
+/* Connection side. */
+int sslsess_set_session(SSL *ssl, SSL_SESSION *s, const SSL_CTX *want, SSL_CTX **got, sslsess_err *e);
+int sslsess_session_reused(SSL *ssl);
+SSL_CTX *sslsess_ssl_ctx(const SSL *ssl);
+int sslsess_current_resumable(const SSL *ssl);
+
+/* Raw SSL objects driven over a socket descriptor. */
+SSL *sslsess_ssl_new(SSL_CTX *ctx, sslsess_err *e);
+void sslsess_ssl_free(SSL *ssl);
+int sslsess_ssl_clear(SSL *ssl, sslsess_err *e);
+int sslsess_ssl_set_fd(SSL *ssl, int fd, sslsess_err *e);
+int sslsess_ssl_set_host(SSL *ssl, const char *name, sslsess_err *e);
+int sslsess_ssl_connect(SSL *ssl, sslsess_err *e);
+int sslsess_ssl_accept(SSL *ssl, sslsess_err *e);
+int sslsess_ssl_read(SSL *ssl, void *buf, int n, sslsess_err *e);
+int sslsess_ssl_write(SSL *ssl, const void *buf, int n, sslsess_err *e);
+int sslsess_ssl_shutdown(SSL *ssl, sslsess_err *e);
+
+/* Errors. */
+void sslsess_err_string(unsigned long code, char *buf, size_t n);
+
+/* A test probe: marks a session so that its real free (the reference count
+ * reaching zero) is observable on every version. Returns a flag that becomes
+ * 1 when OpenSSL frees the session; release it with sslsess_watch_release. */
+int *sslsess_watch(SSL_SESSION *s);
+void sslsess_watch_release(int *flag);
+int sslsess_watch_freed(int *flag);
+
+/* SSL_CTX session cache: the macros of SSL_CTX_set_session_cache_mode(3),
+ * SSL_CTX_sess_number(3) and friends as functions. */
+long sslsess_ctx_set_cache_mode(SSL_CTX *ctx, long mode);
+long sslsess_ctx_get_cache_mode(SSL_CTX *ctx);
+long sslsess_ctx_set_cache_size(SSL_CTX *ctx, long n);
+long sslsess_ctx_get_cache_size(SSL_CTX *ctx);
+long sslsess_ctx_set_timeout(SSL_CTX *ctx, long t);
+long sslsess_ctx_get_timeout(SSL_CTX *ctx);
+int sslsess_ctx_set_sid_ctx(SSL_CTX *ctx, const unsigned char *p, unsigned int n, sslsess_err *e);
+void sslsess_ctx_flush(SSL_CTX *ctx, long t);
+int sslsess_ctx_add(SSL_CTX *ctx, SSL_SESSION *s);
+int sslsess_ctx_remove(SSL_CTX *ctx, SSL_SESSION *s);
+long sslsess_ctx_options(SSL_CTX *ctx, long set, long clear);
+/* Protocol range, 0 for no bound. SSLSESS_FAIL when the library cannot
+ * speak min (TLS 1.3 on 1.0.2). */
+int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max);
+int sslsess_max_supported_proto(void);
+int sslsess_ctx_default_verify_paths(SSL_CTX *ctx, sslsess_err *e);
+int sslsess_ssl_version(const SSL *ssl);
+int sslsess_ssl_cipher(const SSL *ssl, char *out, size_t n);
+
+typedef struct {
+    long number, connect, connect_good, connect_renegotiate;
+    long accept, accept_good, accept_renegotiate;
+    long hits, cb_hits, misses, timeouts, cache_full;
+} sslsess_stats;
+void sslsess_ctx_stats(SSL_CTX *ctx, sslsess_stats *out);
+
+#endif
