@@ -13,11 +13,14 @@ export PKG_CONFIG_PATH := $(OPENSSL_PREFIX)/lib/pkgconfig:$(OPENSSL_PREFIX)/lib6
 export PKG_CONFIG_LIBDIR := $(PKG_CONFIG_PATH)
 OSSL_LDFLAGS := -Wl,-rpath,$(OPENSSL_PREFIX)/lib -Wl,-rpath,$(OPENSSL_PREFIX)/lib64
 OPENSSL_BIN  := $(OPENSSL_PREFIX)/bin/openssl
+# $(shell) does not see exported variables in GNU Make 4.3: pass them.
+PKG_ENV      := PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) PKG_CONFIG_LIBDIR=$(PKG_CONFIG_LIBDIR)
 else
 OPENSSL_BIN  := $(shell command -v openssl)
+PKG_ENV      :=
 endif
 
-OSSL_VERSION := $(shell pkg-config --modversion libssl 2>/dev/null)
+OSSL_VERSION := $(shell $(PKG_ENV) pkg-config --modversion libssl 2>/dev/null)
 ifneq ($(filter 3.%,$(OSSL_VERSION)),)
 OSSL_CFLAGS := -include $(CURDIR)/compat/spacemonkey_ossl3.h
 endif
@@ -29,7 +32,7 @@ export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
 # OpenSSL the library links.
 export SSLSESSION_OPENSSL := $(OPENSSL_BIN)
 
-.PHONY: all build test test-core vet lint demo bench fuzz test-memory check-openssl clean
+.PHONY: all build test test-core vet lint demo bench fuzz test-memory check-openssl clean deps docker docker-test docker-demo test-matrix check-scripts
 
 all: build
 
@@ -40,6 +43,7 @@ check-openssl:
 
 build: check-openssl
 	$(GO) build ./...
+	$(GO) build -o bin/sslsession ./cmd/sslsession
 
 vet: check-openssl
 	$(GO) vet ./...
@@ -67,3 +71,26 @@ test-memory: check-openssl
 
 clean:
 	$(GO) clean -testcache
+
+# Reproducible builds (docker/README.md). No Docker engine is needed for the
+# rest: check-scripts lints the Dockerfile's shell and the build script.
+DOCKER      ?= docker
+DOCKER_TAG  ?= sslsession:openssl-1.0.2u
+DOCKER_ARGS ?=
+
+docker:
+	$(DOCKER) build -f docker/Dockerfile $(DOCKER_ARGS) -t $(DOCKER_TAG) .
+
+docker-test:
+	$(DOCKER) build -f docker/Dockerfile $(DOCKER_ARGS) --target test .
+
+docker-demo: docker
+	$(DOCKER) run --rm $(DOCKER_TAG) check --require-resume
+
+# make test-matrix OPENSSL_PREFIXES="/opt/openssl-1.0.2u system"
+OPENSSL_PREFIXES ?= system
+test-matrix:
+	scripts/test-matrix.sh $(OPENSSL_PREFIXES)
+
+check-scripts:
+	scripts/check-scripts.sh

@@ -53,6 +53,11 @@ func (s *Session) do(fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 			return err
 		}
 		defer c.unlock()
+		// Checked here for every closure, under the lock; the C accessors
+		// check again in their own call.
+		if rc := C.sslsess_check(c.p, s.p); rc != C.SSLSESS_OK {
+			return statusError("", rc)
+		}
 		return statusError("", fn(c.p, s.p))
 	}
 	s.mu.Lock()

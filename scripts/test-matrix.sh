@@ -5,7 +5,7 @@
 #
 #   DIR     an OpenSSL install prefix (DIR/bin/openssl, DIR/lib, DIR/include),
 #           e.g. one made by scripts/build-openssl.sh; the tests run with
-#           `make test-core OPENSSL_PREFIX=DIR GOTESTFLAGS="-v -count=1"`
+#           `make test-core OPENSSL_PREFIX=DIR GOTESTFLAGS=-v`
 #   system  the system OpenSSL found by pkg-config (no OPENSSL_PREFIX)
 #
 # For each entry it prints "<openssl version>: N passed, M failed", counting
@@ -18,7 +18,9 @@
 # otherwise, 2 on usage errors.
 #
 # Environment: TEST_MATRIX_GOTESTFLAGS overrides the GOTESTFLAGS passed to
-# make (default "-v -count=1"; keep -v, or nothing can be counted).
+# make (default "-v"; keep -v, or nothing can be counted). Every "--- PASS:"
+# line counts, so a suite that make runs several times (e.g. -count=2) is
+# counted once per run.
 set -euo pipefail
 
 PROG=test-matrix
@@ -40,7 +42,7 @@ case "$1" in
 esac
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-gotestflags=${TEST_MATRIX_GOTESTFLAGS:--v -count=1}
+gotestflags=${TEST_MATRIX_GOTESTFLAGS:--v}
 case " $gotestflags " in
 *" -v "* | *" -test.v "* | *" -v=true "*) ;;
 *) echo "$PROG: warning: GOTESTFLAGS '$gotestflags' lack -v; results cannot be counted" >&2 ;;

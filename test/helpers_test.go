@@ -1,0 +1,257 @@
+// Package test holds the integration tests: real TLS handshakes over
+// 127.0.0.1 between OpenSSL objects, and the openssl command-line tool of the
+// same OpenSSL as a second peer. Each claim of SSL_get_session(3) has its own
+// TestManPage… test, run on whatever OpenSSL the package is built against.
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spacemonkeygo/openssl"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/loopback"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if n := settle(); n != 0 {
+			fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// settle runs the garbage collector until finalizers have given back every
+// dropped session, and returns how many are still live.
+func settle() int64 {
+	for i := 0; i < 50 && sslsession.LiveSessions() != 0; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	return sslsession.LiveSessions()
+}
+
+// versions are the protocol versions to test on the linked OpenSSL.
+func versions() []sslsession.Version {
+	if sslsession.MaxSupportedVersion() >= sslsession.TLS13 {
+		return []sslsession.Version{sslsession.TLS12, sslsession.TLS13}
+	}
+	return []sslsession.Version{sslsession.TLS12}
+}
+
+var (
+	certOnce sync.Once
+	certVal  *loopback.Cert
+)
+
+func testCert(t testing.TB) *loopback.Cert {
+	certOnce.Do(func() {
+		c, err := loopback.SelfSigned()
+		if err != nil {
+			panic(err)
+		}
+		certVal = c
+	})
+	return certVal
+}
+
+// ctxPair makes a server context (configured by cfg, pinned to v) and a
+// client context trusting it.
+func ctxPair(t testing.TB, v sslsession.Version, cfg loopback.Config) (server, client *openssl.Ctx) {
+	t.Helper()
+	cfg.Min, cfg.Max = v, v
+	s, err := loopback.ServerCtx(testCert(t), cfg)
+	require.NoError(t, err)
+	c, err := loopback.ClientCtx(testCert(t), v, v)
+	require.NoError(t, err)
+	return s, c
+}
+
+func sessCtx(t testing.TB, c *openssl.Ctx) *sslsession.Ctx {
+	t.Helper()
+	sc, err := sslsession.NewCtx(c)
+	require.NoError(t, err)
+	return sc
+}
+
+// rawPair is a client and a server SSL made with sslsession.New, over a real
+// TCP connection on 127.0.0.1, driven by OpenSSL's socket BIO.
+type rawPair struct {
+	Client, Server *sslsession.SSL
+	files          []*os.File
+}
+
+func newRawPair(t testing.TB, serverCtx, clientCtx *openssl.Ctx) *rawPair {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sc, err := ln.Accept()
+	require.NoError(t, err)
+	p := &rawPair{}
+	fds := [2]int{}
+	for i, c := range []net.Conn{cc, sc} {
+		f, err := c.(*net.TCPConn).File()
+		require.NoError(t, err)
+		c.Close()
+		p.files = append(p.files, f)
+		fd := int(f.Fd())
+		require.NoError(t, syscall.SetNonblock(fd, false))
+		// A safety net: no test can hang in OpenSSL on a silent peer.
+		tv := syscall.Timeval{Sec: 10}
+		require.NoError(t, syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv))
+		fds[i] = fd
+	}
+	p.Client, err = sslsession.New(clientCtx)
+	require.NoError(t, err)
+	p.Server, err = sslsession.New(serverCtx)
+	require.NoError(t, err)
+	require.NoError(t, p.Client.SetFD(fds[0]))
+	require.NoError(t, p.Server.SetFD(fds[1]))
+	t.Cleanup(p.close)
+	return p
+}
+
+// handshake runs both sides; with TLS 1.3 the server then sends one byte so
+// that the client reads the session tickets that precede it.
+func (p *rawPair) handshake(t testing.TB) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		err := p.Server.Accept()
+		if err == nil {
+			_, err = p.Server.Write([]byte{'!'})
+		}
+		errc <- err
+	}()
+	require.NoError(t, p.Client.Connect())
+	buf := make([]byte, 1)
+	_, err := p.Client.Read(buf)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+}
+
+// shutdown sends close_notify both ways: a clean close.
+func (p *rawPair) shutdown(t testing.TB) {
+	t.Helper()
+	require.NoError(t, p.Client.Shutdown())
+	require.NoError(t, p.Server.Shutdown())
+}
+
+func (p *rawPair) close() {
+	p.Client.Free()
+	p.Server.Free()
+	for _, f := range p.files {
+		f.Close()
+	}
+}
+
+// openSSLTool is the openssl command of the OpenSSL the package links (the
+// Makefile exports SSLSESSION_OPENSSL).
+func openSSLTool(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("SSLSESSION_OPENSSL")
+	if p == "" {
+		var err error
+		p, err = exec.LookPath("openssl")
+		require.NoError(t, err, "the openssl command is required (make test finds it)")
+	}
+	out, err := exec.Command(p, "version").CombinedOutput()
+	require.NoError(t, err, string(out))
+	// The tool must be the library's own OpenSSL, or the comparison means nothing.
+	want := sslsession.RuntimeVersion().String()
+	require.Contains(t, string(out), want, "openssl command %s is not OpenSSL %s", p, want)
+	return p
+}
+
+// runTool runs the openssl command with args and returns its output.
+func runTool(t testing.TB, stdin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, openSSLTool(t), args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "openssl %s: %s", strings.Join(args, " "), out)
+	return string(out)
+}
+
+// sServer runs `openssl s_server` on a free 127.0.0.1 port until the test ends.
+func sServer(t testing.TB, extra ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(cert, testCert(t).CertPEM, 0o600))
+	require.NoError(t, os.WriteFile(key, testCert(t).KeyPEM, 0o600))
+	port := freePort(t)
+	// 1.0.2's s_server takes a bare port (and listens on every address);
+	// later ones take host:port.
+	accept := fmt.Sprintf("127.0.0.1:%d", port)
+	v := sslsession.RuntimeVersion()
+	old := v.Major() == 1 && v.Minor() == 0
+	if old {
+		accept = fmt.Sprint(port)
+	}
+	args := append([]string{"s_server", "-accept", accept, "-cert", cert, "-key", key, "-quiet"}, extra...)
+	if old {
+		args = append(args, "-named_curve", "prime256v1")
+	}
+	cmd := exec.Command(openSSLTool(t), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		require.True(t, time.Now().Before(deadline), "s_server did not start: %s", out.String())
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// dialResume dials addr with ctx, offering sess, exchanges one echo (so a
+// TLS 1.3 client reads its tickets), and returns the connection.
+func dial(t testing.TB, addr string, ctx *openssl.Ctx, sess *sslsession.Session) *sslsession.Conn {
+	t.Helper()
+	c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: ctx, Session: sess, ServerName: "localhost", Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
