@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -185,10 +186,22 @@ func openSSLTool(t testing.TB) string {
 // runTool runs the openssl command with args and returns its output.
 func runTool(t testing.TB, stdin string, args ...string) string {
 	t.Helper()
+	return runToolDelayedInput(t, stdin, 0, args...)
+}
+
+// runToolDelayedInput is runTool with its input written after a pause.
+func runToolDelayedInput(t testing.TB, stdin string, pause time.Duration, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, openSSLTool(t), args...)
-	cmd.Stdin = strings.NewReader(stdin)
+	r, w := io.Pipe()
+	cmd.Stdin = r
+	go func() {
+		time.Sleep(pause)
+		_, _ = io.WriteString(w, stdin)
+		_ = w.Close()
+	}()
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "openssl %s: %s", strings.Join(args, " "), out)
 	return string(out)
@@ -215,7 +228,7 @@ func sServer(t testing.TB, extra ...string) string {
 		args = append(args, "-named_curve", "prime256v1")
 	}
 	cmd := exec.Command(openSSLTool(t), args...)
-	var out bytes.Buffer
+	var out lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	stdin, err := cmd.StdinPipe()
 	require.NoError(t, err)
@@ -238,6 +251,24 @@ func sServer(t testing.TB, extra ...string) string {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer a process writes to while a test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -246,7 +277,17 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// dialResume dials addr with ctx, offering sess, exchanges one echo (so a
+// serve runs the echo server until the test ends, after the test's
+// connections are closed (cleanups run last-in, first-out).
+func serve(t testing.TB, sctx *openssl.Ctx) *loopback.Server {
+	t.Helper()
+	srv, err := loopback.Serve(sctx, testCert(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// dial dials addr with ctx, offering sess, exchanges one echo (so a
 // TLS 1.3 client reads its tickets), and returns the connection.
 func dial(t testing.TB, addr string, ctx *openssl.Ctx, sess *sslsession.Session) *sslsession.Conn {
 	t.Helper()
