@@ -128,7 +128,14 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 		if !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("%w: no session ticket within %s", ErrNotResumable, timeout)
 		}
-		if err := c.Conn.SetReadDeadline(deadline); err != nil {
+		// spacemonkeygo's Read returns only with application data: a
+		// ticket alone is taken in but the read goes on. Read in short
+		// slices and look at the session between them.
+		slice := time.Now().Add(awaitSlice)
+		if slice.After(deadline) {
+			slice = deadline
+		}
+		if err := c.Conn.SetReadDeadline(slice); err != nil {
 			return nil, err
 		}
 		n, err := c.Conn.Read(buf[:])
@@ -143,7 +150,7 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 				return c.ssl.Session1()
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return nil, fmt.Errorf("%w: no session ticket within %s", ErrNotResumable, timeout)
+				continue
 			}
 			if errors.Is(err, io.EOF) {
 				return nil, fmt.Errorf("%w: connection closed before a session ticket arrived", ErrNotResumable)
@@ -152,6 +159,9 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 		}
 	}
 }
+
+// awaitSlice is how long AwaitSession reads before it looks at the session.
+const awaitSlice = 10 * time.Millisecond
 
 // DialConfig configures Dial. The zero value dials with a new context that
 // verifies the server against the system's roots.
@@ -229,7 +239,14 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 	if !cfg.InsecureSkipVerify {
 		if r := c.VerifyResult(); r != openssl.Ok {
 			c.Close()
-			return nil, fmt.Errorf("sslsession: certificate of %s not trusted: X509 verify error %d", addr, int(r))
+			how := "handshake"
+			if c.SessionReused() {
+				// A resumed handshake reports the result stored in the
+				// session by the handshake that made it.
+				how = "resumed session"
+			}
+			return nil, fmt.Errorf("sslsession: certificate of %s not trusted (%s): %s (X509 error %d)",
+				addr, how, VerifyErrorString(int(r)), int(r))
 		}
 		if err := c.VerifyHostname(name); err != nil {
 			c.Close()

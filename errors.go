@@ -125,3 +125,9 @@ func statusError(fn string, rc C.int) error {
 	}
 	return &Error{Func: fn}
 }
+
+// VerifyErrorString describes an X509 verification result
+// (X509_verify_cert_error_string(3)), e.g. 18: "self signed certificate".
+func VerifyErrorString(code int) string {
+	return C.GoString(C.sslsess_verify_string(C.long(code)))
+}

@@ -32,6 +32,8 @@ type Session struct {
 	p   *C.SSL_SESSION // owned: nil once closed
 	ssl *SSL           // borrowed: the connection it is borrowed from
 	ctx *C.SSL_CTX     // owned: the SSL_CTX it belongs to, nil while unbound
+
+	ownFinalizer bool // owned, allocated by the caller: finalizer on s itself
 }
 
 // Borrowed reports whether the session is borrowed from a connection.
@@ -73,18 +75,20 @@ func (s *Session) do(fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 // connection, or for an owned one to be shared with a separate Close.
 func (s *Session) Owned() (*Session, error) {
 	var ctx *C.SSL_CTX
+	var ref *C.SSL_SESSION
 	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		if ssl != nil {
 			ctx = s.ssl.ctx
 		} else {
 			ctx = s.ctx
 		}
+		ref = p // read under the lock: a concurrent Close clears s.p
 		return C.sslsess_up_ref_checked(ssl, p)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return newOwned(s.p, ctx), nil
+	return newOwned(ref, ctx), nil
 }
 
 // Version is a TLS protocol version number as on the wire (0x0303 is TLS 1.2).
@@ -114,8 +118,8 @@ func (v Version) String() string {
 // Info is everything about a session that is safe to show: never the master
 // key. It is what String and the command line print; its JSON form is stable.
 type Info struct {
-	ID                 []byte        `json:"id"`                   // SSL_SESSION_get_id(3); empty for TLS 1.3 and ticket-only sessions
-	IDContext          []byte        `json:"id_context"`           // SSL_SESSION_get0_id_context(3)
+	ID                 []byte        `json:"id"`                   // SSL_SESSION_get_id(3); a client's ticket session gets the SHA-256 of its ticket
+	IDContext          []byte        `json:"id_context"`           // SSL_SESSION_get0_id_context(3); servers only
 	Created            time.Time     `json:"created"`              // SSL_SESSION_get_time(3)
 	Timeout            time.Duration `json:"timeout"`              // SSL_SESSION_get_timeout(3)
 	Protocol           Version       `json:"protocol"`             // SSL_SESSION_get_protocol_version(3)

@@ -65,6 +65,8 @@ void sslsess_err_string(unsigned long code, char *buf, size_t n)
     ERR_error_string_n(code, buf, n);
 }
 
+const char *sslsess_verify_string(long code) { return X509_verify_cert_error_string(code); }
+
 /* ---- the three calls and the free -------------------------------------- */
 
 SSL_SESSION *sslsess_get(const SSL *ssl) { return SSL_get_session(ssl); }

@@ -95,6 +95,7 @@ int sslsess_ssl_shutdown(SSL *ssl, sslsess_err *e);
 
 /* Errors. */
 void sslsess_err_string(unsigned long code, char *buf, size_t n);
+const char *sslsess_verify_string(long code);
 
 /* A test probe: marks a session so that its real free (the reference count
  * reaching zero) is observable on every version. Returns a flag that becomes

@@ -168,8 +168,12 @@ func TestResumeAgainstOpenSSLServer(t *testing.T) {
 				addr := sServer(t, args...)
 				_, cctx := ctxPair(t, v, loopback.Config{})
 				first := dial(t, addr, cctx, nil)
-				sess, err := first.AwaitSession(5 * time.Second)
+				// s_server sends tickets but no data: AwaitSession must
+				// notice the ticket, not wait for data until its timeout.
+				start := time.Now()
+				sess, err := first.AwaitSession(20 * time.Second)
 				require.NoError(t, err)
+				assert.Less(t, time.Since(start), 10*time.Second, "AwaitSession waited for application data")
 				defer sess.Close()
 				first.Close()
 				second := dial(t, addr, cctx, sess)
