@@ -57,7 +57,13 @@ test-core: vet
 test: test-core
 
 demo: check-openssl
-	$(GO) run ./internal/demo
+	$(GO) build -o bin/sslsession ./cmd/sslsession
+	bin/sslsession check --require-resume
+
+# The command-line tool's tests alone (make test runs them too).
+.PHONY: cli-test
+cli-test: check-openssl
+	$(GO) test -race -count=1 $(GOTESTFLAGS) ./cmd/sslsession/...
 
 bench: check-openssl
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 .

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"io"
+	"math"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spacemonkeygo/openssl"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/sslsession/sslsession"
+)
+
+type benchFlags struct {
+	conn     connFlags
+	duration time.Duration
+	json     bool
+	progress string
+}
+
+func newBenchCmd(out io.Writer) *cobra.Command {
+	f := &benchFlags{}
+	cmd := &cobra.Command{
+		Use:   "bench [host:port]",
+		Short: "Measure full vs resumed handshakes per second",
+		Long: `bench connects to the server again and again for --duration: the first half
+with full handshakes, the second half offering a session from one earlier
+handshake (with its ticket if the server sent one, else its session ID).
+Connections are made one at a time; each one is a TCP connect, the TLS
+handshake and a clean close. It reports full handshakes per second, resumed
+handshakes per second (counting only handshakes that really resumed) and
+their ratio.
+
+A progress bar is drawn while it runs when standard output is a terminal
+(--progress auto), never when it is piped.
+
+Without host:port, bench starts the same embedded server as check.`,
+		Example: `  sslsession bench
+  sslsession bench --duration 10s --tls1.2
+  sslsession bench example.com:443 --json --duration 3s`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBench(out, f, args)
+		},
+	}
+	f.conn.register(cmd)
+	cmd.Flags().DurationVar(&f.duration, "duration", 5*time.Second, "how long to run, split evenly between full and resumed handshakes")
+	cmd.Flags().BoolVar(&f.json, "json", false, "print the report as JSON (see docs/cli.md)")
+	cmd.Flags().StringVar(&f.progress, "progress", "auto", "progress bar: auto (when standard output is a terminal), always or never")
+	return cmd
+}
+
+// benchReport is bench's result; its JSON form is documented in
+// docs/cli.md and stable.
+type benchReport struct {
+	Target          string     `json:"target"`
+	Embedded        bool       `json:"embedded"`
+	OpenSSL         string     `json:"openssl"`
+	Protocol        string     `json:"protocol"`
+	Mechanism       string     `json:"mechanism"` // ticket, session_id or none
+	DurationSeconds float64    `json:"duration_seconds"`
+	Full            benchPhase `json:"full"`
+	Resumed         benchPhase `json:"resumed"`
+	Ratio           *float64   `json:"ratio"`
+}
+
+// benchPhase is one half of a bench run.
+type benchPhase struct {
+	Handshakes int     `json:"handshakes"` // connections made
+	Resumed    int     `json:"resumed"`    // of which resumed
+	Seconds    float64 `json:"seconds"`
+	PerSecond  float64 `json:"per_second"` // full: Handshakes/s; resumed: Resumed/s
+
+	elapsed time.Duration
+}
+
+// showProgress decides whether to draw the progress bar on out.
+func showProgress(mode string, out io.Writer) (bool, error) {
+	switch mode {
+	case "always":
+		return true, nil
+	case "never":
+		return false, nil
+	case "auto":
+		f, ok := out.(*os.File)
+		return ok && term.IsTerminal(int(f.Fd())), nil
+	}
+	return false, usageError("--progress must be auto, always or never, not %q", mode)
+}
+
+func runBench(out io.Writer, f *benchFlags, args []string) error {
+	if f.duration <= 0 || f.duration > time.Hour {
+		return usageError("--duration must be between 0 and 1h")
+	}
+	bar, err := showProgress(f.progress, out)
+	if err != nil {
+		return err
+	}
+	tgt, err := openTarget(args)
+	if err != nil {
+		return err
+	}
+	defer tgt.close()
+	cl, err := newClient(&f.conn, tgt.addr, tgt.trustPEM)
+	if err != nil {
+		return err
+	}
+	ctx, err := cl.newCtx(false)
+	if err != nil {
+		return err
+	}
+	rep := &benchReport{
+		Target: tgt.addr, Embedded: tgt.embedded, OpenSSL: sslsession.RuntimeVersion().String(),
+		DurationSeconds: f.duration.Seconds(),
+	}
+
+	// One handshake for the session the resumed half offers.
+	first, err := cl.dial(ctx, nil)
+	if err != nil {
+		return err
+	}
+	rep.Protocol = first.SSL().Version().String()
+	if first.SSL().Version() == sslsession.TLS13 {
+		if _, err := first.collectTickets(tgt.embedded, 2*time.Second, ticketSettle); err != nil {
+			first.close()
+			return failf("reading session tickets from %s: %s", cl.addr, stripPrefixes(err.Error()))
+		}
+	}
+	sess, err := first.Session1()
+	first.close()
+	if err != nil {
+		return failf("no session after the handshake with %s: %s", cl.addr, stripPrefixes(err.Error()))
+	}
+	defer sess.Close()
+	info, err := sess.Info()
+	if err != nil {
+		return err
+	}
+	switch {
+	case !info.Resumable:
+		rep.Mechanism = "none"
+	case info.HasTicket:
+		rep.Mechanism = "ticket"
+	default:
+		rep.Mechanism = "session_id"
+	}
+
+	var pb *progressbar.ProgressBar
+	if bar {
+		pb = progressbar.NewOptions64(f.duration.Milliseconds(),
+			progressbar.OptionSetWriter(out),
+			progressbar.OptionSetDescription("full handshakes   "),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetPredictTime(false),
+			progressbar.OptionShowElapsedTimeOnFinish(),
+		)
+	}
+	start := time.Now()
+	half := f.duration / 2
+	tick := func() {
+		if pb != nil {
+			_ = pb.Set64(min(time.Since(start), f.duration).Milliseconds())
+		}
+	}
+	rep.Full, err = benchPhaseRun(cl, ctx, nil, half, tick)
+	if err != nil {
+		clearBar(pb)
+		return err
+	}
+	if pb != nil {
+		pb.Describe("resumed handshakes")
+	}
+	rep.Resumed, err = benchPhaseRun(cl, ctx, sess, f.duration-half, tick)
+	clearBar(pb)
+	if err != nil {
+		return err
+	}
+	fullRate := float64(rep.Full.Handshakes) / rep.Full.elapsed.Seconds()
+	resumedRate := float64(rep.Resumed.Resumed) / rep.Resumed.elapsed.Seconds()
+	rep.Full.PerSecond = round2(fullRate)
+	rep.Resumed.PerSecond = round2(resumedRate)
+	if fullRate > 0 && rep.Resumed.Resumed > 0 {
+		r := round2(resumedRate / fullRate)
+		rep.Ratio = &r
+	}
+	if f.json {
+		return writeJSON(out, rep)
+	}
+	writeBench(out, rep)
+	return nil
+}
+
+func clearBar(pb *progressbar.ProgressBar) {
+	if pb != nil {
+		_ = pb.Finish()
+	}
+}
+
+// benchPhaseRun makes connections one after the other for d (at least one),
+// offering sess when it is not nil.
+func benchPhaseRun(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, d time.Duration, tick func()) (benchPhase, error) {
+	var p benchPhase
+	start := time.Now()
+	for {
+		c, err := cl.dial(ctx, sess)
+		if err != nil {
+			return p, err
+		}
+		p.Handshakes++
+		if c.SessionReused() {
+			p.Resumed++
+		}
+		c.close()
+		tick()
+		if time.Since(start) >= d {
+			break
+		}
+	}
+	p.elapsed = time.Since(start)
+	p.Seconds = round3(p.elapsed.Seconds())
+	return p, nil
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+func writeBench(w io.Writer, r *benchReport) {
+	target := r.Target
+	if r.Embedded {
+		target += " (embedded server)"
+	}
+	line(w, "target", "%s", target)
+	line(w, "openssl", "%s", r.OpenSSL)
+	line(w, "protocol", "%s", r.Protocol)
+	mech := map[string]string{"ticket": "ticket", "session_id": "session ID", "none": "none (the server gave no resumable session)"}[r.Mechanism]
+	line(w, "resumed with", "%s", mech)
+	line(w, "full handshakes", "%.1f/s (%d in %.3f s)", r.Full.PerSecond, r.Full.Handshakes, r.Full.Seconds)
+	line(w, "resumed handshakes", "%.1f/s (%d of %d resumed in %.3f s)", r.Resumed.PerSecond, r.Resumed.Resumed, r.Resumed.Handshakes, r.Resumed.Seconds)
+	if r.Ratio != nil {
+		line(w, "ratio", "%.2fx resumed/full", *r.Ratio)
+	} else {
+		line(w, "ratio", "n/a (nothing resumed)")
+	}
+}

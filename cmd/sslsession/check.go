@@ -1,0 +1,440 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spacemonkeygo/openssl"
+	"github.com/spf13/cobra"
+
+	"github.com/sslsession/sslsession"
+)
+
+// checkFlags are the flags of sslsession check.
+type checkFlags struct {
+	conn          connFlags
+	attempts      int
+	json          bool
+	requireResume bool
+	ticketWait    time.Duration
+}
+
+// ticketSettle is how long collectTickets waits for another TLS 1.3 ticket
+// after one arrived. Servers send theirs back to back (OpenSSL: two by
+// default); the margin is for a loaded machine.
+const ticketSettle = 250 * time.Millisecond
+
+func newCheckCmd(out io.Writer) *cobra.Command {
+	f := &checkFlags{}
+	cmd := &cobra.Command{
+		Use:   "check [host:port]",
+		Short: "Check session resumption: a full handshake, then resumptions by session ID and by ticket",
+		Long: `check makes a full TLS handshake with the server, then reconnects -n times
+offering the session, separately for the two ways TLS 1.2 resumes:
+
+  session ID  the client refuses tickets (SSL_OP_NO_TICKET), so the server
+              can resume only from its session-ID cache;
+  ticket      the client offers the session with the ticket the server sent.
+
+Each attempt offers the newest resumable session the client has. Whether a
+handshake resumed is what OpenSSL says (SSL_session_reused). TLS 1.3 has no
+session-ID resumption: it resumes from tickets, which the server sends after
+the handshake; check counts the tickets received.
+
+The report gives the protocol, cipher, session ID length, ticket and its
+lifetime hint, and for each mechanism whether each attempt resumed, the full
+and resumed handshake times (the TLS handshake alone, without the TCP
+connect) and the speedup (full / median resumed).
+
+Without host:port, check starts an embedded TLS server on 127.0.0.1 with a
+self-signed certificate made at start (session cache and tickets on), trusts
+that certificate, and checks it: this needs no network.`,
+		Example: `  sslsession check
+  sslsession check --tls1.2 -n 5 --require-resume
+  sslsession check example.com:443 --json
+  sslsession check 127.0.0.1:4433 --cafile ca.pem --servername localhost`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCheck(out, f, args)
+		},
+	}
+	f.conn.register(cmd)
+	fl := cmd.Flags()
+	fl.IntVarP(&f.attempts, "attempts", "n", 3, "resumption attempts per mechanism")
+	fl.BoolVar(&f.json, "json", false, "print the report as JSON (see docs/cli.md)")
+	fl.BoolVar(&f.requireResume, "require-resume", false, "exit with status 1 unless every attempt of at least one mechanism resumed")
+	fl.DurationVar(&f.ticketWait, "ticket-wait", time.Second, "how long to wait for the first TLS 1.3 ticket after a handshake")
+	return cmd
+}
+
+// checkReport is the result of check; its JSON form is documented in
+// docs/cli.md and stable.
+type checkReport struct {
+	Target             string    `json:"target"`
+	Embedded           bool      `json:"embedded"`
+	OpenSSL            string    `json:"openssl"`
+	ServerName         string    `json:"server_name"`
+	Verified           bool      `json:"verified"`
+	Protocol           string    `json:"protocol"`
+	Cipher             string    `json:"cipher"`
+	SessionIDLength    *int      `json:"session_id_length"`
+	Ticket             bool      `json:"ticket"`
+	TicketLifetimeHint int64     `json:"ticket_lifetime_hint_seconds"`
+	TLS13Tickets       *int      `json:"tls13_tickets"`
+	SessionID          mechanism `json:"session_id_resumption"`
+	TicketResumption   mechanism `json:"ticket_resumption"`
+	Resumed            bool      `json:"resumed"`
+
+	tls13 bool
+}
+
+// mechanism is the outcome of one way of resuming.
+type mechanism struct {
+	Status          string    `json:"status"` // resumed, partly resumed, not resumed, n/a
+	Note            string    `json:"note"`
+	FullHandshakeMS *float64  `json:"full_handshake_ms"`
+	Attempts        []attempt `json:"attempts"`
+	ResumedCount    int       `json:"resumed_count"`
+	ResumedMedianMS *float64  `json:"resumed_median_ms"`
+	Speedup         *float64  `json:"speedup"`
+
+	full   time.Duration
+	median time.Duration
+}
+
+// attempt is one reconnection offering the session.
+type attempt struct {
+	Resumed     bool    `json:"resumed"`
+	HandshakeMS float64 `json:"handshake_ms"`
+
+	took time.Duration
+}
+
+// Mechanism statuses.
+const (
+	statusResumed    = "resumed"
+	statusPartly     = "partly resumed"
+	statusNotResumed = "not resumed"
+	statusNA         = "n/a"
+)
+
+func runCheck(out io.Writer, f *checkFlags, args []string) error {
+	if f.attempts < 1 || f.attempts > 1000 {
+		return usageError("-n must be between 1 and 1000")
+	}
+	if f.ticketWait <= 0 {
+		return usageError("--ticket-wait must be positive")
+	}
+	tgt, err := openTarget(args)
+	if err != nil {
+		return err
+	}
+	defer tgt.close()
+	cl, err := newClient(&f.conn, tgt.addr, tgt.trustPEM)
+	if err != nil {
+		return err
+	}
+	rep, err := check(cl, tgt.embedded, f.attempts, f.ticketWait)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		if err := writeJSON(out, rep); err != nil {
+			return err
+		}
+	} else {
+		writeCheck(out, rep)
+	}
+	if f.requireResume && !rep.Resumed {
+		return errNotResumed
+	}
+	return nil
+}
+
+// check runs the whole check against cl's server.
+func check(cl *client, embedded bool, n int, ticketWait time.Duration) (*checkReport, error) {
+	rep := &checkReport{
+		Target:     cl.addr,
+		Embedded:   embedded,
+		OpenSSL:    sslsession.RuntimeVersion().String(),
+		ServerName: cl.serverName,
+		Verified:   cl.verify,
+	}
+	// Tickets: the client accepts them, and offers the session with its
+	// ticket.
+	ctxT, err := cl.newCtx(false)
+	if err != nil {
+		return nil, err
+	}
+	// A first, unmeasured handshake warms up both ends (OpenSSL's first
+	// handshake in a process fetches its algorithms), so that the measured
+	// full handshake is comparable with the resumed ones.
+	warm, err := cl.dial(ctxT, nil)
+	if err != nil {
+		return nil, err
+	}
+	warm.close()
+	full, err := cl.dial(ctxT, nil)
+	if err != nil {
+		return nil, err
+	}
+	rep.Protocol = full.SSL().Version().String()
+	rep.Cipher = full.SSL().Cipher()
+	rep.tls13 = full.SSL().Version() == sslsession.TLS13
+	if rep.tls13 {
+		count, err := full.collectTickets(embedded, ticketWait, ticketSettle)
+		if err != nil {
+			full.close()
+			return nil, failf("reading session tickets from %s: %s", cl.addr, stripPrefixes(err.Error()))
+		}
+		rep.TLS13Tickets = &count
+	}
+	sess, err := full.Session1()
+	full.close()
+	if err != nil {
+		return nil, failf("no session after the handshake with %s: %s", cl.addr, stripPrefixes(err.Error()))
+	}
+	info, err := sess.Info()
+	if err != nil {
+		sess.Close()
+		return nil, err
+	}
+	rep.Ticket = info.HasTicket
+	if info.HasTicket {
+		rep.TicketLifetimeHint = int64(info.TicketLifetimeHint / time.Second)
+	}
+	offerTicket := info.HasTicket && info.Resumable
+	note := ""
+	if !offerTicket {
+		note = "server sent no ticket"
+		if rep.tls13 {
+			note = "no ticket received"
+		}
+	}
+	rep.TicketResumption, err = resumeSeries(cl, ctxT, sess, offerTicket, full.handshake, n, rep.tls13, embedded, ticketWait, true)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		rep.TicketResumption.Note = note
+	}
+
+	// Session IDs: TLS 1.3 has none to resume.
+	if rep.tls13 {
+		rep.SessionID = mechanism{Status: statusNA, Note: "TLS 1.3 has no session-ID resumption", Attempts: []attempt{}}
+	} else {
+		ctxI, err := cl.newCtx(true)
+		if err != nil {
+			return nil, err
+		}
+		fullI, err := cl.dial(ctxI, nil)
+		if err != nil {
+			return nil, err
+		}
+		sessI, err := fullI.Session1()
+		fullI.close()
+		if err != nil {
+			return nil, failf("no session after the handshake with %s: %s", cl.addr, stripPrefixes(err.Error()))
+		}
+		infoI, err := sessI.Info()
+		if err != nil {
+			sessI.Close()
+			return nil, err
+		}
+		idLen := len(infoI.ID)
+		rep.SessionIDLength = &idLen
+		offerID := idLen > 0 && infoI.Resumable
+		rep.SessionID, err = resumeSeries(cl, ctxI, sessI, offerID, fullI.handshake, n, false, embedded, ticketWait, false)
+		if err != nil {
+			return nil, err
+		}
+		if !offerID {
+			rep.SessionID.Note = "server sent no session ID"
+		}
+	}
+	rep.Resumed = complete(rep.TicketResumption, n) || complete(rep.SessionID, n)
+	return rep, nil
+}
+
+// complete reports whether every attempt of m resumed.
+func complete(m mechanism, n int) bool { return m.ResumedCount == n && n > 0 }
+
+// resumeSeries makes n connections with ctx, each offering the newest
+// resumable session (sess first; nothing when offer is false), and records
+// whether each resumed. It takes over sess and closes it. needTicket keeps
+// only sessions with a ticket as the next offer.
+func resumeSeries(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, offer bool,
+	full time.Duration, n int, tls13, echo bool, ticketWait time.Duration, needTicket bool) (mechanism, error) {
+	defer func() { sess.Close() }()
+	m := mechanism{full: full, Attempts: []attempt{}}
+	var resumed []time.Duration
+	for i := 0; i < n; i++ {
+		var offered *sslsession.Session
+		if offer {
+			offered = sess
+		}
+		c, err := cl.dial(ctx, offered)
+		if err != nil {
+			return m, err
+		}
+		a := attempt{Resumed: c.SessionReused(), took: c.handshake}
+		if tls13 {
+			if _, err := c.collectTickets(echo, ticketWait, ticketSettle); err != nil {
+				c.close()
+				return m, failf("reading session tickets from %s: %s", cl.addr, stripPrefixes(err.Error()))
+			}
+		}
+		if next, err := c.Session1(); err == nil {
+			if usable(next, needTicket) {
+				sess.Close()
+				sess, offer = next, true
+			} else {
+				next.Close()
+			}
+		}
+		c.close()
+		m.Attempts = append(m.Attempts, a)
+		if a.Resumed {
+			resumed = append(resumed, a.took)
+		}
+	}
+	m.ResumedCount = len(resumed)
+	switch {
+	case len(resumed) == n:
+		m.Status = statusResumed
+	case len(resumed) > 0:
+		m.Status = statusPartly
+	default:
+		m.Status = statusNotResumed
+		if offer {
+			m.Note = "server did not resume the offered session"
+		}
+	}
+	m.finish(resumed)
+	return m, nil
+}
+
+// usable reports whether s can be offered next: resumable, and carrying a
+// ticket when the series is about tickets, or a session ID when not.
+func usable(s *sslsession.Session, needTicket bool) bool {
+	info, err := s.Info()
+	if err != nil || !info.Resumable {
+		return false
+	}
+	if needTicket {
+		return info.HasTicket
+	}
+	return len(info.ID) > 0
+}
+
+// finish fills the JSON numbers from the measured durations.
+func (m *mechanism) finish(resumed []time.Duration) {
+	full := durationMS(m.full)
+	m.FullHandshakeMS = &full
+	for i := range m.Attempts {
+		m.Attempts[i].HandshakeMS = durationMS(m.Attempts[i].took)
+	}
+	if len(resumed) == 0 {
+		return
+	}
+	m.median = median(resumed)
+	med := durationMS(m.median)
+	m.ResumedMedianMS = &med
+	if m.median > 0 {
+		sp := round2(float64(m.full) / float64(m.median))
+		m.Speedup = &sp
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// labelWidth aligns the human reports.
+const labelWidth = 24
+
+func line(w io.Writer, label, format string, a ...any) {
+	fmt.Fprintf(w, "%-*s%s\n", labelWidth, label, fmt.Sprintf(format, a...))
+}
+
+func writeCheck(w io.Writer, r *checkReport) {
+	target := r.Target
+	if r.Embedded {
+		target += " (embedded server)"
+	}
+	line(w, "target", "%s", target)
+	line(w, "openssl", "%s", r.OpenSSL)
+	line(w, "protocol", "%s", r.Protocol)
+	line(w, "cipher", "%s", r.Cipher)
+	switch {
+	case !r.Verified:
+		line(w, "certificate", "not verified (--insecure)")
+	case r.Embedded:
+		line(w, "certificate", "verified for %s (embedded self-signed certificate)", r.ServerName)
+	default:
+		line(w, "certificate", "verified for %s", r.ServerName)
+	}
+	if r.SessionIDLength == nil {
+		line(w, "session ID", "n/a (TLS 1.3)")
+	} else {
+		line(w, "session ID", "%d bytes", *r.SessionIDLength)
+	}
+	if r.Ticket {
+		line(w, "ticket", "yes, lifetime hint %d s", r.TicketLifetimeHint)
+	} else {
+		line(w, "ticket", "no")
+	}
+	if r.TLS13Tickets == nil {
+		line(w, "TLS 1.3 tickets", "n/a (%s)", r.Protocol)
+	} else {
+		line(w, "TLS 1.3 tickets", "%d received after the full handshake", *r.TLS13Tickets)
+	}
+	fmt.Fprintln(w)
+	writeMechanism(w, "session-ID resumption", r.SessionID)
+	fmt.Fprintln(w)
+	writeMechanism(w, "ticket resumption", r.TicketResumption)
+	fmt.Fprintln(w)
+	var parts []string
+	if r.SessionID.Status != statusNA {
+		parts = append(parts, fmt.Sprintf("session ID %d/%d", r.SessionID.ResumedCount, len(r.SessionID.Attempts)))
+	}
+	parts = append(parts, fmt.Sprintf("ticket %d/%d", r.TicketResumption.ResumedCount, len(r.TicketResumption.Attempts)))
+	if r.Resumed {
+		line(w, "result", "resumption confirmed (%s)", strings.Join(parts, ", "))
+	} else {
+		line(w, "result", "resumption NOT confirmed (%s)", strings.Join(parts, ", "))
+	}
+}
+
+func writeMechanism(w io.Writer, title string, m mechanism) {
+	if m.Status == statusNA {
+		line(w, title, "n/a (%s)", m.Note)
+		return
+	}
+	head := fmt.Sprintf("%s %d/%d", m.Status, m.ResumedCount, len(m.Attempts))
+	if m.Note != "" {
+		head += " (" + m.Note + ")"
+	}
+	line(w, title, "%s", head)
+	line(w, "  full handshake", "%s", fmtMS(m.full))
+	for i, a := range m.Attempts {
+		word := "not resumed"
+		if a.Resumed {
+			word = "resumed"
+		}
+		line(w, fmt.Sprintf("  attempt %d", i+1), "%-12s %s", word, fmtMS(a.took))
+	}
+	if m.Speedup != nil {
+		line(w, "  speedup", "%.1fx (full %s / resumed median %s)", *m.Speedup, fmtMS(m.full), fmtMS(m.median))
+	} else {
+		line(w, "  speedup", "n/a (nothing resumed)")
+	}
+}

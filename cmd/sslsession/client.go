@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spacemonkeygo/openssl"
+	"github.com/spf13/cobra"
+
+	"github.com/sslsession/sslsession"
+)
+
+// connFlags are the flags of every command that connects to a server.
+type connFlags struct {
+	tls12, tls13 bool
+	serverName   string
+	caFile       string
+	insecure     bool
+	timeout      time.Duration
+}
+
+func (f *connFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.BoolVar(&f.tls12, "tls1.2", false, "speak TLS 1.2 only")
+	fl.BoolVar(&f.tls13, "tls1.3", false, "speak TLS 1.3 only (not with OpenSSL 1.0.2)")
+	fl.StringVar(&f.serverName, "servername", "", "SNI name to send and check the certificate against (default: the host of host:port)")
+	fl.StringVar(&f.caFile, "cafile", "", "PEM file of CA certificates to verify the server with (default: the system's)")
+	fl.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "limit for each TCP connect and TLS handshake")
+	cmd.MarkFlagsMutuallyExclusive("tls1.2", "tls1.3")
+	cmd.MarkFlagsMutuallyExclusive("cafile", "insecure")
+}
+
+// versions returns the protocol range the flags ask for.
+func (f *connFlags) versions() (min, max sslsession.Version, err error) {
+	switch {
+	case f.tls12:
+		return sslsession.TLS12, sslsession.TLS12, nil
+	case f.tls13:
+		if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
+			return 0, 0, failf("TLS 1.3 is not available: OpenSSL %s speaks at most %s",
+				sslsession.RuntimeVersion(), sslsession.MaxSupportedVersion())
+		}
+		return sslsession.TLS13, sslsession.TLS13, nil
+	}
+	return 0, 0, nil
+}
+
+// client connects to one server, again and again, with one configuration.
+type client struct {
+	addr       string // host:port
+	serverName string // SNI and name checked; "" for none
+	verify     bool   // check the certificate chain and name
+	timeout    time.Duration
+	min, max   sslsession.Version
+	caFile     string // trust these CAs instead of the system's
+	trustPEM   []byte // trust this certificate (the embedded server's)
+}
+
+// newClient checks the flags and makes a client for addr. trustPEM, when not
+// nil, is the only certificate trusted (the embedded server's).
+func newClient(f *connFlags, addr string, trustPEM []byte) (*client, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return nil, usageError("target %q is not host:port", addr)
+	}
+	if f.timeout <= 0 {
+		return nil, usageError("--timeout must be positive")
+	}
+	min, max, err := f.versions()
+	if err != nil {
+		return nil, err
+	}
+	name := f.serverName
+	if name == "" {
+		name = host
+	}
+	if f.caFile != "" {
+		if _, err := os.Stat(f.caFile); err != nil {
+			return nil, fileError(err)
+		}
+	}
+	return &client{
+		addr: addr, serverName: name, verify: !f.insecure, timeout: f.timeout,
+		min: min, max: max, caFile: f.caFile, trustPEM: trustPEM,
+	}, nil
+}
+
+// newCtx makes a client context. Sessions resume only within the context
+// that made them, so each series of connections shares one. noTicket makes
+// the client refuse tickets (SSL_OP_NO_TICKET): it then sends no ticket
+// extension and a TLS 1.2 server falls back to its session-ID cache.
+func (c *client) newCtx(noTicket bool) (*openssl.Ctx, error) {
+	ctx, err := openssl.NewCtxWithVersion(openssl.AnyVersion)
+	if err != nil {
+		return nil, err
+	}
+	ctx.SetOptions(openssl.NoSSLv2 | openssl.NoSSLv3)
+	sc, err := sslsession.NewCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := sc.SetProtocolRange(c.min, c.max); err != nil {
+		return nil, err
+	}
+	if noTicket {
+		sc.Options(sslsession.OptionNoTicket, 0)
+	}
+	switch {
+	case !c.verify:
+	case c.trustPEM != nil:
+		cert, err := openssl.LoadCertificateFromPEM(c.trustPEM)
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.GetCertificateStore().AddCertificate(cert); err != nil {
+			return nil, err
+		}
+	case c.caFile != "":
+		if err := ctx.LoadVerifyLocations(c.caFile, ""); err != nil {
+			return nil, failf("cannot load CA file %s: %s", c.caFile, opensslReasons(err))
+		}
+	default:
+		if err := sc.UseSystemRoots(); err != nil {
+			return nil, err
+		}
+	}
+	return ctx, nil
+}
+
+// tlsConn is one client connection and what was measured on it.
+type tlsConn struct {
+	*sslsession.Conn
+	raw       net.Conn
+	rec       *recordConn
+	handshake time.Duration // the TLS handshake alone, without the TCP connect
+}
+
+// dial connects, offers sess when it is not nil, and times the handshake.
+// Errors are already one line naming the cause.
+func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, error) {
+	d := net.Dialer{Timeout: c.timeout}
+	raw, err := d.Dial("tcp", c.addr)
+	if err != nil {
+		return nil, netError(c.addr, err)
+	}
+	rec := newRecordConn(raw)
+	conn, err := sslsession.Client(rec, ctx, sess)
+	if err != nil {
+		raw.Close()
+		return nil, failf("cannot set up the TLS client: %s", stripPrefixes(err.Error()))
+	}
+	if c.serverName != "" && net.ParseIP(c.serverName) == nil {
+		if err := conn.SetTlsExtHostName(c.serverName); err != nil {
+			raw.Close()
+			return nil, failf("cannot set the server name %q: %s", c.serverName, opensslReasons(err))
+		}
+	}
+	_ = raw.SetDeadline(time.Now().Add(c.timeout))
+	start := time.Now()
+	err = conn.Handshake()
+	hs := time.Since(start)
+	if err != nil {
+		raw.Close()
+		return nil, handshakeError(c.addr, err)
+	}
+	_ = raw.SetDeadline(time.Time{})
+	if c.verify {
+		if r := conn.VerifyResult(); r != openssl.Ok {
+			resumed := conn.SessionReused()
+			conn.Close()
+			return nil, certError(c.addr, r, resumed)
+		}
+		if err := conn.VerifyHostname(c.serverName); err != nil {
+			conn.Close()
+			return nil, failf("certificate of %s is not valid for %q", c.addr, c.serverName)
+		}
+	}
+	return &tlsConn{Conn: conn, raw: raw, rec: rec, handshake: hs}, nil
+}
+
+// close ends the connection with a close_notify, so that neither side
+// drops the session as the man pages say an unclean shutdown does.
+func (t *tlsConn) close() { _ = t.Conn.Close() }
+
+// probe is what collectTickets writes to an echo server, the embedded one.
+var probe = []byte("sslsession probe\n")
+
+// collectTickets reads after a TLS 1.3 handshake until the server's session
+// tickets have arrived, and counts them. OpenSSL sees a ticket only when
+// the client reads, and then makes the connection's session a new
+// SSL_SESSION holding that ticket, whose session ID is the SHA-256 of the
+// ticket: the count is the number of times the session's ID (or ticket)
+// changed while reading. The connection hands OpenSSL one TLS record at a
+// time (recordConn) and the session is looked at between records, so two
+// tickets arriving together count as two.
+//
+// With echo set the server echoes (the embedded one): a probe is written and
+// the wait ends when the echo arrives, which the server sends after its
+// tickets. Otherwise the wait ends wait after the handshake if no ticket
+// came, or settle after the last ticket.
+func (t *tlsConn) collectTickets(echo bool, wait, settle time.Duration) (int, error) {
+	ssl := t.SSL()
+	key := func() (string, error) {
+		s, err := ssl.Session0()
+		if err != nil {
+			return "", err
+		}
+		i, err := s.Info()
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%x/%d/%d", i.ID, i.TicketLength, i.TicketLifetimeHint), nil
+	}
+	last, err := key()
+	if err != nil {
+		return 0, err
+	}
+	count := 0
+	check := func() {
+		cur, err := key()
+		if err != nil || cur == last {
+			return
+		}
+		last = cur
+		count++
+		_ = t.raw.SetReadDeadline(time.Now().Add(settle))
+	}
+	t.rec.setHook(check)
+	defer t.rec.setHook(nil)
+	if echo {
+		if _, err := t.Write(probe); err != nil {
+			return 0, err
+		}
+	}
+	_ = t.raw.SetReadDeadline(time.Now().Add(wait))
+	defer func() { _ = t.raw.SetReadDeadline(time.Time{}) }()
+	buf := make([]byte, 4096)
+	got := 0
+	for {
+		n, err := t.Conn.Read(buf)
+		check()
+		got += n
+		if err != nil {
+			// The wait is over (a timeout), or the server closed or failed
+			// after the handshake: the tickets that came before count.
+			return count, nil
+		}
+		if echo && got >= len(probe) {
+			return count, nil
+		}
+	}
+}
+
+// recordConn hands what it reads to OpenSSL one TLS record at a time, and
+// calls a hook each time OpenSSL asks for more after a whole record: by
+// then OpenSSL has processed every record before. spacemonkeygo reads the
+// socket only when SSL_read or SSL_do_handshake want more input, outside
+// its connection lock, so the hook may call into the connection.
+type recordConn struct {
+	net.Conn
+	br   *bufio.Reader
+	left int // bytes of the current record not yet handed over
+
+	mu   sync.Mutex
+	hook func()
+}
+
+func newRecordConn(c net.Conn) *recordConn {
+	return &recordConn{Conn: c, br: bufio.NewReaderSize(c, 1<<15)}
+}
+
+func (r *recordConn) setHook(h func()) {
+	r.mu.Lock()
+	r.hook = h
+	r.mu.Unlock()
+}
+
+// Read returns at most the rest of the current TLS record.
+func (r *recordConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.left == 0 {
+		r.mu.Lock()
+		h := r.hook
+		r.mu.Unlock()
+		if h != nil {
+			h()
+		}
+		hdr, err := r.br.Peek(5)
+		if err != nil {
+			// EOF or a timeout before a whole header: a partial header
+			// stays buffered for a later Read.
+			return 0, err
+		}
+		r.left = 5 + int(binary.BigEndian.Uint16(hdr[3:5]))
+	}
+	if len(p) > r.left {
+		p = p[:r.left]
+	}
+	n, err := r.br.Read(p)
+	r.left -= n
+	return n, err
+}
+
+// durationMS is a duration in milliseconds, for reports.
+func durationMS(d time.Duration) float64 {
+	return float64(d.Microseconds()) / 1000
+}
+
+// fmtMS formats a duration as milliseconds with three decimals.
+func fmtMS(d time.Duration) string {
+	return fmt.Sprintf("%.3f ms", durationMS(d))
+}

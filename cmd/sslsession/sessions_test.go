@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/loopback"
+)
+
+// protocols are the versions the linked OpenSSL speaks, as the flags and
+// s_server name them.
+func protocols() []struct{ flag, sserver, name string } {
+	ps := []struct{ flag, sserver, name string }{{"--tls1.2", "-tls1_2", "TLSv1.2"}}
+	if sslsession.MaxSupportedVersion() >= sslsession.TLS13 {
+		ps = append(ps, struct{ flag, sserver, name string }{"--tls1.3", "-tls1_3", "TLSv1.3"})
+	}
+	return ps
+}
+
+// sessIDText runs `openssl sess_id -text -noout` on a session file.
+func sessIDText(t *testing.T, path string, der bool) string {
+	t.Helper()
+	args := []string{"sess_id", "-in", path, "-noout", "-text"}
+	if der {
+		args = append(args, "-inform", "DER")
+	}
+	out, err := exec.Command(opensslBin(t), args...).CombinedOutput()
+	require.NoError(t, err, "openssl sess_id: %s", out)
+	return string(out)
+}
+
+func field(t *testing.T, text, re string) string {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(text)
+	require.NotNil(t, m, "no %s in:\n%s", re, text)
+	return m[1]
+}
+
+// TestSaveResumeOpenSSLServer: save then resume against s_server resumes;
+// the saved file is PEM with mode 0600 that openssl sess_id reads.
+func TestSaveResumeOpenSSLServer(t *testing.T) {
+	if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
+		require.Equal(t, sslsession.TLS12, sslsession.MaxSupportedVersion())
+	}
+	for _, p := range protocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startSServer(t, p.sserver)
+			file := filepath.Join(t.TempDir(), "sess.pem")
+			trust := []string{"--cafile", srv.certPath, "--servername", "localhost", p.flag}
+
+			r := runBinary(t, append([]string{"save", srv.addr, "-o", file}, trust...)...)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Regexp(t, `(?m)^saved\s+`+regexp.QuoteMeta(file)+`$`, r.stdout)
+			require.Regexp(t, `(?m)^protocol\s+`+p.name+`$`, r.stdout)
+			require.Regexp(t, `(?m)^resumable\s+yes$`, r.stdout)
+			st, err := os.Stat(file)
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+			data, err := os.ReadFile(file)
+			require.NoError(t, err)
+			require.True(t, bytes.HasPrefix(data, []byte("-----BEGIN SSL SESSION PARAMETERS-----\n")), "%s", data)
+			text := sessIDText(t, file, false)
+			assert.Equal(t, p.name, field(t, text, `Protocol\s*:\s*(\S+)`))
+
+			// resume against the same server resumes.
+			r = runBinary(t, append([]string{"resume", srv.addr, "-i", file, "--require-resume"}, trust...)...)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Regexp(t, `(?m)^resumed\s+yes$`, r.stdout)
+			require.Regexp(t, `(?m)^handshake\s+\d+\.\d{3} ms$`, r.stdout)
+
+			r = runBinary(t, append([]string{"resume", srv.addr, "-i", file, "--json"}, trust...)...)
+			require.Equal(t, 0, r.code, r.stderr)
+			var rep resumeReport
+			dec := json.NewDecoder(strings.NewReader(r.stdout))
+			dec.DisallowUnknownFields()
+			require.NoError(t, dec.Decode(&rep))
+			assert.True(t, rep.Resumed)
+			assert.Equal(t, p.name, rep.Protocol)
+			assert.Equal(t, file, rep.File)
+			assert.Positive(t, rep.HandshakeMS)
+
+			// Another server (other ticket keys, empty cache) does not.
+			other := startSServer(t, p.sserver)
+			r = runBinary(t, "resume", other.addr, "-i", file, "--cafile", other.certPath, "--servername", "localhost", p.flag, "--require-resume")
+			require.Equal(t, exitNoResume, r.code, r.stderr)
+			require.Regexp(t, `(?m)^resumed\s+no$`, r.stdout)
+			require.Equal(t, "sslsession: session was not resumed (--require-resume)\n", r.stderr)
+
+			// save does not overwrite without --force.
+			r = runBinary(t, append([]string{"save", srv.addr, "-o", file}, trust...)...)
+			requireError(t, r, exitError, `^sslsession: .*sess\.pem exists; use --force to replace it$`)
+			after, err := os.ReadFile(file)
+			require.NoError(t, err)
+			require.Equal(t, data, after)
+
+			// With --force it replaces the file, and the new one is 0600 even
+			// when the old one was readable by all.
+			require.NoError(t, os.Chmod(file, 0o644))
+			r = runBinary(t, append([]string{"save", srv.addr, "-o", file, "--force"}, trust...)...)
+			require.Equal(t, 0, r.code, r.stderr)
+			st, err = os.Stat(file)
+			require.NoError(t, err)
+			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+			after, err = os.ReadFile(file)
+			require.NoError(t, err)
+			require.NotEqual(t, data, after, "a new session was saved")
+		})
+	}
+}
+
+// sClientSession runs `openssl s_client -sess_out` against addr and waits
+// for it to write the session file.
+func sClientSession(t *testing.T, addr, file string, extra ...string) {
+	t.Helper()
+	args := append([]string{"s_client", "-connect", addr, "-sess_out", file}, extra...)
+	cmd := exec.Command(opensslBin(t), args...)
+	stdin, err := cmd.StdinPipe() // kept open: s_client stays connected
+	require.NoError(t, err)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	defer func() {
+		_ = stdin.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if data, err := os.ReadFile(file); err == nil && bytes.Contains(data, []byte("-----END SSL SESSION PARAMETERS-----")) {
+			// TLS 1.3: s_client rewrites the file for each ticket; let the
+			// second one land.
+			time.Sleep(200 * time.Millisecond)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("s_client wrote no session:\n%s", logs.String())
+}
+
+// TestInspectOpenSSLClientFile: inspect reads what `openssl s_client
+// -sess_out` writes, PEM and DER, shows what openssl sess_id shows, and the
+// master key only with --show-secret.
+func TestInspectOpenSSLClientFile(t *testing.T) {
+	for _, p := range protocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startSServer(t, p.sserver)
+			dir := t.TempDir()
+			file := filepath.Join(dir, "openssl.pem")
+			// -CAfile: the session records a successful verification, which
+			// a resumption of it reports again.
+			sClientSession(t, srv.addr, file, p.sserver, "-CAfile", srv.certPath)
+			text := sessIDText(t, file, false)
+			wantID := field(t, text, `Session-ID:\s*([0-9A-F]*)\n`)
+			wantKey := field(t, text, `(?:Master-Key|Resumption PSK):\s*([0-9A-F]+)`)
+			require.NotEmpty(t, wantKey)
+
+			r := runBinary(t, "inspect", file)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Regexp(t, `(?m)^file\s+.*openssl\.pem \(PEM\)$`, r.stdout)
+			require.Regexp(t, `(?m)^protocol\s+`+p.name+`$`, r.stdout)
+			// sess_id shows the cipher's name, or (1.0.2, whose sess_id does
+			// not load the SSL library's cipher table) its number.
+			if c := field(t, text, `Cipher\s*:\s*(\S+)`); regexp.MustCompile(`^[0-9A-F]{4}$`).MatchString(c) {
+				require.Regexp(t, `(?m)^cipher\s+\S+ \(0x`+c+`\)$`, r.stdout)
+			} else {
+				require.Regexp(t, `(?m)^cipher\s+`+regexp.QuoteMeta(c)+` \(0x[0-9A-F]{4}\)$`, r.stdout)
+			}
+			if wantID != "" {
+				require.Regexp(t, `(?m)^session ID\s+`+wantID+` \(\d+ bytes\)$`, r.stdout)
+			}
+			require.Regexp(t, `(?m)^master key\s+hidden \(--show-secret shows it\)$`, r.stdout)
+			require.Regexp(t, `(?m)^peer certificate\s+CN=localhost`, r.stdout)
+			require.NotContains(t, r.stdout, wantKey)
+			if hint := regexp.MustCompile(`lifetime hint: (\d+)`).FindStringSubmatch(text); hint != nil {
+				require.Regexp(t, `(?m)^ticket\s+yes, \d+ bytes, lifetime hint `+hint[1]+` s$`, r.stdout)
+			}
+
+			r = runBinary(t, "inspect", "--show-secret", file)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Regexp(t, `(?m)^master key\s+`+wantKey+`$`, r.stdout)
+
+			r = runBinary(t, "inspect", "--json", file)
+			require.Equal(t, 0, r.code, r.stderr)
+			var rep inspectReport
+			dec := json.NewDecoder(strings.NewReader(r.stdout))
+			dec.DisallowUnknownFields()
+			require.NoError(t, dec.Decode(&rep))
+			assert.Equal(t, p.name, rep.Protocol)
+			assert.Equal(t, "PEM", rep.Format)
+			assert.Equal(t, wantID, rep.SessionID)
+			assert.True(t, rep.Resumable)
+			require.NotNil(t, rep.PeerCertificate)
+			assert.Equal(t, "CN=localhost,O=sslsession loopback", rep.PeerCertificate.Subject)
+			assert.NotContains(t, r.stdout, wantKey)
+			assert.NotContains(t, strings.ToLower(r.stdout), "master")
+
+			r = runBinary(t, "inspect", "--json", "--show-secret", file)
+			requireError(t, r, exitError, `^sslsession: --show-secret cannot be used with --json`)
+			require.Empty(t, r.stdout)
+
+			// DER, as openssl sess_id -outform DER writes it.
+			der := filepath.Join(dir, "openssl.der")
+			out, err := exec.Command(opensslBin(t), "sess_id", "-in", file, "-outform", "DER", "-out", der).CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			r = runBinary(t, "inspect", "--json", der)
+			require.Equal(t, 0, r.code, r.stderr)
+			var rep2 inspectReport
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep2))
+			assert.Equal(t, "DER", rep2.Format)
+			rep2.Format, rep2.File = rep.Format, rep.File
+			assert.Equal(t, rep, rep2)
+
+			// And the file openssl wrote resumes with our client.
+			r = runBinary(t, "resume", srv.addr, "-i", file, "--cafile", srv.certPath, "--servername", "localhost", "--require-resume")
+			require.Equal(t, 0, r.code, r.stderr)
+
+			// A session whose handshake did not verify the server keeps that
+			// result: resuming it sends no certificate to check again, so a
+			// verifying client refuses it; --insecure accepts it.
+			unverified := filepath.Join(dir, "unverified.pem")
+			sClientSession(t, srv.addr, unverified, p.sserver)
+			r = runBinary(t, "resume", srv.addr, "-i", unverified, "--cafile", srv.certPath, "--servername", "localhost")
+			requireError(t, r, exitError, `^sslsession: certificate of `+regexp.QuoteMeta(srv.addr)+` not trusted: self-signed certificate \(X509 error 18, as stored in the resumed session\)$`)
+			r = runBinary(t, "resume", srv.addr, "-i", unverified, "--insecure", "--require-resume")
+			require.Equal(t, 0, r.code, r.stderr)
+		})
+	}
+}
+
+// TestInspectGolden: the human report of inspect for a session saved from
+// the embedded server, with IDs and dates masked.
+func TestInspectGolden(t *testing.T) {
+	srv, certPath := startEmbedded(t, embeddedTLS12)
+	file := filepath.Join(t.TempDir(), "golden.pem")
+	r := runInProcess("save", srv.Addr, "--cafile", certPath, "-o", file)
+	require.Equal(t, 0, r.code, r.stderr)
+	golden(t, "save-"+family()+".golden", r.stdout)
+	r = runInProcess("inspect", file)
+	require.Equal(t, 0, r.code, r.stderr)
+	golden(t, "inspect-"+family()+".golden", r.stdout)
+	require.Regexp(t, `(?m)^protocol\s+TLSv1\.2$`, r.stdout)
+}
+
+// TestSaveResumeNotResumable: a server with its cache and tickets off gives
+// a session that cannot be resumed; save still writes it (as openssl
+// s_client -sess_out does) and says so, and resume reports no resumption.
+func TestSaveResumeNotResumable(t *testing.T) {
+	t.Parallel()
+	srv, certPath := startEmbedded(t, loopback.Config{Max: sslsession.TLS12, NoCache: true, NoTickets: true})
+	file := filepath.Join(t.TempDir(), "sess.pem")
+	r := runBinary(t, "save", srv.Addr, "--cafile", certPath, "-o", file)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Regexp(t, `(?m)^resumable\s+no$`, r.stdout)
+	require.Regexp(t, `(?m)^ticket\s+no$`, r.stdout)
+	r = runBinary(t, "inspect", file)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Regexp(t, `(?m)^session ID\s+none$`, r.stdout)
+	require.Regexp(t, `(?m)^resumable\s+no$`, r.stdout)
+	r = runBinary(t, "resume", srv.Addr, "--cafile", certPath, "-i", file, "--require-resume")
+	require.Equal(t, exitNoResume, r.code, r.stderr)
+	require.Regexp(t, `(?m)^resumed\s+no$`, r.stdout)
+}

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"github.com/sslsession/sslsession/internal/loopback"
+)
+
+// target is the server a command talks to: the one named on the command
+// line, or an embedded one.
+type target struct {
+	addr     string
+	embedded bool
+	trustPEM []byte // the embedded server's certificate, trusted
+	srv      *loopback.Server
+}
+
+// openTarget returns args[0] as the target, or, with no argument, starts the
+// embedded server: an echo server on 127.0.0.1 with a self-signed
+// certificate made now, its session cache and tickets on.
+func openTarget(args []string) (*target, error) {
+	if len(args) > 0 {
+		return &target{addr: args[0]}, nil
+	}
+	srv, err := loopback.Start(loopback.Config{})
+	if err != nil {
+		return nil, failf("cannot start the embedded server: %s", stripPrefixes(err.Error()))
+	}
+	return &target{addr: srv.Addr, embedded: true, trustPEM: srv.Cert.CertPEM, srv: srv}, nil
+}
+
+func (t *target) close() {
+	if t.srv != nil {
+		_ = t.srv.Close()
+	}
+}
