@@ -32,7 +32,7 @@ export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
 # OpenSSL the library links.
 export SSLSESSION_OPENSSL := $(OPENSSL_BIN)
 
-.PHONY: all build test test-core vet lint demo bench fuzz test-memory check-openssl clean deps docker docker-test docker-demo test-matrix check-scripts
+.PHONY: all build test test-core vet lint deps demo bench fuzz test-memory check-openssl clean deps docker docker-test docker-demo test-matrix check-scripts
 
 all: build
 
@@ -48,13 +48,42 @@ build: check-openssl
 vet: check-openssl
 	$(GO) vet ./...
 
-# The library's own suite: vet, then every package under -race, twice so that
-# finalizers run, then once more under checkptr.
-test-core: vet
-	$(GO) test -race -count=2 $(GOTESTFLAGS) ./...
-	$(GO) test -gcflags=all=-d=checkptr -count=1 $(GOTESTFLAGS) .
+# What the tests need on a Debian machine, installed when missing: the
+# openssl command (a second TLS peer), redis-server (the fleet store's tests
+# start their own), shellcheck (the build scripts), pkg-config and
+# libssl-dev. Nothing is started here.
+APT_PKGS := $(if $(shell command -v redis-server),,redis-server) \
+	$(if $(shell command -v shellcheck),,shellcheck) \
+	$(if $(shell command -v pkg-config),,pkg-config) \
+	$(if $(OPENSSL_PREFIX),,$(if $(shell command -v openssl),,openssl)) \
+	$(if $(OPENSSL_PREFIX),,$(if $(shell pkg-config --exists libssl 2>/dev/null && echo y),,libssl-dev))
+deps:
+	@if [ -n "$(strip $(APT_PKGS))" ]; then \
+	  echo "installing: $(strip $(APT_PKGS))"; \
+	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(APT_PKGS)) >/dev/null; \
+	fi
 
-test: test-core
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: check-openssl $(STATICCHECK)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+# The library's own suite: every package under -race, three times so that
+# finalizers run between runs, then the library under checkptr. TestMain of
+# each package fails when owned sessions are still live after GC.
+test-core: vet
+	$(GO) test -race -count=3 $(GOTESTFLAGS) ./...
+	$(GO) test -gcflags=all=-d=checkptr -count=1 $(GOTESTFLAGS) . ./test
+
+test: deps lint test-core check-scripts
 
 demo: check-openssl
 	$(GO) build -o bin/sslsession ./cmd/sslsession

@@ -267,7 +267,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	require.NoError(t, err)
 	shown := []string{
 		s.String(), fmt.Sprintf("%v", s), fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s),
-		fmt.Sprintf("%s", s), info.String(), fmt.Sprintf("%+v", info), string(js),
+		fmt.Sprint(s), info.String(), fmt.Sprintf("%+v", info), string(js),
 	}
 	b, err := getFixture(t).ssl.Session()
 	require.NoError(t, err)
