@@ -8,8 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,27 +18,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if n := settle(); n != 0 {
-			fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-func settle() int64 {
-	for i := 0; i < 50 && sslsession.LiveSessions() != 0; i++ {
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-	return sslsession.LiveSessions()
-}
+var settle = leakcheck.Settle
 
 // fixture is one TLS 1.2 connection to an echo server on 127.0.0.1.
 type fixture struct {

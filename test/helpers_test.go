@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -24,29 +23,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if n := settle(); n != 0 {
-			fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// settle runs the garbage collector until finalizers have given back every
-// dropped session, and returns how many are still live.
-func settle() int64 {
-	for i := 0; i < 50 && sslsession.LiveSessions() != 0; i++ {
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-	return sslsession.LiveSessions()
-}
+var settle = leakcheck.Settle
 
 // versions are the protocol versions to test on the linked OpenSSL.
 func versions() []sslsession.Version {

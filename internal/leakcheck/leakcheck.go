@@ -1,0 +1,37 @@
+// Package leakcheck is the tests' leak check: after a package's tests pass,
+// every owned session must have been given back, by Close or by the garbage
+// collector.
+package leakcheck
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/sslsession/sslsession"
+)
+
+// Main runs the tests and exits, failing when owned sessions are still live
+// after GC. Use it as TestMain: func TestMain(m *testing.M) { leakcheck.Main(m) }.
+func Main(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if n := Settle(); n != 0 {
+			fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// Settle runs the garbage collector until finalizers have given back every
+// dropped session, for up to a second, and returns how many are still live.
+func Settle() int64 {
+	for i := 0; i < 100 && sslsession.LiveSessions() != 0; i++ {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	return sslsession.LiveSessions()
+}
