@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
-	"weak"
 )
 
 // Accounting of owned sessions: how many hold a reference now, and how many
@@ -21,7 +20,14 @@ var (
 // LiveSessions is the number of owned sessions whose reference has not been
 // given back yet. After every session is closed, or dropped and collected,
 // it is 0: tests use it as a leak check.
-func LiveSessions() int64 { return liveSessions.Load() }
+func LiveSessions() int64 {
+	n := liveSessions.Load()
+	if b := curBlock.Load(); b != nil {
+		// The current block's slots not handed out yet.
+		n -= int64(blockSize - min(b.next.Load(), blockSize))
+	}
+	return n
+}
 
 // FinalizedSessions counts owned sessions freed by the garbage collector
 // instead of Close: a non-zero, growing value in a long-running program is a
@@ -31,12 +37,15 @@ func FinalizedSessions() int64 { return finalizedSessions.Load() }
 // Owned sessions are allocated in blocks of blockSize with one finalizer per
 // block. A finalizer per session (runtime.SetFinalizer, and clearing it
 // again in Close) costs about 160 ns, three times the C calls it guards;
-// per block it is paid once per 64 sessions. The allocator holds its current
-// block only weakly, so a block whose sessions were all dropped is collected
-// even when it is not full. The price: a session dropped without Close is
-// given back when every session of its block is unreachable, not
-// necessarily at the first GC after it was dropped. Close is always
-// immediate.
+// per block it is paid once per 64 sessions. The allocator drops its hold on
+// the current block at every garbage collection (as sync.Pool does), so a
+// block whose sessions were all dropped is collected even when it is not
+// full. The price: a session dropped without Close is given back once every
+// session of its block is unreachable, not necessarily at the first GC
+// after it was dropped. Close is always immediate.
+//
+// Accounting is per block too: a new block counts its blockSize slots as
+// live at once; Close and the block's finalizer take them off.
 const blockSize = 64
 
 type block struct {
@@ -45,55 +54,70 @@ type block struct {
 }
 
 var (
-	curBlock atomic.Pointer[weak.Pointer[block]]
+	curBlock atomic.Pointer[block]
 	blockMu  sync.Mutex
 )
 
+func init() { armGCSentinel() }
+
+// armGCSentinel makes the allocator let go of its current block at the next
+// garbage collection, and again after every one.
+func armGCSentinel() {
+	// Not a tiny pointer-free object: the tiny allocator packs those
+	// together, and a finalizer on one may never run.
+	sentinel := &gcSentinel{}
+	runtime.SetFinalizer(sentinel, func(*gcSentinel) {
+		curBlock.Store(nil)
+		armGCSentinel()
+	})
+}
+
+type gcSentinel struct{ _ *block }
+
 // newOwned wraps a pointer that already carries one reference for us.
-func newOwned(p *C.SSL_SESSION, ctx *C.SSL_CTX) *Session {
+func newOwned(p *C.SSL_SESSION, ctx uintptr) *Session {
 	s := allocSession()
 	s.p, s.ctx = p, ctx
-	liveSessions.Add(1)
 	return s
 }
 
 func allocSession() *Session {
-	if wp := curBlock.Load(); wp != nil {
-		if b := wp.Value(); b != nil {
-			if i := b.next.Add(1) - 1; i < blockSize {
-				return &b.items[i]
-			}
+	if b := curBlock.Load(); b != nil {
+		if i := b.next.Add(1) - 1; i < blockSize {
+			return &b.items[i]
 		}
 	}
 	blockMu.Lock()
 	defer blockMu.Unlock()
 	// Another goroutine may have made a new block meanwhile.
-	if wp := curBlock.Load(); wp != nil {
-		if b := wp.Value(); b != nil {
-			if i := b.next.Add(1) - 1; i < blockSize {
-				return &b.items[i]
-			}
+	if b := curBlock.Load(); b != nil {
+		if i := b.next.Add(1) - 1; i < blockSize {
+			return &b.items[i]
 		}
 	}
 	b := &block{}
 	b.next.Store(1)
+	liveSessions.Add(blockSize)
 	runtime.SetFinalizer(b, (*block).finalize)
-	wp := weak.Make(b)
-	curBlock.Store(&wp)
+	curBlock.Store(b)
 	return &b.items[0]
 }
 
 // finalize is the garbage collector's Close for every session of a block
-// that nobody closed. The block is unreachable: no session of it is in use.
+// that nobody closed, and takes the slots never handed out off the count.
+// The block is unreachable: no session of it is in use.
 func (b *block) finalize() {
 	for i := range b.items {
 		b.items[i].finalize()
+	}
+	if unused := blockSize - b.next.Load(); unused > 0 {
+		liveSessions.Add(-int64(unused))
 	}
 }
 
 // adopt makes s, a Session the caller allocated (UnmarshalBinary), the
 // owner of one reference to p, with a finalizer of its own.
-func adopt(s *Session, p *C.SSL_SESSION, ctx *C.SSL_CTX) {
+func adopt(s *Session, p *C.SSL_SESSION, ctx uintptr) {
 	s.p, s.ctx, s.ownFinalizer = p, ctx, true
 	liveSessions.Add(1)
 	runtime.SetFinalizer(s, (*Session).finalize)
@@ -116,23 +140,29 @@ func (s *Session) Close() error {
 	if s == nil || s.ssl != nil {
 		return nil
 	}
-	s.mu.Lock()
-	p := s.p
-	s.p = nil
-	s.mu.Unlock()
-	if p == nil {
-		return nil
+	for {
+		v := s.use.Load()
+		if v < 0 {
+			return nil // closed already
+		}
+		if v == 0 && s.use.CompareAndSwap(0, closedState) {
+			break
+		}
+		runtime.Gosched() // a call is using the session: let it finish
 	}
-	C.sslsess_free(p)
+	if s.p == nil {
+		return nil // a zero Session: nothing to give back
+	}
+	C.sslsess_free(s.p)
 	forget(s)
 	return nil
 }
 
 // finalize gives back a reference nobody closed.
 func (s *Session) finalize() {
-	if s.p != nil {
+	if s.p != nil && s.use.Load() >= 0 {
+		s.use.Store(closedState)
 		C.sslsess_free(s.p)
-		s.p = nil
 		liveSessions.Add(-1)
 		finalizedSessions.Add(1)
 	}

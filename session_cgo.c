@@ -286,11 +286,9 @@ SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_
 
 /* ---- connection side ---------------------------------------------------- */
 
-int sslsess_set_session(SSL *ssl, SSL_SESSION *s, const SSL_CTX *want, SSL_CTX **got, sslsess_err *e)
+int sslsess_set_session(SSL *ssl, SSL_SESSION *s, uintptr_t want, sslsess_err *e)
 {
-    SSL_CTX *have = SSL_get_SSL_CTX(ssl);
-    *got = have;
-    if (want != NULL && want != have)
+    if (want != 0 && want != (uintptr_t)SSL_get_SSL_CTX(ssl))
         return SSLSESS_WRONG_CTX;
     ERR_clear_error();
     if (SSL_set_session(ssl, s) != 1) {

@@ -8,6 +8,7 @@
 #define SSLSESSION_SESSION_CGO_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <openssl/opensslv.h>
 #include <openssl/ssl.h>
 #include <openssl/err.h>
@@ -76,7 +77,8 @@ SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_
 int sslsess_up_ref_checked(const SSL *ssl, SSL_SESSION *s);
 
 /* Connection side. */
-int sslsess_set_session(SSL *ssl, SSL_SESSION *s, const SSL_CTX *want, SSL_CTX **got, sslsess_err *e);
+/* want: the session's SSL_CTX address, 0 for any. */
+int sslsess_set_session(SSL *ssl, SSL_SESSION *s, uintptr_t want, sslsess_err *e);
 int sslsess_session_reused(SSL *ssl);
 SSL_CTX *sslsess_ssl_ctx(const SSL *ssl);
 int sslsess_current_resumable(const SSL *ssl);

@@ -87,6 +87,32 @@ func TestFinalizersFreeDroppedSessions(t *testing.T) {
 	assert.GreaterOrEqual(t, sslsession.FinalizedSessions()-before, int64(n))
 }
 
+// A few sessions dropped without Close sit in a part-filled allocation
+// block: the garbage collector must still give them back, and OpenSSL must
+// really free them.
+func TestDroppedSessionsInPartialBlockAreFreed(t *testing.T) {
+	require.Zero(t, settle())
+	var watches []*sslsession.FreeWatch
+	for i := 0; i < 5; i++ {
+		s := ownedSession(t)
+		// A copy, so that the fixture connection's session is not the one
+		// watched: each decoded session is its own SSL_SESSION.
+		der, err := s.MarshalBinary()
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
+		d, err := sslsession.ParseDER(der)
+		require.NoError(t, err)
+		w, err := d.WatchFree()
+		require.NoError(t, err)
+		watches = append(watches, w)
+	}
+	assert.Equal(t, int64(0), settle())
+	for i, w := range watches {
+		assert.True(t, w.Freed(), "dropped session %d not freed by OpenSSL", i)
+		w.Release()
+	}
+}
+
 func TestCloseTwiceAndUseAfterClose(t *testing.T) {
 	s := ownedSession(t)
 	live := sslsession.LiveSessions()

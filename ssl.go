@@ -2,6 +2,34 @@ package sslsession
 
 // #cgo pkg-config: libssl libcrypto
 // #cgo CFLAGS: -Wno-deprecated-declarations
+//
+// /* These C functions never call back into Go and keep no pointer they
+//    are given: the cgo calls skip that bookkeeping, and Go memory passed
+//    to them (error and info structs) stays on the stack. SSL_free,
+//    SSL_clear, SSL_set_session, I/O and cache calls are not listed: they
+//    can run session callbacks that enter Go. */
+//
+// #cgo nocallback sslsess_get
+// #cgo nocallback sslsess_get0
+// #cgo nocallback sslsess_get1
+// #cgo nocallback sslsess_free
+// #cgo nocallback sslsess_get1_free
+// #cgo nocallback sslsess_check
+// #cgo nocallback sslsess_up_ref_checked
+// #cgo nocallback sslsess_info_get
+// #cgo noescape sslsess_info_get
+// #cgo nocallback sslsess_i2d
+// #cgo noescape sslsess_i2d
+// #cgo nocallback sslsess_d2i
+// #cgo noescape sslsess_d2i
+// #cgo nocallback sslsess_master_key
+// #cgo noescape sslsess_master_key
+// #cgo nocallback sslsess_peer_der
+// #cgo noescape sslsess_peer_der
+// #cgo nocallback sslsess_set_timeout
+// #cgo nocallback sslsess_set_time
+// #cgo nocallback sslsess_session_reused
+// #cgo nocallback sslsess_current_resumable
 // #include "session_cgo.h"
 import "C"
 
@@ -21,19 +49,19 @@ import (
 // New (an SSL object this package owns) or FromPointer (an SSL* of your own
 // cgo code).
 //
-// Every call that reads or changes the connection's session takes the
+// Every call that uses or changes the connection's session takes the
 // connection's lock: for a spacemonkeygo Conn it is the Conn's own mutex, the
 // one its Read, Write and Handshake hold around their OpenSSL calls, so a
 // session can never be freed by a concurrent handshake while it is read.
 type SSL struct {
 	p     *C.SSL
-	ctx   *C.SSL_CTX  // the SSL_CTX the SSL was made from; owned sessions bind to it
+	ctx   uintptr     // ctxID of the SSL_CTX the SSL was made from; owned sessions bind to it
 	mu    *sync.Mutex // the connection's lock
 	ownMu sync.Mutex  // used as mu when there is no spacemonkeygo Conn
 	conn  *openssl.Conn
 	keep  *openssl.Ctx // keeps a New SSL's context alive
 	owns  bool         // SSL_free is ours (New)
-	freed bool         // guarded by mu
+	freed atomic.Bool  // set under mu by Free
 
 	// The borrowed wrapper of the current session, reused while the session
 	// pointer is unchanged, so Session0 does not allocate.
@@ -90,7 +118,7 @@ func FromConn(c *openssl.Conn) (*SSL, error) {
 	}
 	s := &SSL{
 		p:    p,
-		ctx:  C.sslsess_ssl_ctx(p),
+		ctx:  ctxID(C.sslsess_ssl_ctx(p)),
 		mu:   (*sync.Mutex)(unsafe.Add(unsafe.Pointer(c), layout.connMutex)),
 		conn: c,
 	}
@@ -114,7 +142,7 @@ func New(ctx *openssl.Ctx) (*SSL, error) {
 	if p == nil {
 		return nil, newError("SSL_new", nil, &e)
 	}
-	s := &SSL{p: p, ctx: cp, keep: ctx, owns: true}
+	s := &SSL{p: p, ctx: ctxID(cp), keep: ctx, owns: true}
 	s.mu = &s.ownMu
 	runtime.SetFinalizer(s, (*SSL).Free)
 	return s, nil
@@ -132,7 +160,7 @@ func FromPointer(p unsafe.Pointer) (*SSL, error) {
 		return nil, ErrNilSSL
 	}
 	s := &SSL{p: (*C.SSL)(p)}
-	s.ctx = C.sslsess_ssl_ctx(s.p)
+	s.ctx = ctxID(C.sslsess_ssl_ctx(s.p))
 	s.mu = &s.ownMu
 	return s, nil
 }
@@ -142,7 +170,7 @@ func FromPointer(p unsafe.Pointer) (*SSL, error) {
 func (s *SSL) Pointer() unsafe.Pointer {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.freed {
+	if s.freed.Load() {
 		return nil
 	}
 	return unsafe.Pointer(s.p)
@@ -158,7 +186,7 @@ func (s *SSL) lock() error {
 		return ErrNilSSL
 	}
 	s.mu.Lock()
-	if s.freed {
+	if s.freed.Load() {
 		s.mu.Unlock()
 		return ErrFreed
 	}
@@ -182,8 +210,20 @@ func (s *SSL) Session() (*Session, error) { return s.borrow(false) }
 func (s *SSL) Session0() (*Session, error) { return s.borrow(true) }
 
 func (s *SSL) borrow(zero bool) (*Session, error) {
-	if err := s.lock(); err != nil {
-		return nil, err
+	if s == nil {
+		return nil, ErrNilSSL
+	}
+	// Only the pointer is read here, never what it points to, so the
+	// connection's lock is not needed unless the SSL* itself may be freed
+	// meanwhile (an SSL made by New). Every use of the borrowed session
+	// takes the lock and checks the pointer again.
+	if s.owns {
+		if err := s.lock(); err != nil {
+			return nil, err
+		}
+		defer s.unlock()
+	} else if s.freed.Load() {
+		return nil, ErrFreed
 	}
 	var p *C.SSL_SESSION
 	if zero {
@@ -191,7 +231,7 @@ func (s *SSL) borrow(zero bool) (*Session, error) {
 	} else {
 		p = C.sslsess_get(s.p)
 	}
-	s.unlock()
+	runtime.KeepAlive(s)
 	if p == nil {
 		return nil, ErrNoSession
 	}
@@ -246,18 +286,18 @@ func (s *SSL) SetSession(sess *Session) error {
 		return err
 	}
 	defer s.unlock()
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	if sess.p == nil {
+	if !sess.acquire() {
 		return ErrClosed
 	}
+	defer sess.release()
 	var e C.sslsess_err
-	var got *C.SSL_CTX
-	rc := C.sslsess_set_session(s.p, sess.p, sess.ctx, &got, &e)
+	want := sess.context()
+	rc := C.sslsess_set_session(s.p, sess.p, C.uintptr_t(want), &e)
 	switch rc {
 	case C.SSLSESS_OK:
-		if sess.ctx == nil {
-			sess.ctx = got
+		if want == 0 && !atomic.CompareAndSwapUintptr(&sess.ctx, 0, s.ctx) && sess.context() != s.ctx {
+			// Bound to another context by a concurrent SetSession meanwhile.
+			return &Error{Func: "SSL_set_session", Err: ErrWrongContext}
 		}
 		return nil
 	case C.SSLSESS_FAIL:
@@ -292,16 +332,15 @@ func (s *SSL) currentResumable() bool {
 func (s *SSL) Free() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.freed {
+	if s.freed.Load() {
 		return
 	}
-	s.freed = true
+	s.freed.Store(true)
 	s.borrowed.Store(nil)
 	if s.owns {
 		runtime.SetFinalizer(s, nil)
 		C.sslsess_ssl_free(s.p)
 	}
-	s.p = nil
 }
 
 // Clear is SSL_clear(3): reset the SSL for a new connection. After a clean
