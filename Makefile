@@ -44,7 +44,7 @@ check-openssl:
 build: check-openssl
 	$(GO) build ./...
 	$(GO) build -o bin/sslsession ./cmd/sslsession
-
+	$(GO) build -o bin/fleet-server ./examples/fleet-server
 vet: check-openssl
 	$(GO) vet ./...
 

@@ -123,15 +123,23 @@ func (c *Ctx) SetSessionIDContext(id []byte) error {
 // session that has timed out at t (created + timeout < t). Sessions still
 // used by a connection, or held by an owned Session, stay alive; they are
 // only taken out of the cache. The Stats.Timeouts counter does not count
-// these removals.
-func (c *Ctx) Flush(t time.Time) {
+// these removals. Called from inside a session callback it returns an
+// error wrapping ErrInCallback instead of deadlocking (see SessionStore).
+func (c *Ctx) Flush(t time.Time) error {
+	if err := callbackGuard("SSL_CTX_flush_sessions"); err != nil {
+		return err
+	}
 	C.sslsess_ctx_flush(c.p, C.long(t.Unix()))
 	runtime.KeepAlive(c)
+	return nil
 }
 
 // AddSession is SSL_CTX_add_session(3): put sess into the internal cache.
 // It reports false when the same session was already there.
 func (c *Ctx) AddSession(sess *Session) (bool, error) {
+	if err := callbackGuard("SSL_CTX_add_session"); err != nil {
+		return false, err
+	}
 	var added bool
 	err := sess.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
 		added = C.sslsess_ctx_add(c.p, p) == 1
@@ -144,6 +152,9 @@ func (c *Ctx) AddSession(sess *Session) (bool, error) {
 // RemoveSession is SSL_CTX_remove_session(3): take sess out of the internal
 // cache and mark it not resumable. It reports whether it was there.
 func (c *Ctx) RemoveSession(sess *Session) (bool, error) {
+	if err := callbackGuard("SSL_CTX_remove_session"); err != nil {
+		return false, err
+	}
 	var removed bool
 	err := sess.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
 		removed = C.sslsess_ctx_remove(c.p, p) == 1
@@ -165,7 +176,9 @@ func (c *Ctx) Options(set, clear int64) int64 {
 // OpenSSL 1.1.1+ TLS 1.3 then uses stateful tickets, kept in the cache).
 const OptionNoTicket int64 = C.SSL_OP_NO_TICKET
 
-// Stats are the SSL_CTX_sess_*(3) counters of a context.
+// Stats are the SSL_CTX_sess_*(3) counters of a context. OpenSSL 1.1.0+
+// counts atomically; OpenSSL 1.0.2 increments plain ints without a lock, so
+// under concurrent handshakes its counters can fall slightly short.
 type Stats struct {
 	Number             int64 `json:"number"`              // sessions in the internal cache
 	Connect            int64 `json:"connect"`             // client handshakes started

@@ -33,9 +33,9 @@ type Session struct {
 	// guard than a mutex (Close is one compare-and-swap), which the
 	// Get1Close benchmark showed.
 	use atomic.Int32
-	p   *C.SSL_SESSION         // owned: set before the session is shared; borrowed: the pointer seen
-	ssl *SSL                   // borrowed: the connection it is borrowed from
-	ctx uintptr // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
+	p   *C.SSL_SESSION // owned: set before the session is shared; borrowed: the pointer seen
+	ssl *SSL           // borrowed: the connection it is borrowed from
+	ctx uintptr        // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
 
 	ownFinalizer bool // owned, allocated by the caller: finalizer on s itself
 }

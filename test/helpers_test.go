@@ -29,8 +29,6 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-var settle = leakcheck.Settle
-
 // versions are the protocol versions to test on the linked OpenSSL.
 func versions() []sslsession.Version {
 	if sslsession.MaxSupportedVersion() >= sslsession.TLS13 {

@@ -1,0 +1,547 @@
+package sslsession
+
+// #include "cache_cgo.h"
+import "C"
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// The bridge between OpenSSL's session callbacks and Go.
+//
+// Each SSL_CTX with a store or a client cache gets one hooks value, found
+// through an integer handle in the SSL_CTX's ex_data (never a Go pointer in
+// C memory). The handle is an index into a registry rather than a
+// runtime/cgo.Handle, because a callback may already be inside OpenSSL when
+// ClearStore runs, and cgo.Handle.Value panics on a deleted handle where a
+// registry lookup just finds nothing. The hooks hold no reference to the
+// spacemonkeygo *openssl.Ctx, so the registry does not keep the context
+// alive: when it is collected, SSL_CTX_free first flushes the cache (running
+// the remove callbacks) and then frees the ex_data, whose free callback
+// releases the handle and stops the store's worker goroutine.
+
+type hooks struct {
+	server atomic.Pointer[bridge]
+	client atomic.Pointer[clientSink]
+}
+
+var (
+	hooksMu   sync.Mutex // serializes installing and removing hooks
+	hooksReg  sync.Map   // uintptr -> *hooks
+	hooksNext atomic.Uintptr
+)
+
+// Test probes, set only by the package's tests (store_test.go): they run
+// inside the callbacks.
+var (
+	testRemove atomic.Pointer[func(id []byte)]        // in the remove callback, under OpenSSL's lock
+	testNew    atomic.Pointer[func(p unsafe.Pointer)] // on each new server session
+	testGot    atomic.Pointer[func(p unsafe.Pointer)] // on each session the get callback returns
+)
+
+// watchRaw watches a session this package holds no reference to.
+func watchRaw(p unsafe.Pointer) (*FreeWatch, error) {
+	return (&Session{p: (*C.SSL_SESSION)(p)}).WatchFree()
+}
+
+// hooksHandle returns c's handle and whether it is registered.
+func hooksHandle(c *Ctx) (uintptr, bool) {
+	h := uintptr(C.sslsess_cache_handle(c.p))
+	runtime.KeepAlive(c)
+	_, ok := hooksReg.Load(h)
+	return h, ok
+}
+
+// callbacksOf reports which of the bridge's callbacks are set on c.
+func callbacksOf(c *Ctx) (newCb, getCb, removeCb bool) {
+	bits := C.sslsess_cache_callbacks(c.p)
+	runtime.KeepAlive(c)
+	return bits&C.SSLSESS_CB_NEW != 0, bits&C.SSLSESS_CB_GET != 0, bits&C.SSLSESS_CB_REMOVE != 0
+}
+
+// hooksOf returns the hooks of an SSL_CTX, making them when create is set.
+// Call with hooksMu held when create is set.
+func hooksOf(p *C.SSL_CTX, create bool) (*hooks, error) {
+	if h := uintptr(C.sslsess_cache_handle(p)); h != 0 {
+		if v, ok := hooksReg.Load(h); ok {
+			return v.(*hooks), nil
+		}
+		if create {
+			// Released: only SSL_CTX_free does that.
+			return nil, &Error{Func: "SSL_CTX_get_ex_data", Err: ErrNilSSL}
+		}
+		return nil, nil
+	}
+	if !create {
+		return nil, nil
+	}
+	hk := &hooks{}
+	h := hooksNext.Add(1)
+	hooksReg.Store(h, hk)
+	var e C.sslsess_err
+	if C.sslsess_cache_set_handle(p, C.uintptr_t(h), &e) != C.SSLSESS_OK {
+		hooksReg.Delete(h)
+		return nil, newError("SSL_CTX_set_ex_data", nil, &e)
+	}
+	return hk, nil
+}
+
+// lookupHooks is the callbacks' way to the hooks: nil once released.
+func lookupHooks(h C.uintptr_t) *hooks {
+	v, ok := hooksReg.Load(uintptr(h))
+	if !ok {
+		return nil
+	}
+	return v.(*hooks)
+}
+
+// syncCallbacks installs exactly the callbacks the hooks need.
+func (hk *hooks) syncCallbacks(p *C.SSL_CTX) {
+	var cbs C.int
+	if b := hk.server.Load(); b != nil {
+		cbs |= C.SSLSESS_CB_NEW | C.SSLSESS_CB_GET
+		if b.opts.DeleteOnRemove || b.removeHook {
+			cbs |= C.SSLSESS_CB_REMOVE
+		}
+	}
+	if hk.client.Load() != nil {
+		cbs |= C.SSLSESS_CB_NEW
+	}
+	C.sslsess_cache_set_callbacks(p, cbs)
+}
+
+//export sslsessGoRelease
+func sslsessGoRelease(h C.uintptr_t) {
+	v, ok := hooksReg.LoadAndDelete(uintptr(h))
+	if !ok {
+		return
+	}
+	hk := v.(*hooks)
+	if b := hk.server.Swap(nil); b != nil {
+		b.close()
+	}
+	if s := hk.client.Swap(nil); s != nil {
+		s.close()
+	}
+}
+
+// callbackGuard refuses cache calls made from inside a session callback.
+// The check is per OS thread: during a callback its goroutine is locked to
+// the thread OpenSSL called from, which is the thread that may hold the
+// cache lock.
+func callbackGuard(fn string) error {
+	if C.sslsess_cache_in_callback() != 0 {
+		return &Error{Func: fn, Err: ErrInCallback}
+	}
+	return nil
+}
+
+// SetStore makes store the context's server-side session cache beyond
+// OpenSSL's internal one, through OpenSSL's new, get and (with
+// DeleteOnRemove) remove session callbacks (SSL_CTX_sess_set_new_cb(3)).
+// It replaces any previous store (whose queued work still runs) and the
+// session callbacks set on the SSL_CTX by other code. It adds CacheServer to
+// the cache mode, since OpenSSL calls the callbacks only then.
+//
+// Every server of a fleet sharing one store must use the same certificate
+// and session ID context (SetSessionIDContext). Servers resume by session ID
+// (TLS 1.2) and by stateful ticket (TLS 1.3, OpenSSL 1.1.1+): set
+// OptionNoTicket, or TLS tickets, which are encrypted under each server's
+// own ticket keys, bypass the store. With an SNI callback that switches
+// contexts, install the store on every context.
+//
+// The store is used until ClearStore, or until the SSL_CTX is freed: the
+// bridge does not keep the context alive. A store that holds the context
+// (or a *Ctx, or anything holding them) does, through a package-level
+// registry, until ClearStore. Set it
+// before the context serves connections: the first SetStore (or
+// NewClientCache) on a context writes the SSL_CTX's ex_data, which OpenSSL
+// does not lock against concurrent readers. See SessionStore for the rules
+// a store follows.
+func (c *Ctx) SetStore(store SessionStore, opts StoreOptions) error {
+	if store == nil {
+		return fmt.Errorf("%w: nil SessionStore", ErrMalformed)
+	}
+	if err := callbackGuard("SSL_CTX_sess_set_new_cb"); err != nil {
+		return err
+	}
+	defer runtime.KeepAlive(c)
+	hooksMu.Lock()
+	defer hooksMu.Unlock()
+	hk, err := hooksOf(c.p, true)
+	if err != nil {
+		return err
+	}
+	b := newBridge(store, opts, testRemove.Load() != nil)
+	old := hk.server.Swap(b)
+	c.SetCacheMode(c.CacheMode() | CacheServer)
+	hk.syncCallbacks(c.p)
+	if old != nil {
+		old.close()
+	}
+	return nil
+}
+
+// ClearStore removes the context's store: OpenSSL's callbacks are taken
+// off, then Puts and Deletes still queued run until ctx is done; those left
+// then are dropped (StoreStats.Dropped). It returns ctx's error if ctx ended
+// before the queue was empty. Without a store it does nothing.
+func (c *Ctx) ClearStore(ctx context.Context) error {
+	if err := callbackGuard("SSL_CTX_sess_set_new_cb"); err != nil {
+		return err
+	}
+	defer runtime.KeepAlive(c)
+	hooksMu.Lock()
+	hk, err := hooksOf(c.p, false)
+	if err != nil || hk == nil {
+		hooksMu.Unlock()
+		return err
+	}
+	b := hk.server.Swap(nil)
+	hk.syncCallbacks(c.p)
+	hooksMu.Unlock()
+	if b == nil {
+		return nil
+	}
+	b.close()
+	return b.wait(ctx)
+}
+
+// Store returns the context's store, or nil.
+func (c *Ctx) Store() SessionStore {
+	defer runtime.KeepAlive(c)
+	if b := c.bridge(); b != nil {
+		return b.store
+	}
+	return nil
+}
+
+// StoreStats returns the counters of the context's store; zero without one.
+func (c *Ctx) StoreStats() StoreStats {
+	defer runtime.KeepAlive(c)
+	if b := c.bridge(); b != nil {
+		return b.stats.snapshot()
+	}
+	return StoreStats{}
+}
+
+func (c *Ctx) bridge() *bridge {
+	hk, _ := hooksOf(c.p, false)
+	if hk == nil {
+		return nil
+	}
+	return hk.server.Load()
+}
+
+// bridge is one installed store.
+type bridge struct {
+	store      SessionStore
+	opts       StoreOptions
+	removeHook bool // tests: the remove callback is installed for testRemove
+	stats      storeCounters
+
+	queue   chan storeOp
+	startMu sync.Mutex
+	started bool
+	closed  atomic.Bool
+	done    chan struct{} // closed by close: the worker drains and exits
+	exited  chan struct{} // closed by the worker when it exits
+	cancel  context.CancelFunc
+	ctx     context.Context // cancelled by wait's deadline: in-flight calls end
+}
+
+type storeOp struct {
+	put     bool
+	id, der []byte
+	expires time.Time
+}
+
+type storeCounters struct {
+	puts, gets, hits, misses, deletes, errors, invalid, dropped atomic.Int64
+}
+
+func (s *storeCounters) snapshot() StoreStats {
+	return StoreStats{
+		Puts: s.puts.Load(), Gets: s.gets.Load(), Hits: s.hits.Load(), Misses: s.misses.Load(),
+		Deletes: s.deletes.Load(), Errors: s.errors.Load(), Invalid: s.invalid.Load(), Dropped: s.dropped.Load(),
+	}
+}
+
+func newBridge(store SessionStore, opts StoreOptions, removeHook bool) *bridge {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 100 * time.Millisecond
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 1024
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &bridge{
+		store: store, opts: opts, removeHook: removeHook,
+		queue: make(chan storeOp, opts.QueueSize),
+		done:  make(chan struct{}), exited: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
+	}
+}
+
+// enqueue hands op to the worker without ever blocking: it may run inside
+// OpenSSL's cache lock.
+func (b *bridge) enqueue(op storeOp) {
+	b.startMu.Lock()
+	defer b.startMu.Unlock()
+	if b.closed.Load() {
+		b.stats.dropped.Add(1)
+		return
+	}
+	if !b.started {
+		b.started = true
+		go b.work()
+	}
+	select {
+	case b.queue <- op:
+	default:
+		b.stats.dropped.Add(1)
+	}
+}
+
+func (b *bridge) work() {
+	defer close(b.exited)
+	for {
+		select {
+		case op := <-b.queue:
+			b.run(op)
+		case <-b.done:
+			for {
+				select {
+				case op := <-b.queue:
+					if b.ctx.Err() != nil {
+						b.stats.dropped.Add(1)
+						continue
+					}
+					b.run(op)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// close stops taking work; the worker finishes what is queued.
+func (b *bridge) close() {
+	b.startMu.Lock()
+	if b.closed.Swap(true) {
+		b.startMu.Unlock()
+		return
+	}
+	started := b.started
+	b.started = true // no worker starts from now on
+	b.startMu.Unlock()
+	close(b.done)
+	if !started {
+		close(b.exited)
+	}
+}
+
+// wait waits for the worker to drain, cancelling what is left when ctx ends.
+func (b *bridge) wait(ctx context.Context) error {
+	select {
+	case <-b.exited:
+		b.cancel()
+		return nil
+	case <-ctx.Done():
+		b.cancel()
+		<-b.exited
+		return ctx.Err()
+	}
+}
+
+func (b *bridge) run(op storeOp) {
+	if op.put {
+		b.put(op)
+	} else {
+		b.del(op.id)
+	}
+}
+
+// call runs one store method with the per-call timeout, turning a panic
+// into an error: a panic must not unwind through OpenSSL's C frames.
+func (b *bridge) call(fn func(ctx context.Context) error) (err error) {
+	ctx, cancel := context.WithTimeout(b.ctx, b.opts.Timeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sslsession: session store panicked: %v", r)
+		}
+	}()
+	return fn(ctx)
+}
+
+func (b *bridge) put(op storeOp) {
+	b.stats.puts.Add(1)
+	if err := b.call(func(ctx context.Context) error { return b.store.Put(ctx, op.id, op.der, op.expires) }); err != nil {
+		b.stats.errors.Add(1)
+	}
+}
+
+func (b *bridge) del(id []byte) {
+	b.stats.deletes.Add(1)
+	if err := b.call(func(ctx context.Context) error { return b.store.Delete(ctx, id) }); err != nil {
+		b.stats.errors.Add(1)
+	}
+}
+
+// newSession encodes a new server session and stores it.
+func (b *bridge) newSession(p *C.SSL_SESSION) {
+	var ci C.sslsess_info
+	if C.sslsess_info_get(nil, p, &ci) != C.SSLSESS_OK || ci.id_len == 0 {
+		return
+	}
+	id := C.GoBytes(unsafe.Pointer(&ci.id[0]), C.int(ci.id_len))
+	expires := time.Unix(int64(ci.time), 0).Add(time.Duration(ci.timeout) * time.Second)
+	var n C.int
+	if C.sslsess_i2d(nil, p, nil, 0, &n) != C.SSLSESS_OK || n <= 0 {
+		b.stats.errors.Add(1)
+		return
+	}
+	der := make([]byte, int(n))
+	if C.sslsess_i2d(nil, p, (*C.uchar)(unsafe.Pointer(&der[0])), n, &n) != C.SSLSESS_OK {
+		b.stats.errors.Add(1)
+		return
+	}
+	if fn := testNew.Load(); fn != nil {
+		(*fn)(unsafe.Pointer(p))
+	}
+	op := storeOp{put: true, id: id, der: der, expires: expires}
+	if b.opts.AsyncPut {
+		b.enqueue(op)
+		return
+	}
+	b.put(op)
+}
+
+// get looks id up in the store and decodes the session for OpenSSL, which
+// receives the one reference d2i_SSL_SESSION made (the C side sets
+// *copy = 0). The session is never wrapped in a Go Session.
+func (b *bridge) get(id []byte) *C.SSL_SESSION {
+	b.stats.gets.Add(1)
+	var der []byte
+	err := b.call(func(ctx context.Context) (err error) {
+		der, err = b.store.Get(ctx, id)
+		return err
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotFound):
+		b.stats.misses.Add(1)
+		return nil
+	case errors.Is(err, ErrInvalidValue):
+		b.stats.invalid.Add(1)
+		b.stats.misses.Add(1)
+		return nil
+	default:
+		b.stats.errors.Add(1)
+		b.stats.misses.Add(1)
+		return nil
+	}
+	p := b.decode(id, der)
+	if p == nil {
+		b.stats.invalid.Add(1)
+		b.stats.misses.Add(1)
+		return nil
+	}
+	var ci C.sslsess_info
+	C.sslsess_info_get(nil, p, &ci)
+	if int64(ci.time)+int64(ci.timeout) <= time.Now().Unix() {
+		C.sslsess_free(p)
+		b.stats.misses.Add(1)
+		return nil
+	}
+	b.stats.hits.Add(1)
+	if fn := testGot.Load(); fn != nil {
+		(*fn)(unsafe.Pointer(p))
+	}
+	return p
+}
+
+// decode turns der into a session whose ID is id, or nil.
+func (b *bridge) decode(id, der []byte) *C.SSL_SESSION {
+	if len(der) == 0 || len(der) > MaxDERSize {
+		return nil
+	}
+	var used C.long
+	p := C.sslsess_d2i((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)), &used, nil)
+	if p == nil {
+		return nil
+	}
+	var ci C.sslsess_info
+	if int(used) != len(der) || C.sslsess_info_get(nil, p, &ci) != C.SSLSESS_OK ||
+		!bytes.Equal(C.GoBytes(unsafe.Pointer(&ci.id[0]), C.int(ci.id_len)), id) {
+		C.sslsess_free(p)
+		return nil
+	}
+	return p
+}
+
+//export sslsessGoNew
+func sslsessGoNew(h C.uintptr_t, server C.int, key *C.char, p *C.SSL_SESSION, ctx *C.SSL_CTX) {
+	hk := lookupHooks(h)
+	if hk == nil {
+		return
+	}
+	if server != 0 {
+		if b := hk.server.Load(); b != nil {
+			b.newSession(p)
+		}
+		return
+	}
+	if s := hk.client.Load(); s != nil {
+		s.newSession(C.GoString(key), p, ctx)
+	}
+}
+
+//export sslsessGoGet
+func sslsessGoGet(h C.uintptr_t, id *C.uchar, n C.int) *C.SSL_SESSION {
+	hk := lookupHooks(h)
+	if hk == nil {
+		return nil
+	}
+	b := hk.server.Load()
+	if b == nil {
+		return nil
+	}
+	return b.get(C.GoBytes(unsafe.Pointer(id), n))
+}
+
+// sslsessGoRemove runs while OpenSSL may hold its cache lock: it only
+// queues the Delete.
+//
+//export sslsessGoRemove
+func sslsessGoRemove(h C.uintptr_t, id *C.uchar, n C.int, created, timeout C.long) {
+	hk := lookupHooks(h)
+	if hk == nil {
+		return
+	}
+	b := hk.server.Load()
+	if b == nil {
+		return
+	}
+	sid := C.GoBytes(unsafe.Pointer(id), n)
+	if fn := testRemove.Load(); b.removeHook && fn != nil {
+		func() {
+			defer func() { _ = recover() }()
+			(*fn)(sid)
+		}()
+	}
+	if !b.opts.DeleteOnRemove || int64(created)+int64(timeout) <= time.Now().Unix() {
+		return
+	}
+	b.enqueue(storeOp{id: sid})
+}

@@ -1,0 +1,265 @@
+// Package redistest runs a real redis-server for tests: Debian's
+// redis-server from PATH, on a free 127.0.0.1 port, with no persistence.
+// There is no fake: a test that needs Redis fails when redis-server is
+// missing (`make test` installs it).
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one redis-server process.
+type Server struct {
+	// Addr is host:port, 127.0.0.1 and the port chosen at Start; Restart
+	// keeps it.
+	Addr string
+
+	tb     testing.TB
+	bin    string
+	dir    string
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    bytes.Buffer
+}
+
+// Start starts a redis-server and stops it when the test ends. It fails the
+// test if redis-server is not on PATH or does not answer PING.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redistest: redis-server not found on PATH: install redis-server (make test does; on Debian: apt-get install redis-server): %v", err)
+	}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("redistest: no free port: %v", err)
+		}
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if lastErr = s.start(); lastErr == nil {
+			tb.Cleanup(s.kill)
+			return s
+		}
+	}
+	tb.Fatalf("redistest: redis-server did not start: %v", lastErr)
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) start() error {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	cmd := exec.Command(s.bin,
+		"--port", port, "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no",
+		"--dir", s.dir, "--daemonize", "no",
+		"--protected-mode", "yes",
+	)
+	s.mu.Lock()
+	s.log.Reset()
+	cmd.Stdout = &lockedWriter{mu: &s.mu, w: &s.log}
+	cmd.Stderr = cmd.Stdout
+	s.mu.Unlock()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited: %s", s.output())
+		default:
+		}
+		if err := s.Ping(); err == nil {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.kill()
+	return fmt.Errorf("redis-server on %s did not answer PING: %s", s.Addr, s.output())
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func (s *Server) output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.log.String()
+}
+
+// Ping sends PING over a new connection and checks for +PONG.
+func (s *Server) Ping() error {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("redistest: PING answered %q", line)
+	}
+	return nil
+}
+
+// Stop kills the server (SIGKILL: as abrupt as a crash) and waits for it
+// to exit. Its data is lost.
+func (s *Server) Stop() {
+	s.tb.Helper()
+	s.kill()
+}
+
+func (s *Server) kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+// Restart starts the server again on the same port, after Stop.
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.kill()
+	var err error
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err = s.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the port may linger
+	}
+	s.tb.Fatalf("redistest: restart on %s: %v", s.Addr, err)
+}
+
+// Pause stops the process (SIGSTOP): connections stay open but nothing is
+// answered, as with a server stuck or a network black hole. Resume undoes
+// it; at the test's end the process is killed either way.
+func (s *Server) Pause() {
+	s.tb.Helper()
+	s.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() {
+	s.tb.Helper()
+	s.signal(syscall.SIGCONT)
+}
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.tb.Fatalf("redistest: server on %s is not running", s.Addr)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.tb.Fatalf("redistest: %v: %v", sig, err)
+	}
+}
+
+// Do sends one command (RESP array of bulk strings) over a new connection
+// and returns the raw reply's first line, or the bulk string for a bulk
+// reply. It is enough for tests to look at what a store wrote: GET, TTL,
+// SET, KEYS.
+func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", s.Addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	} else {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write(b.Bytes()); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = line[:len(line)-2]
+	switch {
+	case line == "":
+		return "", errors.New("redistest: empty reply")
+	case line[0] == '-':
+		return "", errors.New("redistest: " + line[1:])
+	case line[0] == '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", err
+		}
+		if n < 0 {
+			return "", ErrNil
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case line[0] == '+' || line[0] == ':':
+		return line[1:], nil
+	}
+	return line, nil
+}
+
+// ErrNil is Do's error for a nil reply (GET of a missing key).
+var ErrNil = errors.New("redistest: nil reply")

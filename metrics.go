@@ -1,0 +1,74 @@
+package sslsession
+
+import (
+	"expvar"
+	"fmt"
+	"sync"
+	"weak"
+
+	"github.com/spacemonkeygo/openssl"
+)
+
+// Metrics is what a context's session caching is doing: OpenSSL's cache
+// counters and the store bridge's.
+type Metrics struct {
+	Cache    Stats      `json:"cache"`     // SSL_CTX_sess_*(3)
+	Store    StoreStats `json:"store"`     // the SessionStore bridge; zero without a store
+	HasStore bool       `json:"has_store"` // whether a store is installed
+}
+
+// Metrics reads the cache and store counters.
+func (c *Ctx) Metrics() Metrics {
+	return Metrics{Cache: c.Stats(), Store: c.StoreStats(), HasStore: c.Store() != nil}
+}
+
+var (
+	expvarMu  sync.Mutex
+	expvarCtx = map[string]*expvarTarget{} // names this package published
+)
+
+type expvarTarget struct {
+	mu  sync.Mutex
+	ctx weak.Pointer[openssl.Ctx]
+}
+
+func (t *expvarTarget) value() any {
+	t.mu.Lock()
+	oc := t.ctx.Value()
+	t.mu.Unlock()
+	if oc == nil {
+		return nil
+	}
+	c, err := NewCtx(oc)
+	if err != nil {
+		return nil
+	}
+	return c.Metrics()
+}
+
+// PublishExpvar publishes c's Metrics as the expvar variable name (in
+// /debug/vars, as JSON). Publishing the same name again points it at the new
+// context instead of panicking as expvar.Publish does; a name published by
+// other code is an error. The variable holds the spacemonkeygo context
+// weakly: it does not keep the context alive, and shows null once the
+// context is gone.
+func PublishExpvar(name string, c *Ctx) error {
+	if c == nil || c.ctx == nil {
+		return ErrNilSSL
+	}
+	expvarMu.Lock()
+	defer expvarMu.Unlock()
+	if t, ok := expvarCtx[name]; ok {
+		t.mu.Lock()
+		t.ctx = weak.Make(c.ctx)
+		t.mu.Unlock()
+		return nil
+	}
+	if expvar.Get(name) != nil {
+		return fmt.Errorf("sslsession: expvar %q is already published by other code", name)
+	}
+	t := &expvarTarget{ctx: weak.Make(c.ctx)}
+	expvar.Publish(name, expvar.Func(t.value))
+	expvarCtx[name] = t
+	return nil
+}

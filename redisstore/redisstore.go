@@ -1,0 +1,297 @@
+// Package redisstore is a sslsession.SessionStore on Redis, so that a fleet
+// of servers behind a load balancer resumes each other's TLS sessions, as
+// Apache httpd's mod_socache_redis does.
+//
+// Each session is one Redis string: the key is the prefix and the session
+// ID in hex, the value the session's DER sealed with AES-GCM (the DER holds
+// the master key), the TTL the session's remaining lifetime. Keys rotate:
+// new values are sealed with the first key, and values sealed with any key
+// given are opened.
+//
+// Failures never fail a handshake: every call is bounded by Options.Timeout
+// and an error makes the handshake a full one (the sslsession bridge turns
+// it into a cache miss and counts it).
+package redisstore
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sslsession/sslsession"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Prefix starts every key; default "sslsession:". Servers that must
+	// not share sessions use different prefixes (or databases).
+	Prefix string
+	// Keys are AES keys (16, 24 or 32 bytes: AES-128, -192, -256) that seal
+	// the values. Keys[0] seals new values; every key opens. To rotate, put
+	// the new key first on every server, and drop the old one after the
+	// session timeout has passed. With no keys, values are stored as the
+	// session's plain DER: the master keys are then readable by anyone
+	// who can read Redis; only do that on a private, trusted Redis.
+	Keys [][]byte
+	// Timeout bounds each Redis call, default 100ms. It needs a client
+	// that honours context deadlines (go-redis's ContextTimeoutEnabled);
+	// New refuses clients that do not.
+	Timeout time.Duration
+	// KeepInvalid leaves values that cannot be opened in Redis. By default
+	// Get deletes them, so that they are not read again.
+	KeepInvalid bool
+}
+
+// Store is a sslsession.SessionStore on Redis. It is safe for concurrent
+// use.
+type Store struct {
+	client      redis.UniversalClient
+	prefix      string
+	timeout     time.Duration
+	keepInvalid bool
+	aeads       []cipher.AEAD
+	ids         [][keyIDLen]byte
+	stats       counters
+}
+
+// Stats counts a Store's calls.
+type Stats struct {
+	Puts    int64 `json:"puts"`
+	Gets    int64 `json:"gets"`
+	Hits    int64 `json:"hits"`
+	Misses  int64 `json:"misses"`
+	Deletes int64 `json:"deletes"`
+	Errors  int64 `json:"errors"`  // Redis errors and timeouts
+	Invalid int64 `json:"invalid"` // values that could not be opened
+}
+
+type counters struct {
+	puts, gets, hits, misses, deletes, errors, invalid atomic.Int64
+}
+
+// Value format. A sealed value is
+//
+//	version (1 byte, 1) | key ID (4 bytes) | nonce (12 bytes) | AES-GCM(DER)
+//
+// with the version, the key ID and the session ID as additional data, so a
+// value copied under another session's key does not open. The key ID is the
+// start of SHA-256 over a label and the key: it picks the key to try without
+// revealing it. An unsealed value is version 0 followed by the DER.
+const (
+	versionPlain  = 0
+	versionSealed = 1
+	keyIDLen      = 4
+	headerLen     = 1 + keyIDLen
+)
+
+// ErrNoContextTimeout is New's error for a go-redis client whose
+// ContextTimeoutEnabled is off: it would ignore the per-call timeout and
+// could stall handshakes for its ReadTimeout (seconds) when Redis hangs.
+var ErrNoContextTimeout = errors.New("redisstore: the go-redis client must have ContextTimeoutEnabled set, or per-call timeouts are ignored")
+
+// New makes a Store on client.
+func New(client redis.UniversalClient, opts Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redisstore: nil client")
+	}
+	if !contextTimeouts(client) {
+		return nil, ErrNoContextTimeout
+	}
+	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, keepInvalid: opts.KeepInvalid}
+	if s.prefix == "" {
+		s.prefix = "sslsession:"
+	}
+	if s.timeout <= 0 {
+		s.timeout = 100 * time.Millisecond
+	}
+	for i, k := range opts.Keys {
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: key %d: %w", i, err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: key %d: %w", i, err)
+		}
+		s.aeads = append(s.aeads, aead)
+		s.ids = append(s.ids, keyID(k))
+	}
+	return s, nil
+}
+
+// contextTimeouts reports whether client applies context deadlines to its
+// network I/O; clients of unknown types are trusted.
+func contextTimeouts(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}
+
+func keyID(k []byte) [keyIDLen]byte {
+	h := sha256.New()
+	h.Write([]byte("sslsession redisstore key id\x00"))
+	h.Write(k)
+	var id [keyIDLen]byte
+	copy(id[:], h.Sum(nil))
+	return id
+}
+
+// Key is the Redis key of a session ID.
+func (s *Store) Key(id []byte) string { return s.prefix + hex.EncodeToString(id) }
+
+// Sealed reports whether values are sealed (Options.Keys was given).
+func (s *Store) Sealed() bool { return len(s.aeads) > 0 }
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Puts: c.puts.Load(), Gets: c.gets.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(),
+		Deletes: c.deletes.Load(), Errors: c.errors.Load(), Invalid: c.invalid.Load(),
+	}
+}
+
+func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Put stores der under id with a TTL of the whole seconds until expires
+// (at least one). A session that has already expired is not stored.
+func (s *Store) Put(ctx context.Context, id, der []byte, expires time.Time) error {
+	s.stats.puts.Add(1)
+	left := time.Until(expires)
+	if left <= 0 {
+		return nil
+	}
+	ttl := time.Duration(math.Ceil(left.Seconds())) * time.Second
+	value, err := s.seal(id, der)
+	if err != nil {
+		s.stats.errors.Add(1)
+		return err
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if err := s.client.Set(ctx, s.Key(id), value, ttl).Err(); err != nil {
+		s.stats.errors.Add(1)
+		return fmt.Errorf("redisstore: SET: %w", err)
+	}
+	return nil
+}
+
+// Get returns the DER stored under id: sslsession.ErrNotFound when there is
+// none, an error wrapping sslsession.ErrInvalidValue when the value does not
+// open with any key (it is then deleted, unless Options.KeepInvalid).
+func (s *Store) Get(ctx context.Context, id []byte) ([]byte, error) {
+	s.stats.gets.Add(1)
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	value, err := s.client.Get(ctx, s.Key(id)).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		s.stats.misses.Add(1)
+		return nil, sslsession.ErrNotFound
+	case err != nil:
+		s.stats.errors.Add(1)
+		return nil, fmt.Errorf("redisstore: GET: %w", err)
+	}
+	der, err := s.open(id, value)
+	if err != nil {
+		s.stats.invalid.Add(1)
+		if !s.keepInvalid {
+			_ = s.client.Del(ctx, s.Key(id)).Err()
+		}
+		return nil, err
+	}
+	s.stats.hits.Add(1)
+	return der, nil
+}
+
+// Delete removes id.
+func (s *Store) Delete(ctx context.Context, id []byte) error {
+	s.stats.deletes.Add(1)
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	if err := s.client.Del(ctx, s.Key(id)).Err(); err != nil {
+		s.stats.errors.Add(1)
+		return fmt.Errorf("redisstore: DEL: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) seal(id, der []byte) ([]byte, error) {
+	if len(s.aeads) == 0 {
+		return append([]byte{versionPlain}, der...), nil
+	}
+	aead := s.aeads[0]
+	out := make([]byte, headerLen+aead.NonceSize(), headerLen+aead.NonceSize()+len(der)+aead.Overhead())
+	out[0] = versionSealed
+	copy(out[1:headerLen], s.ids[0][:])
+	nonce := out[headerLen:]
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("redisstore: nonce: %w", err)
+	}
+	return aead.Seal(out, nonce, der, additional(out[:headerLen], id)), nil
+}
+
+func additional(header, id []byte) []byte {
+	return append(append(make([]byte, 0, len(header)+len(id)), header...), id...)
+}
+
+func (s *Store) open(id, value []byte) ([]byte, error) {
+	invalid := func(why string) error {
+		return fmt.Errorf("%w: redisstore: %s", sslsession.ErrInvalidValue, why)
+	}
+	if len(value) == 0 {
+		return nil, invalid("empty value")
+	}
+	if len(s.aeads) == 0 {
+		if value[0] != versionPlain || len(value) == 1 {
+			return nil, invalid("not an unsealed value (is the store missing its keys?)")
+		}
+		return value[1:], nil
+	}
+	if value[0] != versionSealed {
+		return nil, invalid("not a sealed value")
+	}
+	if len(value) < headerLen {
+		return nil, invalid("truncated")
+	}
+	tried := false
+	for i, aead := range s.aeads {
+		if string(value[1:headerLen]) != string(s.ids[i][:]) {
+			continue
+		}
+		tried = true
+		n := aead.NonceSize()
+		if len(value) < headerLen+n+aead.Overhead() {
+			return nil, invalid("truncated")
+		}
+		der, err := aead.Open(nil, value[headerLen:headerLen+n], value[headerLen+n:], additional(value[:headerLen], id))
+		if err == nil {
+			return der, nil
+		}
+	}
+	if !tried {
+		return nil, invalid("sealed with an unknown key")
+	}
+	return nil, invalid("does not open (tampered, or stored under another session ID)")
+}

@@ -1,0 +1,89 @@
+package test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/redistest"
+)
+
+// The README's "Sharing sessions across servers" example, run as written:
+// two examples/fleet-server processes on one redis-server, with the same
+// certificate and sealing key; a session made on host A resumes on host B.
+func TestFleetServerExample(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "fleet-server")
+	build := exec.Command("go", "build", "-o", bin, "../examples/fleet-server")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "go build: %s", out)
+
+	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	require.NoError(t, os.WriteFile(cert, testCert(t).CertPEM, 0o600))
+	require.NoError(t, os.WriteFile(key, testCert(t).KeyPEM, 0o600))
+	seal := make([]byte, 32)
+	_, _ = rand.Read(seal)
+	redis := redistest.Start(t)
+
+	start := func(name string) string {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		cmd := exec.Command(bin, "-addr", addr, "-redis", redis.Addr, "-cert", cert, "-key", key,
+			"-seal-key", hex.EncodeToString(seal))
+		var log lockedBuffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			if t.Failed() {
+				t.Logf("%s log:\n%s", name, log.String())
+			}
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				return addr
+			}
+			require.True(t, time.Now().Before(deadline), "%s did not start: %s", name, log.String())
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	hostA, hostB := start("host A"), start("host B")
+
+	for _, v := range versions() {
+		t.Run(v.String(), func(t *testing.T) {
+			cctx, err := loopback.ClientCtx(testCert(t), v, v)
+			require.NoError(t, err)
+			a := dial(t, hostA, cctx, nil)
+			echo(t, a)
+			sess, err := a.AwaitSession(5 * time.Second)
+			require.NoError(t, err)
+			defer sess.Close()
+			require.False(t, a.SessionReused())
+			require.NoError(t, a.Close())
+
+			b := dial(t, hostB, cctx, sess)
+			echo(t, b)
+			assert.True(t, b.SessionReused(), "a session made on host A must resume on host B")
+			info, err := sess.Info()
+			require.NoError(t, err)
+			assert.Equal(t, v, info.Protocol)
+		})
+	}
+	// The sessions are in Redis, sealed.
+	keys, err := redis.Do(t.Context(), "KEYS", "fleet-server:*")
+	require.NoError(t, err)
+	assert.NotEmpty(t, keys)
+}
