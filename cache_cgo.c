@@ -19,15 +19,6 @@ static pthread_once_t idx_once = PTHREAD_ONCE_INIT;
 /* Depth of this package's callbacks on this thread. */
 static __thread int in_callback;
 
-static void capture(sslsess_err *e)
-{
-    unsigned long code;
-    while ((code = ERR_get_error()) != 0) {
-        if (e != NULL && e->n < SSLSESS_ERR_MAX)
-            e->codes[e->n++] = code;
-    }
-}
-
 /* The SSL_CTX is freed: SSL_CTX_free has already flushed its cache (and run
  * the remove callbacks); now the Go hooks can go. */
 static void ctx_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
@@ -43,34 +34,10 @@ static void key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long 
     free(ptr);
 }
 
-/* SSL_dup must not share the key (it would be freed twice). */
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-static int key_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx, long argl, void *argp)
-{
-    (void)to; (void)from; (void)idx; (void)argl; (void)argp;
-    *from_d = NULL;
-    return 1;
-}
-#elif defined(SSLSESS_CACHE_OSSL102)
-static int key_dup(CRYPTO_EX_DATA *to, CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp)
-{
-    (void)to; (void)from; (void)idx; (void)argl; (void)argp;
-    *(void **)from_d = NULL;
-    return 1;
-}
-#else
-static int key_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp)
-{
-    (void)to; (void)from; (void)idx; (void)argl; (void)argp;
-    *(void **)from_d = NULL;
-    return 1;
-}
-#endif
-
 static void idx_init(void)
 {
     ctx_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, ctx_free);
-    ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, key_dup, key_free);
+    ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, sslsess_exdata_nodup, key_free);
 }
 
 uintptr_t sslsess_cache_handle(SSL_CTX *ctx)
@@ -86,7 +53,7 @@ int sslsess_cache_set_handle(SSL_CTX *ctx, uintptr_t h, sslsess_err *e)
     pthread_once(&idx_once, idx_init);
     ERR_clear_error();
     if (ctx_idx < 0 || !SSL_CTX_set_ex_data(ctx, ctx_idx, (void *)h)) {
-        capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;
@@ -105,7 +72,7 @@ int sslsess_cache_set_ssl_key(SSL *ssl, const char *key, sslsess_err *e)
     free(SSL_get_ex_data(ssl, ssl_idx));
     if (!SSL_set_ex_data(ssl, ssl_idx, dup)) {
         free(dup);
-        capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;

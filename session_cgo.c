@@ -47,7 +47,7 @@ int sslsess_threads_ok(void)
 
 /* ---- errors ------------------------------------------------------------ */
 
-static void err_capture(sslsess_err *e)
+void sslsess_err_capture(sslsess_err *e)
 {
     unsigned long code;
     if (e == NULL) {
@@ -277,7 +277,7 @@ SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_
     ERR_clear_error();
     s = d2i_SSL_SESSION(NULL, &p, len);
     if (s == NULL) {
-        err_capture(e);
+        sslsess_err_capture(e);
         return NULL;
     }
     *used = (long)(p - in);
@@ -292,7 +292,7 @@ int sslsess_set_session(SSL *ssl, SSL_SESSION *s, uintptr_t want, sslsess_err *e
         return SSLSESS_WRONG_CTX;
     ERR_clear_error();
     if (SSL_set_session(ssl, s) != 1) {
-        err_capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;
@@ -321,7 +321,7 @@ SSL *sslsess_ssl_new(SSL_CTX *ctx, sslsess_err *e)
     ERR_clear_error();
     ssl = SSL_new(ctx);
     if (ssl == NULL)
-        err_capture(e);
+        sslsess_err_capture(e);
     return ssl;
 }
 
@@ -331,7 +331,7 @@ int sslsess_ssl_clear(SSL *ssl, sslsess_err *e)
 {
     ERR_clear_error();
     if (SSL_clear(ssl) != 1) {
-        err_capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;
@@ -341,7 +341,7 @@ int sslsess_ssl_set_fd(SSL *ssl, int fd, sslsess_err *e)
 {
     ERR_clear_error();
     if (SSL_set_fd(ssl, fd) != 1) {
-        err_capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;
@@ -351,7 +351,7 @@ int sslsess_ssl_set_host(SSL *ssl, const char *name, sslsess_err *e)
 {
     ERR_clear_error();
     if (SSL_set_tlsext_host_name(ssl, name) != 1) {
-        err_capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;
@@ -364,7 +364,7 @@ static int io_result(SSL *ssl, int rv, sslsess_err *e)
     if (rv <= 0) {
         e->ssl_error = SSL_get_error(ssl, rv);
         e->sys_errno = errno;
-        err_capture(e);
+        sslsess_err_capture(e);
     }
     return rv;
 }
@@ -425,24 +425,18 @@ static void watch_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lon
     watch_put(f);
 }
 
-/* A duplicated session (TLS 1.3 clients dup on every ticket) must not share
- * the flag: the copy starts unwatched. */
+/* A copy of an object with ex_data (a TLS 1.3 client dups its session on
+ * every ticket; SSL_dup) must not share the slot's value, which would be
+ * freed twice: the copy starts with NULL. */
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-static int watch_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx, long argl, void *argp)
+int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx, long argl, void *argp)
 {
     (void)to; (void)from; (void)idx; (void)argl; (void)argp;
     *from_d = NULL;
     return 1;
 }
-#elif defined(SSLSESS_OSSL102)
-static int watch_dup(CRYPTO_EX_DATA *to, CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp)
-{
-    (void)to; (void)from; (void)idx; (void)argl; (void)argp;
-    *(void **)from_d = NULL;
-    return 1;
-}
 #else
-static int watch_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp)
+int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, SSLSESS_EXDATA_FROM_CONST CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp)
 {
     (void)to; (void)from; (void)idx; (void)argl; (void)argp;
     *(void **)from_d = NULL;
@@ -452,7 +446,7 @@ static int watch_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void *from_
 
 static void watch_init(void)
 {
-    watch_idx = SSL_SESSION_get_ex_new_index(0, NULL, NULL, watch_dup, watch_free);
+    watch_idx = SSL_SESSION_get_ex_new_index(0, NULL, NULL, sslsess_exdata_nodup, watch_free);
 }
 
 int *sslsess_watch(SSL_SESSION *s)
@@ -496,7 +490,7 @@ int sslsess_ctx_set_sid_ctx(SSL_CTX *ctx, const unsigned char *p, unsigned int n
 {
     ERR_clear_error();
     if (SSL_CTX_set_session_id_context(ctx, p, n) != 1) {
-        err_capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;
@@ -571,7 +565,7 @@ int sslsess_ctx_default_verify_paths(SSL_CTX *ctx, sslsess_err *e)
 {
     ERR_clear_error();
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-        err_capture(e);
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
     return SSLSESS_OK;

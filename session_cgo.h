@@ -95,9 +95,24 @@ int sslsess_ssl_read(SSL *ssl, void *buf, int n, sslsess_err *e);
 int sslsess_ssl_write(SSL *ssl, const void *buf, int n, sslsess_err *e);
 int sslsess_ssl_shutdown(SSL *ssl, sslsess_err *e);
 
-/* Errors. */
+/* Errors. sslsess_err_capture drains this thread's error queue into e (or
+ * just clears it when e is NULL). */
+void sslsess_err_capture(sslsess_err *e);
 void sslsess_err_string(unsigned long code, char *buf, size_t n);
 const char *sslsess_verify_string(long code);
+
+/* The ex_data dup callback for slots whose value must not be shared by a
+ * copy of the object: the copy gets NULL. Its signature differs by version. */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx, long argl, void *argp);
+#else
+#if OPENSSL_VERSION_NUMBER < 0x10100000L
+#define SSLSESS_EXDATA_FROM_CONST
+#else
+#define SSLSESS_EXDATA_FROM_CONST const
+#endif
+int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, SSLSESS_EXDATA_FROM_CONST CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp);
+#endif
 
 /* A test probe: marks a session so that its real free (the reference count
  * reaching zero) is observable on every version. Returns a flag that becomes
