@@ -1,0 +1,71 @@
+// Package sslsession gives Go programs OpenSSL's real TLS session API —
+// SSL_get_session(3), SSL_get0_session, SSL_get1_session and
+// SSL_SESSION_free — with Go-safe lifetimes, for programs that already link
+// OpenSSL through github.com/spacemonkeygo/openssl. OpenSSL 1.0.2u is the
+// reference; 1.1.1 and 3.x are supported.
+//
+// # Sessions, owned and borrowed
+//
+// A [Session] is an SSL_SESSION held one of two ways:
+//
+//   - Borrowed, from [SSL.Session] (SSL_get_session) or [SSL.Session0]
+//     (SSL_get0_session): no reference is taken, as the man page says. The
+//     session is usable while it is its connection's session; once a new
+//     handshake, SSL_clear or SSL_free ends it, every method returns
+//     [ErrStale] instead of reading freed memory.
+//   - Owned, from [SSL.Session1] (SSL_get1_session), [Session.Owned],
+//     [ParseDER] or [ParsePEM]: one reference, given back by
+//     [Session.Close] exactly once, or by the garbage collector if Close is
+//     never called. Use after Close returns [ErrClosed].
+//
+// A connection without a session (the man page's NULL) gives
+// [ErrNoSession]. A session belongs to one SSL_CTX: [SSL.SetSession]
+// refuses another context's session with [ErrWrongContext].
+//
+// # Resuming
+//
+// [Dial] connects, offering [DialConfig].Session for resumption;
+// [Conn.SessionReused] tells whether it resumed. With TLS 1.3 the server's
+// tickets arrive after the handshake: [Conn.AwaitSession] reads until one
+// has, and returns a resumable session (what [SSL.Session1] returns right
+// after a TLS 1.3 handshake is not resumable yet). Keep sessions as objects
+// to resume fastest; [Session.MarshalBinary] (DER) and
+// [Session.MarshalPEM] (the format of `openssl sess_id`) store them, as
+// secrets: they hold the master key.
+//
+// Example_saveAndResume runs the whole cycle.
+//
+// # Inspecting
+//
+// [Session.Info] reads the session ID, creation time, timeout, protocol,
+// cipher, whether it is resumable, its ticket and whether it has a peer
+// certificate, in one C call. [Session.String] shows the same. Nothing in
+// the package prints, logs or marshals the master key.
+//
+// # The session cache
+//
+// [NewCtx] gives the session side of a spacemonkeygo context: cache mode,
+// size, timeout, session ID context, [Ctx.Flush] (SSL_CTX_flush_sessions),
+// [Ctx.Stats] (the SSL_CTX_sess_* counters), and [Ctx.SetStore], which
+// bridges OpenSSL's new, get and remove session callbacks to a
+// [SessionStore]: [MemoryStore] in one process, package redisstore for a
+// fleet of servers. [NewClientCache] is the client side.
+//
+// # Errors and versions
+//
+// Every error is or wraps a sentinel (test with errors.Is); a failed
+// OpenSSL call is an [*Error] with the function's name and OpenSSL's error
+// queue, read on the thread that failed. [CheckSetup] reports, and every
+// constructor returns, an error wrapping [ErrSetup] when the loaded OpenSSL
+// differs in major or minor version from the headers the package was built
+// with, or when OpenSSL 1.0.2 lacks its thread callbacks. [BuildVersion]
+// and [RuntimeVersion] give both versions.
+//
+// # Concurrency
+//
+// Sessions, SSL objects and contexts are safe for concurrent use. A
+// borrowed session's methods take its connection's own lock — for a
+// spacemonkeygo Conn the mutex its Read, Write and Handshake hold around
+// their OpenSSL calls — so a concurrent handshake cannot free the session
+// under them.
+package sslsession
