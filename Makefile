@@ -16,21 +16,21 @@ OPENSSL_BIN  := $(OPENSSL_PREFIX)/bin/openssl
 # $(shell) does not see exported variables in GNU Make 4.3: pass them.
 PKG_ENV      := PKG_CONFIG_PATH=$(PKG_CONFIG_PATH) PKG_CONFIG_LIBDIR=$(PKG_CONFIG_LIBDIR)
 else
-OPENSSL_BIN  := $(shell command -v openssl)
+OPENSSL_BIN   = $(shell command -v openssl)
 PKG_ENV      :=
 endif
 
-OSSL_VERSION := $(shell $(PKG_ENV) pkg-config --modversion libssl 2>/dev/null)
-ifneq ($(filter 3.%,$(OSSL_VERSION)),)
-OSSL_CFLAGS := -include $(CURDIR)/compat/spacemonkey_ossl3.h
-endif
+# Evaluated when a recipe runs, not when the Makefile is read: `make test`
+# installs pkg-config and libssl-dev first (deps) when they are missing.
+OSSL_VERSION  = $(shell $(PKG_ENV) pkg-config --modversion libssl 2>/dev/null)
+OSSL_CFLAGS   = $(if $(filter 3.%,$(OSSL_VERSION)),-include $(CURDIR)/compat/spacemonkey_ossl3.h)
 
 export CGO_ENABLED := 1
-export CGO_CFLAGS  := -O2 -g $(OSSL_CFLAGS)
+export CGO_CFLAGS   = -O2 -g $(OSSL_CFLAGS)
 export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
 # The tests run this openssl binary as a second peer; it must be the same
 # OpenSSL the library links.
-export SSLSESSION_OPENSSL := $(OPENSSL_BIN)
+export SSLSESSION_OPENSSL = $(OPENSSL_BIN)
 
 .PHONY: all build test test-core vet lint deps demo bench fuzz test-memory check-openssl clean deps docker docker-test docker-demo test-matrix check-scripts
 
