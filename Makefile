@@ -122,7 +122,7 @@ docker-test:
 docker-demo: docker
 	$(DOCKER) run --rm $(DOCKER_TAG) check --require-resume
 
-# make test-matrix OPENSSL_PREFIXES="/opt/openssl-1.0.2u system"
+# make test-matrix OPENSSL_PREFIXES="<1.0.2u prefix> system"
 OPENSSL_PREFIXES ?= system
 test-matrix:
 	scripts/test-matrix.sh $(OPENSSL_PREFIXES)
