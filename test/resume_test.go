@@ -3,12 +3,14 @@ package test
 import (
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -153,6 +155,58 @@ func TestResumeFromDERWhereDialSessionPanics(t *testing.T) {
 	assert.True(t, c.SessionReused())
 	full := dial(t, srv.Addr, cctx, nil)
 	assert.False(t, full.SessionReused())
+}
+
+// spacemonkeygo's own DialSession, at the pinned version, panics on current
+// Go: with a real session (its setSession passes C a Go pointer to a Go
+// pointer, which cgo's pointer checks refuse) and with an empty one (it
+// takes &session[0]). The library's Dial resumes the same session.
+func TestSpacemonkeyDialSessionPanicsWhereDialWorks(t *testing.T) {
+	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	srv := serve(t, sctx)
+	first := dial(t, srv.Addr, cctx, nil)
+	s, err := first.Session1()
+	require.NoError(t, err)
+	defer s.Close()
+	der, err := s.MarshalBinary()
+	require.NoError(t, err)
+	first.Close()
+
+	// DialSession panics before its handshake, and leaks the connection it
+	// dialled: give it a bare TCP listener, not the TLS server.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	for name, session := range map[string][]byte{"real session": der, "empty session": {}} {
+		t.Run(name, func(t *testing.T) {
+			var conn *openssl.Conn
+			panicked := func() (p any) {
+				defer func() { p = recover() }()
+				conn, _ = openssl.DialSession("tcp", ln.Addr().String(), cctx, openssl.InsecureSkipHostVerification, session)
+				return nil
+			}()
+			if conn != nil {
+				conn.Close()
+			}
+			require.NotNil(t, panicked, "spacemonkeygo's DialSession no longer panics: revisit the README")
+			t.Logf("DialSession panicked: %v", panicked)
+		})
+	}
+	d, err := sslsession.ParseDER(der)
+	require.NoError(t, err)
+	defer d.Close()
+	c := dial(t, srv.Addr, cctx, d)
+	echo(t, c)
+	assert.True(t, c.SessionReused())
 }
 
 // Resumption against `openssl s_server` of the same OpenSSL, by session ID
