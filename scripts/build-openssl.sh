@@ -154,7 +154,7 @@ echo "$PROG: building OpenSSL $version (series $series) into $prefix with $jobs 
 # ---- 4. configure, build, install ----------------------------------------
 # Ignore -j/jobserver settings inherited from a calling make: parallelism is
 # controlled by --jobs only (and 1.0.2 must build serially).
-unset MAKEFLAGS MFLAGS MAKELEVEL
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS
 mkdir -p -- "$prefix"
 rpath="-Wl,-rpath=$prefix/lib"
 cd -- "$srcdir"
