@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 )
 
@@ -42,6 +43,11 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	// The in-process tests make sessions too: none may be left live.
+	if n := leakcheck.Settle(); code == 0 && n != 0 {
+		fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
+		code = 1
+	}
 	os.Exit(code)
 }
 
