@@ -55,6 +55,7 @@ type Error struct {
 	Errno    int      // errno for SSL_ERROR_SYSCALL, else 0
 }
 
+// Error names the function, the cause and the OpenSSL error queue.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("sslsession: ")
