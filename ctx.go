@@ -141,7 +141,7 @@ func (c *Ctx) AddSession(sess *Session) (bool, error) {
 		return false, err
 	}
 	var added bool
-	err := sess.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
+	err := sess.do("SSL_CTX_add_session", func(_ *C.SSL, p *C.SSL_SESSION) C.int {
 		added = C.sslsess_ctx_add(c.p, p) == 1
 		return C.SSLSESS_OK
 	})
@@ -156,7 +156,7 @@ func (c *Ctx) RemoveSession(sess *Session) (bool, error) {
 		return false, err
 	}
 	var removed bool
-	err := sess.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
+	err := sess.do("SSL_CTX_remove_session", func(_ *C.SSL, p *C.SSL_SESSION) C.int {
 		removed = C.sslsess_ctx_remove(c.p, p) == 1
 		return C.SSLSESS_OK
 	})

@@ -82,18 +82,14 @@ func newOwned(p *C.SSL_SESSION, ctx uintptr) *Session {
 }
 
 func allocSession() *Session {
-	if b := curBlock.Load(); b != nil {
-		if i := b.next.Add(1) - 1; i < blockSize {
-			return &b.items[i]
-		}
+	if s := fromCurrentBlock(); s != nil {
+		return s
 	}
 	blockMu.Lock()
 	defer blockMu.Unlock()
 	// Another goroutine may have made a new block meanwhile.
-	if b := curBlock.Load(); b != nil {
-		if i := b.next.Add(1) - 1; i < blockSize {
-			return &b.items[i]
-		}
+	if s := fromCurrentBlock(); s != nil {
+		return s
 	}
 	b := &block{}
 	b.next.Store(1)
@@ -101,6 +97,16 @@ func allocSession() *Session {
 	runtime.SetFinalizer(b, (*block).finalize)
 	curBlock.Store(b)
 	return &b.items[0]
+}
+
+// fromCurrentBlock takes the next free slot of the current block, or nil.
+func fromCurrentBlock() *Session {
+	if b := curBlock.Load(); b != nil {
+		if i := b.next.Add(1) - 1; i < blockSize {
+			return &b.items[i]
+		}
+	}
+	return nil
 }
 
 // finalize is the garbage collector's Close for every session of a block
@@ -182,7 +188,7 @@ type FreeWatch struct {
 // WatchFree starts watching s's SSL_SESSION.
 func (s *Session) WatchFree() (*FreeWatch, error) {
 	var flag *C.int
-	err := s.do(func(_ *C.SSL, p *C.SSL_SESSION) C.int {
+	err := s.do("SSL_SESSION_set_ex_data", func(_ *C.SSL, p *C.SSL_SESSION) C.int {
 		flag = (*C.int)(unsafe.Pointer(C.sslsess_watch(p)))
 		if flag == nil {
 			return C.SSLSESS_FAIL

@@ -72,8 +72,9 @@ func (s *Session) Borrowed() bool { return s != nil && s.ssl != nil }
 // do runs fn on the session pointer under the lock that keeps it valid: the
 // connection's lock for a borrowed session (and fn's C call checks that the
 // pointer is still the connection's session), the session's own for an
-// owned one. fn gets the SSL* to check against, or nil.
-func (s *Session) do(fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
+// owned one. fn gets the SSL* to check against, or nil. name is the
+// OpenSSL function a failure is reported under.
+func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 	if s == nil {
 		return ErrNilSession
 	}
@@ -88,15 +89,15 @@ func (s *Session) do(fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 		// Checked here for every closure, under the lock; the C accessors
 		// check again in their own call.
 		if rc := C.sslsess_check(c.p, s.p); rc != C.SSLSESS_OK {
-			return statusError("", rc)
+			return statusError(name, rc)
 		}
-		return statusError("", fn(c.p, s.p))
+		return statusError(name, fn(c.p, s.p))
 	}
 	if !s.acquire() {
 		return ErrClosed
 	}
 	defer s.release()
-	return statusError("", fn(nil, s.p))
+	return statusError(name, fn(nil, s.p))
 }
 
 // Owned returns an owned session that holds its own reference to the same
@@ -105,7 +106,7 @@ func (s *Session) do(fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 func (s *Session) Owned() (*Session, error) {
 	var ctx uintptr
 	var ref *C.SSL_SESSION
-	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+	err := s.do("SSL_SESSION_up_ref", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		if ssl != nil {
 			ctx = s.ssl.ctx
 		} else {
@@ -190,7 +191,7 @@ func orDash(s string) string {
 // Info reads everything showable about the session in one C call.
 func (s *Session) Info() (Info, error) {
 	var ci C.sslsess_info
-	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int { return C.sslsess_info_get(ssl, p, &ci) })
+	err := s.do("SSL_SESSION_get_id", func(ssl *C.SSL, p *C.SSL_SESSION) C.int { return C.sslsess_info_get(ssl, p, &ci) })
 	if err != nil {
 		return Info{}, err
 	}
@@ -258,7 +259,7 @@ func (s *Session) SetTimeout(d time.Duration) error {
 	if d < time.Second {
 		return fmt.Errorf("%w: timeout %s is under one second", ErrMalformed, d)
 	}
-	return s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+	return s.do("SSL_SESSION_set_timeout", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		return C.sslsess_set_timeout(ssl, p, C.long(d/time.Second))
 	})
 }
@@ -266,7 +267,7 @@ func (s *Session) SetTimeout(d time.Duration) error {
 // SetCreated sets the session's creation time (SSL_SESSION_set_time(3)),
 // which with the timeout decides when SSL_CTX_flush_sessions drops it.
 func (s *Session) SetCreated(t time.Time) error {
-	return s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+	return s.do("SSL_SESSION_set_time", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		return C.sslsess_set_time(ssl, p, C.long(t.Unix()))
 	})
 }
@@ -292,7 +293,7 @@ func (s *Session) PeerCertificate() (*x509.Certificate, error) {
 func (s *Session) MasterKey() ([]byte, error) {
 	var key [C.SSL_MAX_MASTER_KEY_LENGTH]byte
 	var n C.size_t
-	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+	err := s.do("SSL_SESSION_get_master_key", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		return C.sslsess_master_key(ssl, p, (*C.uchar)(unsafe.Pointer(&key[0])), C.size_t(len(key)), &n)
 	})
 	if err != nil {
@@ -308,7 +309,7 @@ func (s *Session) MasterKey() ([]byte, error) {
 // that length, both under the session's lock.
 func (s *Session) twoStep(fn string, enc func(ssl *C.SSL, p *C.SSL_SESSION, buf *C.uchar, n *C.int) C.int) ([]byte, error) {
 	var out []byte
-	err := s.do(func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+	err := s.do(fn, func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		var n C.int
 		if rc := enc(ssl, p, nil, &n); rc != C.SSLSESS_OK || n == 0 {
 			return rc
@@ -317,9 +318,6 @@ func (s *Session) twoStep(fn string, enc func(ssl *C.SSL, p *C.SSL_SESSION, buf 
 		return enc(ssl, p, (*C.uchar)(unsafe.Pointer(&out[0])), &n)
 	})
 	if err != nil {
-		if e, ok := err.(*Error); ok && e.Func == "" {
-			e.Func = fn
-		}
 		return nil, err
 	}
 	return out, nil

@@ -133,30 +133,6 @@ func TestAwaitSessionLosesNoData(t *testing.T) {
 	}
 }
 
-// The resume path works where spacemonkeygo's own DialSession panics: with
-// a session decoded from DER, under the cgo pointer checks, and with no
-// session (a nil *Session is simply a full handshake).
-func TestResumeFromDERWhereDialSessionPanics(t *testing.T) {
-	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
-	srv := serve(t, sctx)
-	first := dial(t, srv.Addr, cctx, nil)
-	s, err := first.Session1()
-	require.NoError(t, err)
-	der, err := s.MarshalBinary()
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-	first.Close()
-
-	d, err := sslsession.ParseDER(der)
-	require.NoError(t, err)
-	defer d.Close()
-	c := dial(t, srv.Addr, cctx, d)
-	echo(t, c)
-	assert.True(t, c.SessionReused())
-	full := dial(t, srv.Addr, cctx, nil)
-	assert.False(t, full.SessionReused())
-}
-
 // spacemonkeygo's own DialSession, at the pinned version, panics on current
 // Go: with a real session (its setSession passes C a Go pointer to a Go
 // pointer, which cgo's pointer checks refuse) and with an empty one (it
@@ -201,12 +177,17 @@ func TestSpacemonkeyDialSessionPanicsWhereDialWorks(t *testing.T) {
 			t.Logf("DialSession panicked: %v", panicked)
 		})
 	}
+	// The library resumes from the same DER (a session bound to no context
+	// yet), under the same cgo pointer checks; no session is a full
+	// handshake.
 	d, err := sslsession.ParseDER(der)
 	require.NoError(t, err)
 	defer d.Close()
 	c := dial(t, srv.Addr, cctx, d)
 	echo(t, c)
 	assert.True(t, c.SessionReused())
+	full := dial(t, srv.Addr, cctx, nil)
+	assert.False(t, full.SessionReused())
 }
 
 // Resumption against `openssl s_server` of the same OpenSSL, by session ID
