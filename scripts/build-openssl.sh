@@ -158,6 +158,11 @@ unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES GNUMAKEFLAGS
 mkdir -p -- "$prefix"
 rpath="-Wl,-rpath=$prefix/lib"
 cd -- "$srcdir"
+# Trees exported with `git archive` from some mirrors lose their executable
+# bits: restore them on every script (a file that starts with "#!").
+while IFS= read -r -d '' f; do
+	if [ "$(head -c 2 -- "$f")" = '#!' ]; then chmod +x -- "$f"; fi
+done < <(find . -type f \( -name config -o -name Configure -o -name '*.sh' -o -name '*.pl' -o -path './util/*' -o -path './tools/*' -o -path './apps/*' \) -print0)
 
 case "$series" in
 1.0.2)
@@ -168,13 +173,15 @@ case "$series" in
 	make install_sw
 	;;
 1.1.1)
-	./config shared --prefix="$prefix" --openssldir="$prefix/ssl" "$rpath"
-	make -j "$jobs"
+	./config shared no-tests --prefix="$prefix" --openssldir="$prefix/ssl" "$rpath"
+	make -j "$jobs" build_sw
 	make install_sw
 	;;
 3)
-	./Configure shared --prefix="$prefix" --openssldir="$prefix/ssl" --libdir=lib "$rpath"
-	make -j "$jobs"
+	# no-tests and build_sw: the library and the openssl command only; the
+	# test programs and manual pages are most of a 3.x build's time.
+	./Configure shared no-tests no-docs --prefix="$prefix" --openssldir="$prefix/ssl" --libdir=lib "$rpath"
+	make -j "$jobs" build_sw
 	make install_sw
 	;;
 esac
