@@ -1438,8 +1438,10 @@ func TestCacheSizeBound(t *testing.T) {
 		_, s := cacheDial(t, srv.Addr, cctx, nil)
 		sessions = append(sessions, s)
 	}
+	// SSL_CTX_sess_set_cache_size(n): 1.0.2 and 1.1.1 hold n sessions;
+	// 3.x evicts when the cache reaches n and holds n-1.
 	held := 3
-	if !cacheIs102() {
+	if sslsession.RuntimeVersion().Major() >= 3 {
 		held = 2
 	}
 	st := sc.Stats()
