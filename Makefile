@@ -32,7 +32,7 @@ export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
 # OpenSSL the library links.
 export SSLSESSION_OPENSSL = $(OPENSSL_BIN)
 
-.PHONY: all build test test-core vet lint deps demo bench fuzz test-memory check-openssl clean deps docker docker-test docker-demo test-matrix check-scripts
+.PHONY: all build test test-core vet lint deps deps-build demo bench fuzz test-memory check-openssl clean docker docker-test docker-demo test-matrix matrix-leg leg-race leg-checkptr leg-scripts check-scripts
 
 all: build
 
@@ -48,21 +48,25 @@ build: check-openssl
 vet: check-openssl
 	$(GO) vet ./...
 
-# What the tests need on a Debian machine, installed when missing: the
-# openssl command (a second TLS peer), redis-server (the fleet store's tests
-# start their own), shellcheck (the build scripts), pkg-config and
-# libssl-dev. Nothing is started here.
-APT_PKGS := $(if $(shell command -v redis-server),,redis-server) \
-	$(if $(shell command -v shellcheck),,shellcheck) \
-	$(if $(shell command -v pkg-config),,pkg-config) \
+# What building needs on a Debian machine (pkg-config, libssl-dev, the
+# openssl command), and what the tests need besides: redis-server (the fleet
+# store's tests start their own), shellcheck (the build scripts). Installed
+# when missing; nothing is started here.
+BUILD_PKGS = $(if $(shell command -v pkg-config),,pkg-config) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell command -v openssl),,openssl)) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell pkg-config --exists libssl 2>/dev/null && echo y),,libssl-dev))
-deps:
-	@if [ -n "$(strip $(APT_PKGS))" ]; then \
-	  echo "installing: $(strip $(APT_PKGS))"; \
+TEST_PKGS = $(BUILD_PKGS) \
+	$(if $(shell command -v redis-server),,redis-server) \
+	$(if $(shell command -v shellcheck),,shellcheck)
+APT_INSTALL = if [ -n "$(strip $(1))" ]; then \
+	  echo "installing: $(strip $(1))"; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(APT_PKGS)) >/dev/null; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(strip $(1)) >/dev/null; \
 	fi
+deps:
+	@$(call APT_INSTALL,$(TEST_PKGS))
+deps-build:
+	@$(call APT_INSTALL,$(BUILD_PKGS))
 
 STATICCHECK_VERSION ?= v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
@@ -85,7 +89,8 @@ test-core: vet
 
 test: deps lint test-core check-scripts
 
-demo: check-openssl
+demo: deps-build
+	@$(MAKE) --no-print-directory check-openssl
 	$(GO) build -o bin/sslsession ./cmd/sslsession
 	bin/sslsession check --require-resume
 
@@ -106,6 +111,7 @@ test-memory: check-openssl
 
 clean:
 	$(GO) clean -testcache
+	rm -rf bin
 
 # Reproducible builds (docker/README.md). No Docker engine is needed for the
 # rest: check-scripts lints the Dockerfile's shell and the build script.
@@ -122,10 +128,22 @@ docker-test:
 docker-demo: docker
 	$(DOCKER) run --rm $(DOCKER_TAG) check --require-resume
 
-# make test-matrix OPENSSL_PREFIXES="<1.0.2u prefix> system"
-OPENSSL_PREFIXES ?= system
-test-matrix:
+# The version matrix (README, "Supported OpenSSL versions"): every OpenSSL
+# of ../shared/openssl built once into ~/.cache/sslsession, then Debian's.
+# OPENSSL_PREFIXES="dir ... system" runs install prefixes of one's own.
+OPENSSL_PREFIXES ?=
+test-matrix: deps
 	scripts/test-matrix.sh $(OPENSSL_PREFIXES)
+
+# One leg of the matrix, run by scripts/test-matrix.sh with make -k so that a
+# failing step does not hide the others: every package under -race once, the
+# library and test/ under checkptr, the script checks.
+matrix-leg: leg-race leg-checkptr leg-scripts
+leg-race: vet
+	$(GO) test -race -count=1 -timeout 20m $(GOTESTFLAGS) ./...
+leg-checkptr: check-openssl
+	$(GO) test -gcflags=all=-d=checkptr -count=1 -timeout 20m $(GOTESTFLAGS) . ./test
+leg-scripts: check-scripts
 
 check-scripts:
 	scripts/check-scripts.sh

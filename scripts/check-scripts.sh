@@ -175,6 +175,7 @@ EOF
 	{
 		printf 'include config.mk\n'
 		printf 'all:\n\techo "make all MAKEFLAGS=[$(MAKEFLAGS)]" >>"$$FAKE_OPENSSL_LOG"\n'
+		printf 'build_sw:\n\techo "make build_sw MAKEFLAGS=[$(MAKEFLAGS)]" >>"$$FAKE_OPENSSL_LOG"\n'
 		printf 'depend:\n\techo "make depend" >>"$$FAKE_OPENSSL_LOG"\n'
 		printf 'install_sw:\n\techo "make install_sw" >>"$$FAKE_OPENSSL_LOG"\n'
 		printf '\tmkdir -p "$(PREFIX)/bin"\n'
@@ -293,11 +294,11 @@ flow_test 1.0.2u 4 \
 	'config shared no-ssl2 --prefix=@P@ --openssldir=@P@/ssl -Wl,-rpath=@P@/lib' \
 	'make depend' 'make all MAKEFLAGS=[]' 'make install_sw'
 flow_test 1.1.1w 3 \
-	'config shared --prefix=@P@ --openssldir=@P@/ssl -Wl,-rpath=@P@/lib' \
+	'config shared no-tests --prefix=@P@ --openssldir=@P@/ssl -Wl,-rpath=@P@/lib' \
 	'make all MAKEFLAGS=[-j3]' 'make install_sw'
 flow_test 3.0.15 2 \
-	'Configure shared --prefix=@P@ --openssldir=@P@/ssl --libdir=lib -Wl,-rpath=@P@/lib' \
-	'make all MAKEFLAGS=[-j2]' 'make install_sw'
+	'Configure shared no-tests no-docs --prefix=@P@ --openssldir=@P@/ssl --libdir=lib -Wl,-rpath=@P@/lib' \
+	'make build_sw MAKEFLAGS=[-j2]' 'make install_sw'
 
 # Unsupported series: refused after the checksum, before anything runs.
 uns="$tmp/unsupported"
@@ -313,6 +314,49 @@ if [ "$rc" -eq 1 ] && [[ $err == *"unsupported OpenSSL version '0.9.8zh'"* ]] &&
 	pass "unsupported version 0.9.8zh refused before building"
 else
 	fail "unsupported version: exit $rc, stderr '$err'"
+fi
+
+# ---------------------------------------------------------------------------
+# 5. openssl-cache.sh: builds each listed tarball once, reuses a complete
+#    prefix, rebuilds a half-built one, refuses a tarball SHA256SUMS lacks.
+# ---------------------------------------------------------------------------
+oc="$tmp/cache-flow"
+mkdir -p "$oc/src" "$oc/tmp"
+make_fake_tarball "$oc/src" 1.1.1w
+(cd "$oc/src" && sha256sum openssl-1.1.1w.tar.gz >SHA256SUMS)
+sum=$(cut -c1-12 "$oc/src/SHA256SUMS")
+want_prefix="$oc/cache/openssl-1.1.1w-$sum"
+run_cache() {
+	TMPDIR="$oc/tmp" SSLSESSION_OPENSSL_CACHE="$oc/cache" FAKE_OPENSSL_LOG="$oc/calls.log" \
+		bash "$root/scripts/openssl-cache.sh" "$oc/src" 2>"$oc/stderr"
+}
+calls() { if [ -f "$oc/calls.log" ]; then grep -c '^make install_sw' "$oc/calls.log"; else echo 0; fi; }
+got=$(run_cache) || true
+if [ "$got" = "$want_prefix" ] && [ -f "$want_prefix/.sslsession-complete" ] && [ "$(calls)" = 1 ]; then
+	pass "openssl-cache: builds into openssl-<version>-<sha256 prefix> and marks it complete"
+else
+	fail "openssl-cache: first run printed '$got', $(calls) install(s): $(tail -n 2 "$oc/stderr")"
+fi
+got=$(run_cache) || true
+if [ "$got" = "$want_prefix" ] && [ "$(calls)" = 1 ]; then
+	pass "openssl-cache: reuses a complete prefix without building"
+else
+	fail "openssl-cache: second run printed '$got', $(calls) install(s)"
+fi
+rm -f -- "$want_prefix/.sslsession-complete"
+got=$(run_cache) || true
+if [ "$got" = "$want_prefix" ] && [ "$(calls)" = 2 ] && [ -f "$want_prefix/.sslsession-complete" ]; then
+	pass "openssl-cache: rebuilds a prefix without its completion marker"
+else
+	fail "openssl-cache: half-built prefix: printed '$got', $(calls) install(s)"
+fi
+make_fake_tarball "$oc/src" 3.0.15
+rc=0
+run_cache >/dev/null || rc=$?
+if [ "$rc" -eq 1 ] && grep -q 'openssl-3.0.15.tar.gz has no sha256' "$oc/stderr" && [ "$(calls)" = 2 ]; then
+	pass "openssl-cache: refuses a tarball SHA256SUMS does not list"
+else
+	fail "openssl-cache: unlisted tarball: exit $rc, $(calls) install(s), $(tail -n 1 "$oc/stderr")"
 fi
 
 # ---------------------------------------------------------------------------

@@ -57,9 +57,11 @@ while IFS= read -r tarball; do
 		rm -rf -- "$prefix"
 		echo "$PROG: OpenSSL $version: building into $prefix" >&2
 		start=$(date +%s)
-		"$root/scripts/build-openssl.sh" --tarball "$tarball" --sha256 "$sum" --prefix "$prefix" >&2
-		"$prefix/bin/openssl" version >/dev/null
-		echo "$version $sum" >"$prefix/$marker"
+		# set -e does not apply inside a subshell whose status is tested:
+		# every step checks its own.
+		"$root/scripts/build-openssl.sh" --tarball "$tarball" --sha256 "$sum" --prefix "$prefix" >&2 || exit 1
+		"$prefix/bin/openssl" version >/dev/null || exit 1
+		echo "$version $sum" >"$prefix/$marker" || exit 1
 		echo "$PROG: OpenSSL $version: built in $(($(date +%s) - start)) s" >&2
 	) 9>"$prefix.lock" || { echo "$PROG: OpenSSL $version: build failed" >&2; status=1; continue; }
 	echo "$prefix"

@@ -1,114 +1,100 @@
 #!/usr/bin/env bash
-# test-matrix.sh - run the core test suite against several OpenSSL installs.
+# test-matrix.sh - run the whole suite against every OpenSSL of the matrix.
 #
-# Usage: scripts/test-matrix.sh DIR|system [DIR|system ...]
+# Usage: scripts/test-matrix.sh [DIR|system ...]
 #
-#   DIR     an OpenSSL install prefix (DIR/bin/openssl, DIR/lib, DIR/include),
-#           e.g. one made by scripts/build-openssl.sh; the tests run with
-#           `make test-core OPENSSL_PREFIX=DIR GOTESTFLAGS=-v`
-#   system  the system OpenSSL found by pkg-config (no OPENSSL_PREFIX)
+#   (none)  the matrix: every release tarball of ../shared/openssl, built
+#           once into a cache by scripts/openssl-cache.sh (sha256 checked
+#           before unpacking), then the system OpenSSL (Debian's libssl-dev)
+#   DIR     an OpenSSL install prefix of your own (DIR/bin/openssl, DIR/lib,
+#           DIR/include)
+#   system  the OpenSSL pkg-config finds, without OPENSSL_PREFIX
 #
-# For each entry it prints "<openssl version>: N passed, M failed", counting
-# the "--- PASS:" / "--- FAIL:" lines (subtests included) of the verbose go
-# test output.  A make failure without any "--- FAIL:" line (build or vet
-# error, test binary crash) counts as one failure; so does a run that
-# reports no test results at all.  The full output of each run is kept in a
-# log directory that is printed at the end, followed by the total line
-# "test-matrix: N passed, M failed".  Exit status: 0 if nothing failed, 1
-# otherwise, 2 on usage errors.
+# Each leg runs `make -k matrix-leg`: vet, every package under -race (the
+# command's tests and test/ included), the root package and test/ under
+# checkptr, and the script checks. -k: a failing step does not stop the
+# others, so every step runs on every version.
 #
-# Environment: TEST_MATRIX_GOTESTFLAGS overrides the GOTESTFLAGS passed to
-# make (default "-v"; keep -v, or nothing can be counted). Every "--- PASS:"
-# line counts, so a suite that make runs several times (e.g. -count=2) is
-# counted once per run.
+# It prints exactly one line per version on stdout,
+#   OpenSSL <version>: N passed, M failed
+# where N counts test cases run ("--- PASS:" lines, subtests included, and
+# the script checks' "ok" lines) and M the failed ones; a skipped test counts
+# as failed (a required part was missing), and so does a step that failed
+# without a failing test (a build error, a crash). Then the summary line
+# "test-matrix: N passed, M failed". Progress and logs go to stderr.
+# Exit status: 0 if nothing failed, 1 otherwise.
 set -euo pipefail
 
 PROG=test-matrix
+root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 
-usage() {
-	echo "usage: $0 DIR|system [DIR|system ...]" >&2
-	echo "  DIR: OpenSSL install prefix; system: pkg-config's OpenSSL" >&2
-}
-
-if [ $# -eq 0 ]; then
-	usage
-	exit 2
-fi
-case "$1" in
+case "${1:-}" in
 -h | --help)
-	usage
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 	exit 0
 	;;
 esac
 
-root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
-gotestflags=${TEST_MATRIX_GOTESTFLAGS:--v}
-case " $gotestflags " in
-*" -v "* | *" -test.v "* | *" -v=true "*) ;;
-*) echo "$PROG: warning: GOTESTFLAGS '$gotestflags' lack -v; results cannot be counted" >&2 ;;
-esac
+entries=("$@")
+if [ ${#entries[@]} -eq 0 ]; then
+	start=$(date +%s)
+	mapfile -t entries < <("$root/scripts/openssl-cache.sh") ||
+		{ echo "$PROG: building the matrix's OpenSSL failed" >&2; exit 1; }
+	echo "$PROG: OpenSSL builds ready in $(($(date +%s) - start)) s" >&2
+	entries+=(system)
+fi
 
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/test-matrix.XXXXXX")
 total_pass=0
 total_fail=0
 n=0
-
-for entry in "$@"; do
+for entry in "${entries[@]}"; do
 	n=$((n + 1))
-	makeargs=(test-core "GOTESTFLAGS=$gotestflags")
+	makeargs=(-k matrix-leg "GOTESTFLAGS=-v")
 	if [ "$entry" = system ]; then
-		if command -v openssl >/dev/null 2>&1; then
-			label=$(openssl version 2>/dev/null || echo "system OpenSSL")
-		elif ver=$(pkg-config --modversion openssl 2>/dev/null); then
-			label="OpenSSL $ver (system, pkg-config)"
-		else
-			label="system OpenSSL"
-		fi
-		logname="$n-system.log"
+		bin=$(command -v openssl || true)
 	else
 		case "$entry" in
-		/*) dir=$entry ;;
-		*) dir="$PWD/$entry" ;;
+		/*) dir=${entry%/} ;;
+		*) dir="$PWD/${entry%/}" ;;
 		esac
-		dir=${dir%/}
-		logname="$n-$(basename -- "$dir").log"
-		if [ ! -x "$dir/bin/openssl" ]; then
-			echo "$entry: not an OpenSSL prefix (no executable $dir/bin/openssl): 0 passed, 1 failed"
-			total_fail=$((total_fail + 1))
-			continue
-		fi
-		if ! label=$("$dir/bin/openssl" version 2>/dev/null); then
-			label="$dir (openssl version failed)"
-		fi
+		bin="$dir/bin/openssl"
 		makeargs+=("OPENSSL_PREFIX=$dir")
 	fi
-
-	log="$logdir/$logname"
-	echo "$PROG: [$n/$#] $label: make ${makeargs[*]} (log: $log)" >&2
-	rc=0
-	if [ "$entry" = system ]; then
-		# An OPENSSL_PREFIX exported by the caller must not leak into the
-		# system run.
-		(cd -- "$root" && env -u OPENSSL_PREFIX make "${makeargs[@]}") >"$log" 2>&1 || rc=$?
-	else
-		(cd -- "$root" && make "${makeargs[@]}") >"$log" 2>&1 || rc=$?
+	version=""
+	if [ -n "$bin" ] && [ -x "$bin" ]; then
+		version=$("$bin" version 2>/dev/null | awk '{print $2}') || true
 	fi
-
-	pass=$(grep -cE '^[[:space:]]*--- PASS: ' "$log" || true)
-	fail=$(grep -cE '^[[:space:]]*--- FAIL: ' "$log" || true)
-	note=""
+	if [ -z "$version" ]; then
+		echo "OpenSSL ($entry): 0 passed, 1 failed"
+		echo "$PROG: $entry: no runnable openssl command at '$bin'" >&2
+		total_fail=$((total_fail + 1))
+		continue
+	fi
+	log="$logdir/$n-openssl-$version.log"
+	echo "$PROG: [$n/${#entries[@]}] OpenSSL $version: make ${makeargs[*]} (log: $log)" >&2
+	start=$(date +%s)
+	rc=0
+	# An OPENSSL_PREFIX exported by the caller must not leak into the
+	# system leg.
+	(cd -- "$root" && env -u OPENSSL_PREFIX make "${makeargs[@]}") >"$log" 2>&1 || rc=$?
+	pass=$(grep -cE '^[[:space:]]*--- PASS: |^ok   - ' "$log" || true)
+	fail=$(grep -cE '^[[:space:]]*--- FAIL: |^FAIL - ' "$log" || true)
+	skip=$(grep -cE '^[[:space:]]*--- SKIP: ' "$log" || true)
+	fail=$((fail + skip))
 	if [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ]; then
 		fail=1
-		note=" (make exited $rc without a failing test; see $log)"
-	elif [ "$rc" -eq 0 ] && [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
+	elif [ "$pass" -eq 0 ] && [ "$fail" -eq 0 ]; then
 		fail=1
-		note=" (no test results found; is -v in GOTESTFLAGS? see $log)"
 	fi
-	echo "$label: $pass passed, $fail failed$note"
+	echo "OpenSSL $version: $pass passed, $fail failed"
+	echo "$PROG: OpenSSL $version: $(($(date +%s) - start)) s, make exit $rc, $skip skipped" >&2
 	if [ "$fail" -ne 0 ]; then
 		{
-			echo "---- last lines of $log ----"
-			tail -n 25 "$log"
+			echo "---- failures in $log ----"
+			grep -E '^[[:space:]]*--- (FAIL|SKIP): |^FAIL|^make: \*\*\*|panic:|fatal error' "$log" | head -n 40 || true
+			echo "---- last lines ----"
+			tail -n 30 "$log"
 			echo "----"
 		} >&2
 	fi
