@@ -316,6 +316,11 @@ else
 	fail "unsupported version: exit $rc, stderr '$err'"
 fi
 
+# The legacy builder reads only the root .dockerignore; BuildKit reads
+# docker/Dockerfile.dockerignore. Both must exclude the same files.
+check "root .dockerignore equals docker/Dockerfile.dockerignore" \
+	cmp "$root/.dockerignore" "$root/docker/Dockerfile.dockerignore"
+
 # ---------------------------------------------------------------------------
 # 5. openssl-cache.sh: builds each listed tarball once, reuses a complete
 #    prefix, rebuilds a half-built one, refuses a tarball SHA256SUMS lacks.
