@@ -7,20 +7,34 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spacemonkeygo/openssl"
 )
 
-// Conn is a spacemonkeygo TLS connection with its session calls. It embeds
-// *openssl.Conn, so it is a net.Conn; its Read also returns application
-// data that AwaitSession read while waiting for a session ticket.
+// Conn is a TLS connection with its session calls. It is a net.Conn.
+//
+// Client, Server and Dial make connections on which OpenSSL reads and
+// writes the socket itself (SSL_set_fd(3)), waiting for readiness in Go's
+// netpoller: no memory BIOs, no copies, no callback into Go per read or
+// write, no OS thread blocked, and the deadlines of net.Conn apply. Read
+// and Write may be called concurrently. Renegotiation is refused (the
+// error wraps ErrRenegotiation where OpenSSL reports it).
+//
+// On a net.Conn that is not a socket (not a *net.TCPConn or a stream
+// *net.UnixConn), Client and Server fall back to spacemonkeygo's
+// connection, which works on any net.Conn through memory BIOs; Openssl
+// returns it then. Its Read also returns application data that
+// AwaitSession read while waiting for a session ticket.
 type Conn struct {
-	*openssl.Conn
+	sc  *sockConn     // OpenSSL drives the socket
+	oc  *openssl.Conn // or spacemonkeygo's connection
 	ssl *SSL
 
-	mu      sync.Mutex // guards pending
-	pending []byte
+	hasPending atomic.Bool
+	mu         sync.Mutex // guards pending
+	pending    []byte
 }
 
 func wrap(c *openssl.Conn) (*Conn, error) {
@@ -28,71 +42,223 @@ func wrap(c *openssl.Conn) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Conn: c, ssl: s}, nil
+	return &Conn{oc: c, ssl: s}, nil
 }
 
-// Client wraps a connected socket as the client side of a TLS connection
-// made from ctx. With a non-nil sess the handshake offers it for resumption
-// (SSL_set_session(3)); sess must belong to ctx (or to no context yet, when
-// it was decoded from DER or PEM), else the error wraps ErrWrongContext. The
-// handshake runs on first I/O or Handshake. Client neither sends SNI nor
-// checks the host name: Dial does both.
-//
-// Unlike spacemonkeygo's DialSession, this never passes Go memory holding
-// Go pointers to C, and accepts no empty session: it works under the cgo
-// pointer checks of current Go.
-func Client(conn net.Conn, ctx *openssl.Ctx, sess *Session) (*Conn, error) {
+// newConn makes the connection for conn: OpenSSL on the socket when conn
+// is one, else spacemonkeygo's.
+func newConn(conn net.Conn, ctx *openssl.Ctx, server bool) (*Conn, error) {
 	if setupErr != nil {
 		return nil, setupErr
 	}
 	if conn == nil || ctx == nil {
 		return nil, ErrNilSSL
 	}
-	oc, err := openssl.Client(conn, ctx)
+	sc, ok, err := newSockConn(conn, ctx, server)
 	if err != nil {
 		return nil, err
 	}
-	c, err := wrap(oc)
-	if err != nil {
-		return nil, err
+	if ok {
+		return &Conn{sc: sc, ssl: sc.ssl}, nil
 	}
-	if sess != nil {
-		if err := c.ssl.SetSession(sess); err != nil {
-			return nil, err
-		}
+	var oc *openssl.Conn
+	if server {
+		oc, err = openssl.Server(conn, ctx)
+	} else {
+		oc, err = openssl.Client(conn, ctx)
 	}
-	return c, nil
-}
-
-// Server wraps an accepted socket as the server side of a TLS connection.
-func Server(conn net.Conn, ctx *openssl.Ctx) (*Conn, error) {
-	if setupErr != nil {
-		return nil, setupErr
-	}
-	if conn == nil || ctx == nil {
-		return nil, ErrNilSSL
-	}
-	oc, err := openssl.Server(conn, ctx)
 	if err != nil {
 		return nil, err
 	}
 	return wrap(oc)
 }
 
+// Client makes the client side of a TLS connection from ctx over a
+// connected socket; the Conn owns conn from then on. With a non-nil sess
+// the handshake offers it for resumption (SSL_set_session(3)); sess must
+// belong to ctx (or to no context yet, when it was decoded from DER or
+// PEM), else the error wraps ErrWrongContext. The handshake runs on first
+// I/O or Handshake. Client neither sends SNI nor checks the host name: Dial
+// does both (or SetServerName, VerifyResult and VerifyHostname).
+//
+// Unlike spacemonkeygo's DialSession, this never passes Go memory holding
+// Go pointers to C, and accepts no empty session: it works under the cgo
+// pointer checks of current Go.
+func Client(conn net.Conn, ctx *openssl.Ctx, sess *Session) (*Conn, error) {
+	c, err := newConn(conn, ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if sess != nil {
+		if err := c.ssl.SetSession(sess); err != nil {
+			c.ssl.Free()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Server makes the server side of a TLS connection from ctx over an
+// accepted socket; the Conn owns conn from then on.
+func Server(conn net.Conn, ctx *openssl.Ctx) (*Conn, error) {
+	return newConn(conn, ctx, true)
+}
+
 // SSL returns the connection's session calls.
 func (c *Conn) SSL() *SSL { return c.ssl }
 
+// Openssl returns spacemonkeygo's connection when Client or Server fell
+// back to it (conn was not a socket), else nil.
+func (c *Conn) Openssl() *openssl.Conn { return c.oc }
+
+// Handshake runs the TLS handshake if it has not run yet; the first Read or
+// Write runs it otherwise. It obeys the connection's deadlines.
+func (c *Conn) Handshake() error {
+	if c.sc != nil {
+		return c.sc.Handshake()
+	}
+	return c.oc.Handshake()
+}
+
 // Read reads application data, first any that AwaitSession buffered.
 func (c *Conn) Read(b []byte) (int, error) {
-	c.mu.Lock()
-	if len(c.pending) > 0 {
-		n := copy(b, c.pending)
-		c.pending = c.pending[n:]
+	if c.hasPending.Load() {
+		c.mu.Lock()
+		if len(c.pending) > 0 {
+			n := copy(b, c.pending)
+			c.pending = c.pending[n:]
+			if len(c.pending) == 0 {
+				c.pending = nil
+				c.hasPending.Store(false)
+			}
+			c.mu.Unlock()
+			return n, nil
+		}
 		c.mu.Unlock()
-		return n, nil
 	}
-	c.mu.Unlock()
-	return c.Conn.Read(b)
+	return c.read(b)
+}
+
+func (c *Conn) read(b []byte) (int, error) {
+	if c.sc != nil {
+		return c.sc.Read(b)
+	}
+	return c.oc.Read(b)
+}
+
+// Write writes application data; it returns an error when not all of b was
+// written. After a failed Write the connection cannot write any more.
+func (c *Conn) Write(b []byte) (int, error) {
+	if c.sc != nil {
+		return c.sc.Write(b)
+	}
+	return c.oc.Write(b)
+}
+
+// Close sends close_notify (when the handshake is done and no Write is
+// blocked), frees the SSL and closes the socket. A connection closed this
+// way keeps its session resumable (SSL_get_session(3): an unclean shutdown
+// removes it from the cache). Borrowed sessions of a socket connection
+// report ErrFreed afterwards; owned ones live on.
+func (c *Conn) Close() error {
+	if c.sc != nil {
+		return c.sc.Close()
+	}
+	return c.oc.Close()
+}
+
+// CloseWrite sends close_notify: the peer reads io.EOF, and this side can
+// still read what the peer sends. On a spacemonkeygo fallback connection it
+// is the same as Close.
+func (c *Conn) CloseWrite() error {
+	if c.sc != nil {
+		return c.sc.CloseWrite()
+	}
+	return c.oc.Close()
+}
+
+// LocalAddr is the socket's local address.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.sc != nil {
+		return c.sc.LocalAddr()
+	}
+	return c.oc.LocalAddr()
+}
+
+// RemoteAddr is the socket's remote address.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.sc != nil {
+		return c.sc.RemoteAddr()
+	}
+	return c.oc.RemoteAddr()
+}
+
+// SetDeadline sets the read and write deadlines, as net.Conn does; they
+// apply to the handshake too. A Write that misses its deadline leaves the
+// connection unable to write, as with crypto/tls.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if c.sc != nil {
+		return c.sc.SetDeadline(t)
+	}
+	return c.oc.SetDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline; a Read past it returns an error
+// wrapping os.ErrDeadlineExceeded.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.sc != nil {
+		return c.sc.SetReadDeadline(t)
+	}
+	return c.oc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.sc != nil {
+		return c.sc.SetWriteDeadline(t)
+	}
+	return c.oc.SetWriteDeadline(t)
+}
+
+// SetServerName sets the SNI host name a client sends
+// (SSL_set_tlsext_host_name(3)); call it before the handshake.
+func (c *Conn) SetServerName(name string) error { return c.ssl.SetServerName(name) }
+
+// SetTlsExtHostName is SetServerName under spacemonkeygo's name.
+func (c *Conn) SetTlsExtHostName(name string) error { return c.ssl.SetServerName(name) }
+
+// VerifyResult is SSL_get_verify_result(3): the result of the certificate
+// verification of the last handshake; for a resumed one, the result stored
+// in the session.
+func (c *Conn) VerifyResult() openssl.VerifyResult {
+	if c.sc != nil {
+		return c.sc.VerifyResult()
+	}
+	return c.oc.VerifyResult()
+}
+
+// VerifyHostname checks the peer's certificate against host, a DNS name or
+// an IP address (X509_check_host(3), X509_check_ip_asc(3)); the error
+// wraps ErrHostname.
+func (c *Conn) VerifyHostname(host string) error {
+	if c.sc != nil {
+		return c.sc.VerifyHostname(host)
+	}
+	if err := c.oc.VerifyHostname(host); err != nil {
+		return fmt.Errorf("%w: %v", ErrHostname, err)
+	}
+	return nil
+}
+
+// KeyUpdate is SSL_key_update(3) on a TLS 1.3 connection: new keys for what
+// this side sends, announced with the next Write; with requestPeer the peer
+// is asked to update its keys too. The error wraps ErrUnsupported before
+// OpenSSL 1.1.1 or on a spacemonkeygo fallback connection.
+func (c *Conn) KeyUpdate(requestPeer bool) error {
+	if c.sc != nil {
+		return c.sc.KeyUpdate(requestPeer)
+	}
+	return &Error{Func: "SSL_key_update", Err: ErrUnsupported}
 }
 
 // Session is SSL_get_session(3) on the connection; see SSL.Session.
@@ -128,21 +294,11 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 		if !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("%w: no session ticket within %s", ErrNotResumable, timeout)
 		}
-		// spacemonkeygo's Read returns only with application data: a
-		// ticket alone is taken in but the read goes on. Read in short
-		// slices and look at the session between them.
-		slice := time.Now().Add(awaitSlice)
-		if slice.After(deadline) {
-			slice = deadline
-		}
-		if err := c.Conn.SetReadDeadline(slice); err != nil {
-			return nil, err
-		}
-		n, err := c.Conn.Read(buf[:])
-		_ = c.Conn.SetReadDeadline(time.Time{})
+		n, err := c.awaitRead(buf[:], deadline)
 		if n > 0 {
 			c.mu.Lock()
 			c.pending = append(c.pending, buf[:n]...)
+			c.hasPending.Store(true)
 			c.mu.Unlock()
 		}
 		if err != nil {
@@ -160,7 +316,39 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 	}
 }
 
-// awaitSlice is how long AwaitSession reads before it looks at the session.
+// awaitRead reads once for AwaitSession: until application data, a
+// resumable session, or the deadline.
+func (c *Conn) awaitRead(buf []byte, deadline time.Time) (int, error) {
+	if c.sc != nil {
+		if err := c.sc.Handshake(); err != nil {
+			return 0, err
+		}
+		if err := c.sc.SetReadDeadline(deadline); err != nil {
+			return 0, err
+		}
+		defer func() { _ = c.sc.SetReadDeadline(time.Time{}) }()
+		// OpenSSL takes a ticket in and reports WANT_READ: the wait
+		// ends as soon as the session is resumable.
+		c.sc.rmu.Lock()
+		defer c.sc.rmu.Unlock()
+		return c.sc.read(buf, c.ssl.currentResumable)
+	}
+	// spacemonkeygo's Read returns only with application data: a ticket
+	// alone is taken in but the read goes on. Read in short slices and
+	// look at the session between them.
+	slice := time.Now().Add(awaitSlice)
+	if slice.After(deadline) {
+		slice = deadline
+	}
+	if err := c.oc.SetReadDeadline(slice); err != nil {
+		return 0, err
+	}
+	defer func() { _ = c.oc.SetReadDeadline(time.Time{}) }()
+	return c.oc.Read(buf)
+}
+
+// awaitSlice is how long AwaitSession reads on a spacemonkeygo connection
+// before it looks at the session.
 const awaitSlice = 10 * time.Millisecond
 
 // DialConfig configures Dial. The zero value dials with a new context that
@@ -223,28 +411,28 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 		return nil, err
 	}
 	if net.ParseIP(name) == nil && name != "" {
-		if err := c.SetTlsExtHostName(name); err != nil {
-			raw.Close()
+		if err := c.SetServerName(name); err != nil {
+			c.Close()
 			return nil, err
 		}
 	}
 	if cfg.Timeout > 0 {
-		_ = raw.SetDeadline(time.Now().Add(cfg.Timeout))
+		_ = c.SetDeadline(time.Now().Add(cfg.Timeout))
 	}
 	if err := c.Handshake(); err != nil {
-		raw.Close()
+		c.Close()
 		return nil, fmt.Errorf("sslsession: handshake with %s: %w", addr, err)
 	}
-	_ = raw.SetDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	if !cfg.InsecureSkipVerify {
 		if r := c.VerifyResult(); r != openssl.Ok {
-			c.Close()
 			how := "handshake"
 			if c.SessionReused() {
 				// A resumed handshake reports the result stored in the
 				// session by the handshake that made it.
 				how = "resumed session"
 			}
+			c.Close()
 			return nil, fmt.Errorf("sslsession: certificate of %s not trusted (%s): %s (X509 error %d)",
 				addr, how, VerifyErrorString(int(r)), int(r))
 		}

@@ -39,6 +39,11 @@ var (
 	ErrNotResumable = errors.New("sslsession: no resumable session")
 	// ErrUnsupported: the linked OpenSSL or spacemonkeygo version cannot do this.
 	ErrUnsupported = errors.New("sslsession: not supported by this OpenSSL or spacemonkeygo version")
+	// ErrRenegotiation: the peer started a TLS 1.2 renegotiation, which
+	// connections made by Client, Server and Dial refuse.
+	ErrRenegotiation = errors.New("sslsession: renegotiation refused")
+	// ErrHostname: the peer's certificate is not valid for the host name.
+	ErrHostname = errors.New("sslsession: certificate does not match the host name")
 	// ErrSetup: the process's OpenSSL is not usable safely (version mismatch
 	// between headers and library, or missing 1.0.2 thread callbacks).
 	ErrSetup = errors.New("sslsession: OpenSSL setup")

@@ -1,0 +1,47 @@
+/*
+ * The C half of the socket connection (sockconn.go): OpenSSL reads and
+ * writes a non-blocking socket itself (SSL_set_fd), and Go waits for
+ * readiness in its netpoller. One call per step: sslsess_conn_io runs the
+ * operation and returns what Go must do next, with SSL_get_error, errno and
+ * the error queue captured in the same call, on the same thread.
+ */
+#ifndef SSLSESSION_CONN_CGO_H
+#define SSLSESSION_CONN_CGO_H
+
+#include "session_cgo.h"
+
+/* Operations of sslsess_conn_io. */
+#define SSLSESS_OP_HANDSHAKE 0
+#define SSLSESS_OP_READ 1
+#define SSLSESS_OP_WRITE 2
+#define SSLSESS_OP_SHUTDOWN 3
+
+/* What sslsess_conn_io found (its return value). */
+#define SSLSESS_IO_DONE 0       /* n holds the result */
+#define SSLSESS_IO_WANT_READ 1  /* retry when the socket is readable */
+#define SSLSESS_IO_WANT_WRITE 2 /* retry when the socket is writable */
+#define SSLSESS_IO_CLOSED 3     /* the peer sent close_notify */
+#define SSLSESS_IO_EOF 4        /* the peer closed the socket without close_notify */
+#define SSLSESS_IO_FAIL 5       /* see e: SSL_ERROR_SSL, or SSL_ERROR_SYSCALL with errno */
+#define SSLSESS_IO_RENEGOTIATION 6 /* the peer started a renegotiation, refused */
+
+typedef struct {
+    int n;
+    sslsess_err e;
+} sslsess_io;
+
+/* A new SSL over socket fd, in client or server state, refusing
+ * renegotiation, with moving write buffers allowed (Go may retry a write
+ * from another goroutine's stack copy of the same slice). */
+SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e);
+/* Called once the handshake is done: from then on a renegotiation is refused. */
+void sslsess_conn_established(SSL *ssl);
+int sslsess_conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r);
+long sslsess_conn_verify_result(const SSL *ssl);
+/* 1 when the peer's certificate matches name (an IP address when is_ip),
+ * 0 when not, SSLSESS_NO_SESSION without a peer certificate. */
+int sslsess_conn_check_host(SSL *ssl, const char *name, int is_ip);
+/* SSL_key_update(3): SSLSESS_FAIL where unavailable (before 1.1.1, or not TLS 1.3). */
+int sslsess_conn_key_update(SSL *ssl, int request_peer, sslsess_err *e);
+
+#endif

@@ -1,0 +1,272 @@
+#include "cfloor.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+struct cfloor {
+    SSL_CTX *sctx, *cctx;
+    int ln;
+    struct sockaddr_in addr;
+    SSL_SESSION *held;
+};
+
+static void fail(char *err, int errlen, const char *what)
+{
+    unsigned long code = ERR_get_error();
+    char buf[256] = "";
+    if (code != 0)
+        ERR_error_string_n(code, buf, sizeof buf);
+    snprintf(err, (size_t)errlen, "%s: %s%s", what, buf, code == 0 ? strerror(errno) : "");
+    ERR_clear_error();
+}
+
+static int set_version(SSL_CTX *ctx, int version)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x10100000L
+    return SSL_CTX_set_min_proto_version(ctx, version) == 1 && SSL_CTX_set_max_proto_version(ctx, version) == 1;
+#else
+    if (version != TLS1_2_VERSION)
+        return 0;
+    SSL_CTX_set_options(ctx, SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+    return 1;
+#endif
+}
+
+cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, char *err, int errlen)
+{
+    cfloor *f = calloc(1, sizeof *f);
+    BIO *b;
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    socklen_t alen = sizeof f->addr;
+    if (f == NULL)
+        return NULL;
+    f->ln = -1;
+    b = BIO_new_mem_buf((void *)cert_pem, -1);
+    cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
+    b = BIO_new_mem_buf((void *)key_pem, -1);
+    key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    if (cert == NULL || key == NULL) {
+        fail(err, errlen, "PEM");
+        goto bad;
+    }
+    f->sctx = SSL_CTX_new(SSLv23_method());
+    f->cctx = SSL_CTX_new(SSLv23_method());
+    if (f->sctx == NULL || f->cctx == NULL || !set_version(f->sctx, version) || !set_version(f->cctx, version)) {
+        fail(err, errlen, "SSL_CTX_new");
+        goto bad;
+    }
+    if (SSL_CTX_use_certificate(f->sctx, cert) != 1 || SSL_CTX_use_PrivateKey(f->sctx, key) != 1) {
+        fail(err, errlen, "certificate");
+        goto bad;
+    }
+#if OPENSSL_VERSION_NUMBER < 0x10100000L
+    {
+        EC_KEY *ecdh = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+        SSL_CTX_set_tmp_ecdh(f->sctx, ecdh);
+        EC_KEY_free(ecdh);
+    }
+#endif
+    SSL_CTX_set_session_id_context(f->sctx, (const unsigned char *)"cfloor", 6);
+    SSL_CTX_set_session_cache_mode(f->sctx, SSL_SESS_CACHE_SERVER);
+    /* The client trusts the certificate and checks it, as Dial does. */
+    X509_STORE_add_cert(SSL_CTX_get_cert_store(f->cctx), cert);
+
+    f->ln = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&f->addr, 0, sizeof f->addr);
+    f->addr.sin_family = AF_INET;
+    f->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (f->ln < 0 || bind(f->ln, (struct sockaddr *)&f->addr, sizeof f->addr) != 0 || listen(f->ln, 128) != 0 ||
+        getsockname(f->ln, (struct sockaddr *)&f->addr, &alen) != 0) {
+        fail(err, errlen, "listen");
+        goto bad;
+    }
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    return f;
+bad:
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    cfloor_free(f);
+    return NULL;
+}
+
+void cfloor_free(cfloor *f)
+{
+    if (f == NULL)
+        return;
+    if (f->held != NULL)
+        SSL_SESSION_free(f->held);
+    SSL_CTX_free(f->sctx);
+    SSL_CTX_free(f->cctx);
+    if (f->ln >= 0)
+        close(f->ln);
+    free(f);
+}
+
+static int nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0;
+}
+
+/* Steps a until done; what it waits for goes into ev. 1 done, 0 waiting,
+ * -1 failed. */
+static int step(SSL *s, int rv, short *ev)
+{
+    if (rv > 0)
+        return 1;
+    switch (SSL_get_error(s, rv)) {
+    case SSL_ERROR_WANT_READ:
+        *ev = POLLIN;
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        *ev = POLLOUT;
+        return 0;
+    }
+    return -1;
+}
+
+static int one(cfloor *f, int resume, int *reused, char *err, int errlen)
+{
+    int cfd = -1, sfd = -1, cdone = 0, sdone = 0, ok = -1;
+    SSL *c = NULL, *s = NULL;
+    struct pollfd p[2];
+
+    cfd = socket(AF_INET, SOCK_STREAM, 0);
+    if (cfd < 0 || !nonblock(cfd)) {
+        fail(err, errlen, "socket");
+        goto out;
+    }
+    if (connect(cfd, (struct sockaddr *)&f->addr, sizeof f->addr) != 0 && errno != EINPROGRESS) {
+        fail(err, errlen, "connect");
+        goto out;
+    }
+    p[0].fd = f->ln;
+    p[0].events = POLLIN;
+    if (poll(p, 1, 5000) != 1 || (sfd = accept(f->ln, NULL, NULL)) < 0 || !nonblock(sfd)) {
+        fail(err, errlen, "accept");
+        goto out;
+    }
+    {
+        int one = 1;
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    c = SSL_new(f->cctx);
+    s = SSL_new(f->sctx);
+    if (c == NULL || s == NULL || SSL_set_fd(c, cfd) != 1 || SSL_set_fd(s, sfd) != 1) {
+        fail(err, errlen, "SSL_new");
+        goto out;
+    }
+    SSL_set_connect_state(c);
+    SSL_set_accept_state(s);
+    SSL_set_tlsext_host_name(c, "localhost");
+    if (resume && f->held != NULL)
+        SSL_set_session(c, f->held);
+    while (!cdone || !sdone) {
+        short cev = 0, sev = 0;
+        int n = 0;
+        if (!cdone && (cdone = step(c, SSL_do_handshake(c), &cev)) < 0) {
+            fail(err, errlen, "client handshake");
+            goto out;
+        }
+        if (!sdone && (sdone = step(s, SSL_do_handshake(s), &sev)) < 0) {
+            fail(err, errlen, "server handshake");
+            goto out;
+        }
+        if (cdone && sdone)
+            break;
+        if (!cdone) {
+            p[n].fd = cfd;
+            p[n++].events = cev;
+        }
+        if (!sdone) {
+            p[n].fd = sfd;
+            p[n++].events = sev;
+        }
+        if (poll(p, (nfds_t)n, 5000) <= 0) {
+            fail(err, errlen, "poll");
+            goto out;
+        }
+    }
+    if (SSL_get_verify_result(c) != X509_V_OK) {
+        snprintf(err, (size_t)errlen, "certificate not trusted");
+        goto out;
+    }
+    {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        X509 *peer = SSL_get1_peer_certificate(c);
+#else
+        X509 *peer = SSL_get_peer_certificate(c);
+#endif
+        int match = peer != NULL && X509_check_host(peer, "localhost", 9, 0, NULL) == 1;
+        X509_free(peer);
+        if (!match) {
+            snprintf(err, (size_t)errlen, "host name mismatch");
+            goto out;
+        }
+    }
+    if (SSL_session_reused(c))
+        (*reused)++;
+    if (resume && f->held == NULL) {
+        /* Hold a resumable session: with TLS 1.3 the tickets come after
+         * the handshake and the client must read them. */
+        char b;
+        int i;
+        for (i = 0; i < 1000; i++) {
+            SSL_SESSION *cur = SSL_get0_session(c);
+#if OPENSSL_VERSION_NUMBER >= 0x10101000L
+            if (cur != NULL && SSL_SESSION_is_resumable(cur))
+                break;
+#else
+            if (cur != NULL)
+                break;
+#endif
+            if (SSL_read(c, &b, 1) <= 0 && SSL_get_error(c, -1) != SSL_ERROR_WANT_READ)
+                break;
+            p[0].fd = cfd;
+            p[0].events = POLLIN;
+            poll(p, 1, 5);
+        }
+        f->held = SSL_get1_session(c);
+    }
+    /* close_notify both ways, then close: what Close does in Go. */
+    SSL_shutdown(c);
+    SSL_shutdown(s);
+    ok = 0;
+out:
+    SSL_free(c);
+    SSL_free(s);
+    if (cfd >= 0)
+        close(cfd);
+    if (sfd >= 0)
+        close(sfd);
+    return ok;
+}
+
+int cfloor_run(cfloor *f, int n, int resume, char *err, int errlen)
+{
+    int i, reused = 0;
+    if (resume && f->held == NULL && one(f, 1, &reused, err, errlen) != 0)
+        return -1;
+    reused = 0;
+    for (i = 0; i < n; i++) {
+        if (one(f, resume, &reused, err, errlen) != 0)
+            return -1;
+    }
+    return reused;
+}

@@ -1,0 +1,22 @@
+/*
+ * The C floor of the handshake benchmarks: OpenSSL at both ends of a real
+ * TCP connection on 127.0.0.1, non-blocking, driven by one thread with
+ * poll(2). No Go between the steps: what OpenSSL and the kernel cost.
+ */
+#ifndef SSLSESSION_CFLOOR_H
+#define SSLSESSION_CFLOOR_H
+
+#include <openssl/ssl.h>
+
+typedef struct cfloor cfloor;
+
+/* version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3). Returns NULL and fills
+ * err on failure. */
+cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, char *err, int errlen);
+void cfloor_free(cfloor *f);
+/* Runs n handshakes (TCP connect and accept, TLS handshake, close_notify
+ * both ways, close), resuming a held session when resume is set. Returns
+ * the number of handshakes that resumed, or -1 on failure (err filled). */
+int cfloor_run(cfloor *f, int n, int resume, char *err, int errlen);
+
+#endif

@@ -1,0 +1,511 @@
+package test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/leakcheck"
+	"github.com/sslsession/sslsession/internal/loopback"
+)
+
+// The connection on which OpenSSL drives the socket (Client, Server,
+// Dial): deadlines, concurrency, closes at every stage, half-close, key
+// updates, renegotiation and leaks.
+
+// pair is a client and a server Conn over a real TCP connection on
+// 127.0.0.1, the handshake not yet run.
+func pair(t testing.TB, v sslsession.Version, cfg loopback.Config) (client, server *sslsession.Conn) {
+	t.Helper()
+	sctx, cctx := ctxPair(t, v, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	craw, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	sraw, err := ln.Accept()
+	require.NoError(t, err)
+	client, err = sslsession.Client(craw, cctx, nil)
+	require.NoError(t, err)
+	server, err = sslsession.Server(sraw, sctx)
+	require.NoError(t, err)
+	require.Nil(t, client.Openssl(), "a TCP connection must not fall back to spacemonkeygo")
+	t.Cleanup(func() {
+		client.Close()
+		server.Close()
+	})
+	return client, server
+}
+
+// handshakePair runs both handshakes at once.
+func handshakePair(t testing.TB, client, server *sslsession.Conn) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- server.Handshake() }()
+	require.NoError(t, client.Handshake())
+	require.NoError(t, <-errc)
+}
+
+func TestConnReadDeadlineInStalledHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	// The peer accepts and then says nothing.
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	_, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	c, err := sslsession.Client(raw, cctx, nil)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
+	start := time.Now()
+	err = c.Handshake()
+	require.Error(t, err)
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	var ne net.Error
+	require.ErrorAs(t, err, &ne)
+	assert.True(t, ne.Timeout())
+	assert.Less(t, time.Since(start), 5*time.Second)
+}
+
+func TestConnWriteDeadlinePeerNotReading(t *testing.T) {
+	client, server := pair(t, sslsession.TLS12, loopback.Config{})
+	handshakePair(t, client, server)
+	require.NoError(t, client.SetWriteDeadline(time.Now().Add(200*time.Millisecond)))
+	chunk := make([]byte, 64<<10)
+	var err error
+	for i := 0; i < 10000 && err == nil; i++ {
+		_, err = client.Write(chunk)
+	}
+	require.Error(t, err, "the socket buffers never filled")
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	// A write that missed its deadline may have left half a record:
+	// writing again fails instead of corrupting the stream.
+	require.NoError(t, client.SetWriteDeadline(time.Time{}))
+	_, err2 := client.Write([]byte("x"))
+	assert.Error(t, err2)
+	// Reading still works.
+	go func() { _, _ = server.Write([]byte("still here")) }()
+	buf := make([]byte, 10)
+	_, err = io.ReadFull(client, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "still here", string(buf))
+}
+
+// 1 MiB of random bytes each way through the echo server, written and read
+// at the same time on one connection.
+func TestConnConcurrentReadWriteMiB(t *testing.T) {
+	for _, v := range versions() {
+		t.Run(v.String(), func(t *testing.T) {
+			sctx, cctx := ctxPair(t, v, loopback.Config{})
+			srv := serve(t, sctx)
+			c := dial(t, srv.Addr, cctx, nil)
+			want := make([]byte, 1<<20)
+			_, err := rand.Read(want)
+			require.NoError(t, err)
+			errc := make(chan error, 1)
+			go func() {
+				var err error
+				for off := 0; off < len(want) && err == nil; off += 10007 {
+					_, err = c.Write(want[off:min(len(want), off+10007)])
+				}
+				errc <- err
+			}()
+			got := make([]byte, len(want))
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(60*time.Second)))
+			_, err = io.ReadFull(c, got)
+			require.NoError(t, err)
+			require.NoError(t, <-errc)
+			require.True(t, bytes.Equal(want, got), "echoed bytes differ")
+		})
+	}
+}
+
+func TestConnPeerClosesMidHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			// Read the start of the ClientHello, then hang up.
+			_, _ = c.Read(make([]byte, 10))
+			c.Close()
+		}
+	}()
+	_, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	c, err := sslsession.Client(raw, cctx, nil)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+	err = c.Handshake()
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, os.ErrDeadlineExceeded)
+	// An EOF against the protocol, or a reset.
+	var ne net.Error
+	if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
+		t.Fatalf("handshake error is neither an unexpected EOF nor a network error: %v", err)
+	}
+	// The error is kept.
+	assert.Equal(t, err, c.Handshake())
+}
+
+// A proxy between client and server forwards the handshake and then only
+// the first bytes of the server's next record before it hangs up.
+func TestConnPeerClosesMidRecord(t *testing.T) {
+	for _, v := range versions() {
+		t.Run(v.String(), func(t *testing.T) {
+			sctx, cctx := ctxPair(t, v, loopback.Config{NoTickets: true, NoCache: true})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer proxyLn.Close()
+			armed, cutting := make(chan struct{}), make(chan struct{})
+			serverDone := make(chan error, 1)
+			go func() {
+				raw, err := ln.Accept()
+				if err != nil {
+					serverDone <- err
+					return
+				}
+				s, err := sslsession.Server(raw, sctx)
+				if err != nil {
+					serverDone <- err
+					return
+				}
+				defer s.Close()
+				if err = s.Handshake(); err == nil {
+					<-cutting
+					_, err = s.Write(bytes.Repeat([]byte("r"), 1000))
+				}
+				serverDone <- err
+				_, _ = io.Copy(io.Discard, s)
+			}()
+			go func() {
+				down, err := proxyLn.Accept()
+				if err != nil {
+					return
+				}
+				defer down.Close()
+				up, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go func() { _, _ = io.Copy(up, down) }()
+				buf := make([]byte, 64<<10)
+				for {
+					select {
+					case <-armed:
+						// Forward 20 bytes of the next record, then close.
+						close(cutting)
+						_ = up.SetReadDeadline(time.Now().Add(10 * time.Second))
+						if n, err := io.ReadAtLeast(up, buf, 20); err == nil && n >= 20 {
+							_, _ = down.Write(buf[:20])
+						}
+						return
+					default:
+					}
+					_ = up.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+					n, err := up.Read(buf)
+					if n > 0 {
+						_, _ = down.Write(buf[:n])
+					}
+					var ne net.Error
+					if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+						return
+					}
+				}
+			}()
+			raw, err := net.Dial("tcp", proxyLn.Addr().String())
+			require.NoError(t, err)
+			c, err := sslsession.Client(raw, cctx, nil)
+			require.NoError(t, err)
+			defer c.Close()
+			require.NoError(t, c.SetDeadline(time.Now().Add(20*time.Second)))
+			require.NoError(t, c.Handshake())
+			close(armed)
+			buf := make([]byte, 2000)
+			n, err := c.Read(buf)
+			assert.Equal(t, 0, n)
+			assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+		})
+	}
+}
+
+func TestConnHalfClose(t *testing.T) {
+	for _, v := range versions() {
+		t.Run(v.String(), func(t *testing.T) {
+			client, server := pair(t, v, loopback.Config{})
+			require.Error(t, client.CloseWrite(), "CloseWrite before the handshake")
+			handshakePair(t, client, server)
+			errc := make(chan error, 1)
+			go func() {
+				got, err := io.ReadAll(server)
+				if err == nil && string(got) != "request" {
+					err = errors.New("server read " + string(got))
+				}
+				if err == nil {
+					_, err = server.Write([]byte("reply"))
+				}
+				if err == nil {
+					err = server.Close()
+				}
+				errc <- err
+			}()
+			_, err := client.Write([]byte("request"))
+			require.NoError(t, err)
+			require.NoError(t, client.CloseWrite())
+			_, err = client.Write([]byte("more"))
+			assert.ErrorIs(t, err, net.ErrClosed)
+			got, err := io.ReadAll(client)
+			require.NoError(t, err)
+			assert.Equal(t, "reply", string(got))
+			require.NoError(t, <-errc)
+		})
+	}
+}
+
+func TestConnKeyUpdateDuringTransfer(t *testing.T) {
+	if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
+		client, server := pair(t, sslsession.TLS12, loopback.Config{})
+		handshakePair(t, client, server)
+		assert.ErrorIs(t, client.KeyUpdate(true), sslsession.ErrUnsupported)
+		return
+	}
+	sctx, cctx := ctxPair(t, sslsession.TLS13, loopback.Config{})
+	srv := serve(t, sctx)
+	c := dial(t, srv.Addr, cctx, nil)
+	want := make([]byte, 256<<10)
+	_, err := rand.Read(want)
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		for off := 0; off < len(want) && err == nil; off += 16 << 10 {
+			if off%(64<<10) == 0 {
+				// Ask the server to update its keys too: its read
+				// answers with a KeyUpdate of its own.
+				if err = c.KeyUpdate(true); err != nil {
+					break
+				}
+			}
+			_, err = c.Write(want[off : off+16<<10])
+		}
+		errc <- err
+	}()
+	got := make([]byte, len(want))
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(30*time.Second)))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.NoError(t, <-errc)
+	require.True(t, bytes.Equal(want, got))
+}
+
+// `openssl s_client -tls1_2` asks our server to renegotiate (its R
+// command): the server refuses, and either the connection goes on or it
+// fails with an OpenSSL error; it never hangs, and what came before is
+// delivered.
+func TestConnRenegotiationRefused(t *testing.T) {
+	sctx, _ := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	type result struct {
+		got string
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		s, err := sslsession.Server(raw, sctx)
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		defer s.Close()
+		_ = s.SetDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(s)
+		res <- result{string(got), err}
+	}()
+	out := runClientTool(t, "hello\n", "R\n", "s_client", "-tls1_2", "-connect", ln.Addr().String())
+	r := <-res
+	assert.Contains(t, r.got, "hello")
+	if r.err != nil {
+		assert.NotErrorIs(t, r.err, os.ErrDeadlineExceeded, "the server hung")
+		var se *sslsession.Error
+		require.ErrorAs(t, r.err, &se, "s_client said: %s", out)
+	}
+	assert.Contains(t, strings.ToUpper(out), "RENEGOTIAT", "s_client did not try to renegotiate: %s", out)
+}
+
+// runClientTool runs the openssl command, writes first, pauses, writes
+// second and closes its input; its exit status is not checked (a refused
+// renegotiation may end it with an error).
+func runClientTool(t testing.TB, first, second string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(openSSLTool(t), args...)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	in, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	_, _ = io.WriteString(in, first)
+	time.Sleep(500 * time.Millisecond)
+	_, _ = io.WriteString(in, second)
+	time.Sleep(500 * time.Millisecond)
+	in.Close()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	return out.String()
+}
+
+// 10,000 connections opened and closed, half of them resumed: no file
+// descriptor, goroutine or owned session is left.
+func TestConnTenThousandNoLeak(t *testing.T) {
+	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	srv := serve(t, sctx)
+	first := dial(t, srv.Addr, cctx, nil)
+	sess, err := first.AwaitSession(5 * time.Second)
+	require.NoError(t, err)
+	require.NoError(t, first.Close())
+
+	// Warm up, then count.
+	for i := 0; i < 20; i++ {
+		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: cctx, ServerName: "localhost"})
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+	}
+	settle := func() (fds, goroutines int) {
+		for i := 0; i < 50; i++ {
+			runtime.GC()
+			time.Sleep(20 * time.Millisecond)
+			f, g := openFDs(t), runtime.NumGoroutine()
+			if i > 0 && f == fds && g == goroutines {
+				break
+			}
+			fds, goroutines = f, g
+		}
+		return fds, goroutines
+	}
+	fds0, g0 := settle()
+	reused := 0
+	for i := 0; i < 10000; i++ {
+		var s *sslsession.Session
+		if i%2 == 0 {
+			s = sess
+		}
+		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: cctx, Session: s, ServerName: "localhost", Timeout: 10 * time.Second})
+		require.NoError(t, err)
+		if c.SessionReused() {
+			reused++
+		}
+		if i%100 == 0 {
+			// Some connections also hold owned sessions for a while.
+			o, err := c.Session1()
+			require.NoError(t, err)
+			o.Close()
+		}
+		require.NoError(t, c.Close())
+	}
+	require.Equal(t, 5000, reused)
+	require.NoError(t, sess.Close())
+	fds1, g1 := settle()
+	assert.LessOrEqual(t, fds1, fds0, "file descriptors leaked")
+	assert.LessOrEqual(t, g1, g0, "goroutines leaked")
+	assert.Zero(t, leakcheck.Settle(), "owned sessions leaked")
+	assert.Equal(t, int64(0), srv.Failed())
+}
+
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
+
+// Sessions work on the socket connection as on any: borrowed ones end
+// with Close, owned ones outlive it.
+func TestConnSessionsAfterClose(t *testing.T) {
+	client, server := pair(t, sslsession.TLS12, loopback.Config{})
+	handshakePair(t, client, server)
+	b, err := client.Session()
+	require.NoError(t, err)
+	o, err := client.Session1()
+	require.NoError(t, err)
+	defer o.Close()
+	require.NoError(t, client.Close())
+	assert.ErrorIs(t, client.Close(), net.ErrClosed)
+	_, err = b.Info()
+	assert.Error(t, err)
+	_, err = o.Info()
+	assert.NoError(t, err)
+	_, err = client.Read(make([]byte, 1))
+	assert.ErrorIs(t, err, net.ErrClosed)
+}
+
+// A Conn on something that is not a socket falls back to spacemonkeygo.
+func TestConnFallbackOnPipe(t *testing.T) {
+	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	a, b := net.Pipe()
+	client, err := sslsession.Client(a, cctx, nil)
+	require.NoError(t, err)
+	server, err := sslsession.Server(b, sctx)
+	require.NoError(t, err)
+	require.NotNil(t, client.Openssl())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(server, buf); err == nil {
+			_, _ = server.Write(buf)
+		}
+	}()
+	_, err = client.Write([]byte("hello"))
+	require.NoError(t, err)
+	buf := make([]byte, 5)
+	_, err = io.ReadFull(client, buf)
+	require.NoError(t, err)
+	assert.Equal(t, "hello", string(buf))
+	wg.Wait()
+	// close_notify on an unbuffered pipe that nobody reads: bound it.
+	_ = client.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	_ = server.SetDeadline(time.Now().Add(100 * time.Millisecond))
+	client.Close()
+	server.Close()
+}
