@@ -102,6 +102,14 @@ cli-test: check-openssl
 bench: check-openssl
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 .
 
+# Handshakes per second of crypto/tls, this library and the C floor
+# (internal/cfloor) side by side, interleaved rounds, with ratios; then 8
+# concurrent clients and 64 KiB echo throughput (internal/benchhandshake).
+.PHONY: bench-handshake
+BENCH_HANDSHAKE_FLAGS ?=
+bench-handshake: check-openssl
+	$(GO) run ./internal/benchhandshake $(BENCH_HANDSHAKE_FLAGS)
+
 fuzz: check-openssl
 	$(GO) test -run '^$$' -fuzz FuzzParseDER -fuzztime 60s .
 	$(GO) test -run '^$$' -fuzz FuzzParsePEM -fuzztime 60s .
