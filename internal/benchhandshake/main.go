@@ -370,7 +370,7 @@ func floor(cert *loopback.Cert, v sslsession.Version) *impl {
 					return n, err
 				}
 				if resumed && got != 20 {
-					return n, errors.New("C floor did not resume")
+					return n, errors.New("the C floor did not resume")
 				}
 				n += 20
 			}
