@@ -8,6 +8,7 @@ import (
 	"flag"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"time"
 
@@ -79,27 +80,31 @@ func main() {
 		go func() { log.Println(http.ListenAndServe(*metrics, nil)) }()
 	}
 
-	ln, err := openssl.Listen("tcp", *addr, ctx)
+	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
 	log.Printf("listening on %s", *addr)
 	for {
-		conn, err := ln.Accept()
+		raw, err := ln.Accept()
 		if err != nil {
 			log.Fatal(err)
 		}
 		go func() {
-			defer conn.Close()
-			c := conn.(*openssl.Conn)
+			// OpenSSL reads and writes the socket itself (sslsession.Server).
+			c, err := sslsession.Server(raw, ctx)
+			if err != nil {
+				raw.Close()
+				log.Printf("%s: %v", raw.RemoteAddr(), err)
+				return
+			}
+			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			if err := c.Handshake(); err != nil {
 				log.Printf("%s: handshake: %v", c.RemoteAddr(), err)
 				return
 			}
-			if ssl, err := sslsession.FromConn(c); err == nil {
-				log.Printf("%s: resumed=%v", c.RemoteAddr(), ssl.SessionReused())
-			}
+			log.Printf("%s: resumed=%v", c.RemoteAddr(), c.SessionReused())
 			_, _ = io.Copy(c, c)
 		}()
 	}
