@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -70,80 +69,6 @@ func sessCtx(t testing.TB, c *openssl.Ctx) *sslsession.Ctx {
 	sc, err := sslsession.NewCtx(c)
 	require.NoError(t, err)
 	return sc
-}
-
-// rawPair is a client and a server SSL made with sslsession.New, over a real
-// TCP connection on 127.0.0.1, driven by OpenSSL's socket BIO.
-type rawPair struct {
-	Client, Server *sslsession.SSL
-	files          []*os.File
-}
-
-func newRawPair(t testing.TB, serverCtx, clientCtx *openssl.Ctx) *rawPair {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sc, err := ln.Accept()
-	require.NoError(t, err)
-	p := &rawPair{}
-	fds := [2]int{}
-	for i, c := range []net.Conn{cc, sc} {
-		f, err := c.(*net.TCPConn).File()
-		require.NoError(t, err)
-		c.Close()
-		p.files = append(p.files, f)
-		fd := int(f.Fd())
-		require.NoError(t, syscall.SetNonblock(fd, false))
-		// A safety net: no test can hang in OpenSSL on a silent peer.
-		tv := syscall.Timeval{Sec: 10}
-		require.NoError(t, syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv))
-		fds[i] = fd
-	}
-	p.Client, err = sslsession.New(clientCtx)
-	require.NoError(t, err)
-	p.Server, err = sslsession.New(serverCtx)
-	require.NoError(t, err)
-	require.NoError(t, p.Client.SetFD(fds[0]))
-	require.NoError(t, p.Server.SetFD(fds[1]))
-	t.Cleanup(p.close)
-	return p
-}
-
-// handshake runs both sides; with TLS 1.3 the server then sends one byte so
-// that the client reads the session tickets that precede it.
-func (p *rawPair) handshake(t testing.TB) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		err := p.Server.Accept()
-		if err == nil {
-			_, err = p.Server.Write([]byte{'!'})
-		}
-		errc <- err
-	}()
-	require.NoError(t, p.Client.Connect())
-	buf := make([]byte, 1)
-	_, err := p.Client.Read(buf)
-	require.NoError(t, err)
-	require.NoError(t, <-errc)
-}
-
-// shutdown sends close_notify both ways: a clean close.
-func (p *rawPair) shutdown(t testing.TB) {
-	t.Helper()
-	require.NoError(t, p.Client.Shutdown())
-	require.NoError(t, p.Server.Shutdown())
-}
-
-func (p *rawPair) close() {
-	p.Client.Free()
-	p.Server.Free()
-	for _, f := range p.files {
-		f.Close()
-	}
 }
 
 // openSSLTool is the openssl command of the OpenSSL the package links (the

@@ -53,6 +53,7 @@ Exit status: 0 success, 1 --require-resume and not resumed, 2 any error.`,
 		newInspectCmd(stdout),
 		newBenchCmd(stdout),
 		newVersionCmd(stdout),
+		newReferenceCmd(stdout),
 	)
 	for _, c := range root.Commands() {
 		wrapArgs(c)
