@@ -10,16 +10,18 @@ import (
 )
 
 // Metrics is what a context's session caching is doing: OpenSSL's cache
-// counters and the store bridge's.
+// counters, the store bridge's and the ticket keys'.
 type Metrics struct {
 	Cache    Stats      `json:"cache"`     // SSL_CTX_sess_*(3)
 	Store    StoreStats `json:"store"`     // the SessionStore bridge; zero without a store
 	HasStore bool       `json:"has_store"` // whether a store is installed
+	// Tickets are the ticket-key counters (SetTicketKeys); zero without.
+	Tickets TicketStats `json:"tickets"`
 }
 
 // Metrics reads the cache and store counters.
 func (c *Ctx) Metrics() Metrics {
-	return Metrics{Cache: c.Stats(), Store: c.StoreStats(), HasStore: c.Store() != nil}
+	return Metrics{Cache: c.Stats(), Store: c.StoreStats(), HasStore: c.Store() != nil, Tickets: c.TicketStats()}
 }
 
 var (
