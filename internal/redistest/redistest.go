@@ -29,6 +29,7 @@ type Server struct {
 	tb     testing.TB
 	bin    string
 	dir    string
+	extra  []string // more redis-server arguments
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -39,11 +40,16 @@ type Server struct {
 // test if redis-server is not on PATH or does not answer PING.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
+	return startWith(tb)
+}
+
+func startWith(tb testing.TB, extra ...string) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found on PATH: install redis-server (make test does; on Debian: apt-get install redis-server): %v", err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), extra: extra}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -71,12 +77,13 @@ func freePort() (int, error) {
 
 func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", port, "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no",
 		"--protected-mode", "yes",
-	)
+	}
+	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	s.mu.Lock()
 	s.log.Reset()
 	cmd.Stdout = &lockedWriter{mu: &s.mu, w: &s.log}
@@ -263,3 +270,58 @@ func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
 
 // ErrNil is Do's error for a nil reply (GET of a missing key).
 var ErrNil = errors.New("redistest: nil reply")
+
+// Cluster is a Redis Cluster of three masters (no replicas) on 127.0.0.1,
+// each owning a third of the hash slots.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts a three-node cluster and waits until every node
+// reports cluster_state:ok. The nodes are killed when the test ends.
+func StartCluster(tb testing.TB) *Cluster {
+	tb.Helper()
+	c := &Cluster{}
+	for i := 0; i < 3; i++ {
+		c.Nodes = append(c.Nodes, startWith(tb, "--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const slots = 16384
+	for i, n := range c.Nodes {
+		lo, hi := i*slots/3, (i+1)*slots/3-1
+		if _, err := n.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)); err != nil {
+			tb.Fatalf("redistest: CLUSTER ADDSLOTSRANGE on %s: %v", n.Addr, err)
+		}
+	}
+	for _, n := range c.Nodes[1:] {
+		host, port, _ := net.SplitHostPort(n.Addr)
+		if _, err := c.Nodes[0].Do(ctx, "CLUSTER", "MEET", host, port); err != nil {
+			tb.Fatalf("redistest: CLUSTER MEET %s: %v", n.Addr, err)
+		}
+	}
+	for _, n := range c.Nodes {
+		for {
+			info, err := n.Do(ctx, "CLUSTER", "INFO")
+			if err == nil && bytes.Contains([]byte(info), []byte("cluster_state:ok")) &&
+				bytes.Contains([]byte(info), []byte("cluster_known_nodes:3")) {
+				break
+			}
+			if ctx.Err() != nil {
+				tb.Fatalf("redistest: cluster not ready on %s: %q %v", n.Addr, info, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return c
+}
+
+// Addrs are the nodes' addresses, for go-redis's ClusterOptions.Addrs.
+func (c *Cluster) Addrs() []string {
+	var out []string
+	for _, n := range c.Nodes {
+		out = append(out, n.Addr)
+	}
+	return out
+}
