@@ -213,6 +213,9 @@ static void install(SSL_CTX *ctx, int on)
 {
 #ifdef SSLSESS_TK_EVP_MAC
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on ? tk_cb : NULL);
+#elif OPENSSL_VERSION_NUMBER < 0x10100000L
+    /* 1.0.2's macro passes the callback to SSL_CTX_callback_ctrl uncast. */
+    SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, on ? (void (*)(void))tk_cb : NULL);
 #else
     SSL_CTX_set_tlsext_ticket_key_cb(ctx, on ? tk_cb : NULL);
 #endif
