@@ -431,8 +431,8 @@ func TestTamperedRing(t *testing.T) {
 
 	for i, bad := range []string{
 		stored[:len(stored)-1] + string(stored[len(stored)-1]^1), // a flipped bit
-		stored[:10],          // truncated
-		"\x07garbage",        // another format
+		stored[:10],   // truncated
+		"\x07garbage", // another format
 	} {
 		_, err := b.single.Do(t.Context(), "SET", a.ring.Key(), bad)
 		require.NoError(t, err)
