@@ -51,6 +51,9 @@ SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e)
         return NULL;
     }
     SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read as much as the socket has, not a record header and then its
+     * body: half the read(2) calls. */
+    SSL_set_read_ahead(ssl, 1);
 #ifdef SSL_OP_NO_RENEGOTIATION
     SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
 #endif

@@ -172,6 +172,9 @@ static int one(cfloor *f, int resume, int *reused, char *err, int errlen)
         fail(err, errlen, "SSL_new");
         goto out;
     }
+    /* As the library's connections do. */
+    SSL_set_read_ahead(c, 1);
+    SSL_set_read_ahead(s, 1);
     SSL_set_connect_state(c);
     SSL_set_accept_state(s);
     SSL_set_tlsext_host_name(c, "localhost");
