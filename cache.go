@@ -6,7 +6,6 @@ import "C"
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -167,6 +166,9 @@ func callbackGuard(fn string) error {
 // does not lock against concurrent readers. See SessionStore for the rules
 // a store follows.
 func (c *Ctx) SetStore(store SessionStore, opts StoreOptions) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
 	if store == nil {
 		return fmt.Errorf("%w: nil SessionStore", ErrMalformed)
 	}
@@ -195,6 +197,9 @@ func (c *Ctx) SetStore(store SessionStore, opts StoreOptions) error {
 // then are dropped (StoreStats.Dropped). It returns ctx's error if ctx ended
 // before the queue was empty. Without a store it does nothing.
 func (c *Ctx) ClearStore(ctx context.Context) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
 	if err := callbackGuard("SSL_CTX_sess_set_new_cb"); err != nil {
 		return err
 	}
@@ -234,6 +239,9 @@ func (c *Ctx) StoreStats() StoreStats {
 }
 
 func (c *Ctx) bridge() *bridge {
+	if c.nilCtx() {
+		return nil
+	}
 	hk, _ := hooksOf(c.p, false)
 	if hk == nil {
 		return nil
@@ -371,29 +379,112 @@ func (b *bridge) run(op storeOp) {
 	}
 }
 
-// call runs one store method with the per-call timeout, turning a panic
-// into an error: a panic must not unwind through OpenSSL's C frames.
-func (b *bridge) call(fn func(ctx context.Context) error) (err error) {
+// The outcome of one store call, decided on the call's own goroutine.
+type callResult int
+
+const (
+	resOK       callResult = iota
+	resNotFound            // the error is, or wraps, ErrNotFound
+	resInvalid             // the error is, or wraps, ErrInvalidValue
+	resError               // any other error, a panic, runtime.Goexit, or the timeout
+)
+
+// call runs one store method on a goroutine of its own, with the per-call
+// timeout, and classifies its error there too. Nothing the store does can
+// reach the caller, which may be inside OpenSSL's callback on a C stack: a
+// panic (whatever its value), runtime.Goexit, an error value whose methods
+// panic or whose Unwrap chain never ends, or a call that ignores ctx. The
+// caller waits at most until ctx ends (the timeout, or ClearStore's
+// deadline); a call still running then is abandoned and counted as an error.
+func (b *bridge) call(fn func(ctx context.Context) error) callResult {
 	ctx, cancel := context.WithTimeout(b.ctx, b.opts.Timeout)
 	defer cancel()
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("sslsession: session store panicked: %v", r)
-		}
+	done := make(chan callResult, 1)
+	go func() {
+		res := resError
+		// The goroutine keeps its thread, marked as a callback's, so that
+		// the store's calls back into the cache are refused (ErrInCallback)
+		// as they would be on the callback's own thread. After a Goexit
+		// the runtime ends the thread.
+		runtime.LockOSThread()
+		C.sslsess_cache_enter()
+		defer func() {
+			// The panic value is neither formatted nor kept: its methods
+			// are the store's too.
+			_ = recover()
+			C.sslsess_cache_leave()
+			done <- res
+		}()
+		res = classify(fn(ctx))
 	}()
-	return fn(ctx)
+	select {
+	case r := <-done:
+		return r
+	case <-ctx.Done():
+		select {
+		case r := <-done:
+			return r
+		default:
+			return resError
+		}
+	}
+}
+
+// classify decides what a store's error means, with a bounded walk of its
+// wrapping chain (errors.Is would follow a cyclic chain forever).
+func classify(err error) callResult {
+	if err == nil {
+		return resOK
+	}
+	budget := 256
+	switch {
+	case storeIs(err, ErrNotFound, &budget):
+		return resNotFound
+	case storeIs(err, ErrInvalidValue, &budget):
+		return resInvalid
+	}
+	return resError
+}
+
+// storeIs is errors.Is with at most *budget steps.
+func storeIs(err, target error, budget *int) bool {
+	for err != nil {
+		if *budget--; *budget < 0 {
+			return false
+		}
+		if err == target {
+			return true
+		}
+		if x, ok := err.(interface{ Is(error) bool }); ok && x.Is(target) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if storeIs(e, target, budget) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 func (b *bridge) put(op storeOp) {
 	b.stats.puts.Add(1)
-	if err := b.call(func(ctx context.Context) error { return b.store.Put(ctx, op.id, op.der, op.expires) }); err != nil {
+	if b.call(func(ctx context.Context) error { return b.store.Put(ctx, op.id, op.der, op.expires) }) != resOK {
 		b.stats.errors.Add(1)
 	}
 }
 
 func (b *bridge) del(id []byte) {
 	b.stats.deletes.Add(1)
-	if err := b.call(func(ctx context.Context) error { return b.store.Delete(ctx, id) }); err != nil {
+	if r := b.call(func(ctx context.Context) error { return b.store.Delete(ctx, id) }); r != resOK && r != resNotFound {
 		b.stats.errors.Add(1)
 	}
 }
@@ -433,16 +524,23 @@ func (b *bridge) newSession(p *C.SSL_SESSION) {
 func (b *bridge) get(id []byte) *C.SSL_SESSION {
 	b.stats.gets.Add(1)
 	var der []byte
-	err := b.call(func(ctx context.Context) (err error) {
-		der, err = b.store.Get(ctx, id)
+	res := b.call(func(ctx context.Context) error {
+		d, err := b.store.Get(ctx, id)
+		if err == nil && len(d) > MaxDERSize {
+			return ErrInvalidValue
+		}
+		if err == nil {
+			// The store may keep and change its slice: decode a copy.
+			der = bytes.Clone(d)
+		}
 		return err
 	})
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrNotFound):
+	switch res {
+	case resOK:
+	case resNotFound:
 		b.stats.misses.Add(1)
 		return nil
-	case errors.Is(err, ErrInvalidValue):
+	case resInvalid:
 		b.stats.invalid.Add(1)
 		b.stats.misses.Add(1)
 		return nil

@@ -79,6 +79,8 @@ int sslsess_cache_set_ssl_key(SSL *ssl, const char *key, sslsess_err *e)
 }
 
 int sslsess_cache_in_callback(void) { return in_callback > 0; }
+void sslsess_cache_enter(void) { in_callback++; }
+void sslsess_cache_leave(void) { in_callback--; }
 
 /* The context whose callbacks OpenSSL runs for ssl. OpenSSL calls the
  * session_ctx's callbacks, which stays the first context when an SNI callback

@@ -35,5 +35,10 @@ int sslsess_cache_set_ssl_key(SSL *ssl, const char *key, sslsess_err *e);
  * 1.1.1+ under the SSL_CTX's own lock, so cache calls made from here would
  * deadlock. */
 int sslsess_cache_in_callback(void);
+/* Mark this thread as running a store method on behalf of a callback (the
+ * bridge's store goroutines, locked to their thread), so that the same
+ * guard refuses cache calls made from store methods. */
+void sslsess_cache_enter(void);
+void sslsess_cache_leave(void);
 
 #endif

@@ -98,7 +98,18 @@ func NewClientCache(ctx *openssl.Ctx, capacity int) (*ClientCache, error) {
 func ClientCacheKey(serverName, addr string) string { return serverName + "|" + addr }
 
 // Ctx returns the client context the cache belongs to.
-func (cc *ClientCache) Ctx() *openssl.Ctx { return cc.ctx }
+func (cc *ClientCache) Ctx() *openssl.Ctx {
+	if cc.zero() {
+		return nil
+	}
+	return cc.ctx
+}
+
+// zero reports a nil or zero ClientCache (NewClientCache makes a usable
+// one): its methods do nothing, or return errNilCache.
+func (cc *ClientCache) zero() bool { return cc == nil || cc.sink == nil || cc.p == nil }
+
+var errNilCache = &Error{Func: "ClientCache", Err: fmt.Errorf("%w: nil or zero ClientCache (use NewClientCache)", ErrNilSSL)}
 
 // Dial is the package's Dial with the cache: it offers the session cached
 // for (server name, addr), if any, and stores what the connection yields
@@ -106,6 +117,9 @@ func (cc *ClientCache) Ctx() *openssl.Ctx { return cc.ctx }
 // cfg.Session, when set, is offered instead of the cached one. When a
 // handshake that offered a cached session fails, that session is dropped.
 func (cc *ClientCache) Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
+	if cc.zero() {
+		return nil, errNilCache
+	}
 	var dc DialConfig
 	if cfg != nil {
 		dc = *cfg
@@ -178,12 +192,20 @@ func (cc *ClientCache) track(conn *Conn, key string) error {
 // Get returns an owned copy of the session cached under key (Close it), or
 // nil. A TLS 1.3 session is removed from the cache: its ticket is
 // single-use.
-func (cc *ClientCache) Get(key string) *Session { return cc.sink.get(key) }
+func (cc *ClientCache) Get(key string) *Session {
+	if cc.zero() {
+		return nil
+	}
+	return cc.sink.get(key)
+}
 
 // Put stores an owned reference to sess under key; the caller keeps its
 // own. sess must belong to the cache's context (or to none yet, when it was
 // decoded from DER or PEM); otherwise the error wraps ErrWrongContext.
 func (cc *ClientCache) Put(key string, sess *Session) error {
+	if cc.zero() {
+		return errNilCache
+	}
 	owned, err := sess.Owned()
 	if err != nil {
 		return err
@@ -202,17 +224,29 @@ func (cc *ClientCache) Put(key string, sess *Session) error {
 }
 
 // Remove drops the session cached under key.
-func (cc *ClientCache) Remove(key string) { cc.sink.remove(key) }
+func (cc *ClientCache) Remove(key string) {
+	if !cc.zero() {
+		cc.sink.remove(key)
+	}
+}
 
 // Len is the number of sessions cached.
 func (cc *ClientCache) Len() int { return cc.Stats().Len }
 
 // Stats returns the cache's counters.
-func (cc *ClientCache) Stats() ClientCacheStats { return cc.sink.stats() }
+func (cc *ClientCache) Stats() ClientCacheStats {
+	if cc.zero() {
+		return ClientCacheStats{}
+	}
+	return cc.sink.stats()
+}
 
 // Close takes the cache off its context and gives back every session it
 // holds. Dial keeps working, without caching. A second Close does nothing.
 func (cc *ClientCache) Close() error {
+	if cc.zero() {
+		return nil
+	}
 	if err := callbackGuard("SSL_CTX_sess_set_new_cb"); err != nil {
 		return err
 	}

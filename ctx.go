@@ -47,7 +47,18 @@ func NewCtx(c *openssl.Ctx) (*Ctx, error) {
 }
 
 // Openssl returns the spacemonkeygo context.
-func (c *Ctx) Openssl() *openssl.Ctx { return c.ctx }
+func (c *Ctx) Openssl() *openssl.Ctx {
+	if c == nil {
+		return nil
+	}
+	return c.ctx
+}
+
+// errNilCtx is what the methods of a nil or zero Ctx return (NewCtx makes
+// a usable one); those without an error return zero values.
+var errNilCtx = &Error{Func: "SSL_CTX", Err: fmt.Errorf("%w: nil or zero Ctx (use NewCtx)", ErrNilSSL)}
+
+func (c *Ctx) nilCtx() bool { return c == nil || c.p == nil }
 
 // CacheMode is a set of SSL_SESS_CACHE_* flags
 // (SSL_CTX_set_session_cache_mode(3)).
@@ -67,12 +78,18 @@ const (
 
 // SetCacheMode sets the cache mode and returns the previous one.
 func (c *Ctx) SetCacheMode(m CacheMode) CacheMode {
+	if c.nilCtx() {
+		return 0
+	}
 	defer runtime.KeepAlive(c)
 	return CacheMode(C.sslsess_ctx_set_cache_mode(c.p, C.long(m)))
 }
 
 // CacheMode returns the cache mode (SSL_CTX_get_session_cache_mode(3)).
 func (c *Ctx) CacheMode() CacheMode {
+	if c.nilCtx() {
+		return 0
+	}
 	defer runtime.KeepAlive(c)
 	return CacheMode(C.sslsess_ctx_get_cache_mode(c.p))
 }
@@ -80,12 +97,18 @@ func (c *Ctx) CacheMode() CacheMode {
 // SetCacheSize bounds the internal cache (SSL_CTX_sess_set_cache_size(3));
 // 0 means unbounded. It returns the previous size.
 func (c *Ctx) SetCacheSize(n int) int {
+	if c.nilCtx() {
+		return 0
+	}
 	defer runtime.KeepAlive(c)
 	return int(C.sslsess_ctx_set_cache_size(c.p, C.long(n)))
 }
 
 // CacheSize returns the cache bound (SSL_CTX_sess_get_cache_size(3)).
 func (c *Ctx) CacheSize() int {
+	if c.nilCtx() {
+		return 0
+	}
 	defer runtime.KeepAlive(c)
 	return int(C.sslsess_ctx_get_cache_size(c.p))
 }
@@ -93,12 +116,18 @@ func (c *Ctx) CacheSize() int {
 // SetTimeout sets the lifetime of new sessions, in whole seconds
 // (SSL_CTX_set_timeout(3)), and returns the previous one.
 func (c *Ctx) SetTimeout(d time.Duration) time.Duration {
+	if c.nilCtx() {
+		return 0
+	}
 	defer runtime.KeepAlive(c)
 	return time.Duration(C.sslsess_ctx_set_timeout(c.p, C.long(d/time.Second))) * time.Second
 }
 
 // Timeout returns the lifetime of new sessions (SSL_CTX_get_timeout(3)).
 func (c *Ctx) Timeout() time.Duration {
+	if c.nilCtx() {
+		return 0
+	}
 	defer runtime.KeepAlive(c)
 	return time.Duration(C.sslsess_ctx_get_timeout(c.p)) * time.Second
 }
@@ -107,6 +136,9 @@ func (c *Ctx) Timeout() time.Duration {
 // (SSL_CTX_set_session_id_context(3)): a server only resumes sessions made
 // under the same context, so every server of a fleet must set the same one.
 func (c *Ctx) SetSessionIDContext(id []byte) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
 	if len(id) == 0 || len(id) > C.SSL_MAX_SID_CTX_LENGTH {
 		return fmt.Errorf("%w: session ID context must be 1 to %d bytes", ErrMalformed, C.SSL_MAX_SID_CTX_LENGTH)
 	}
@@ -126,6 +158,9 @@ func (c *Ctx) SetSessionIDContext(id []byte) error {
 // these removals. Called from inside a session callback it returns an
 // error wrapping ErrInCallback instead of deadlocking (see SessionStore).
 func (c *Ctx) Flush(t time.Time) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
 	if err := callbackGuard("SSL_CTX_flush_sessions"); err != nil {
 		return err
 	}
@@ -137,6 +172,9 @@ func (c *Ctx) Flush(t time.Time) error {
 // AddSession is SSL_CTX_add_session(3): put sess into the internal cache.
 // It reports false when the same session was already there.
 func (c *Ctx) AddSession(sess *Session) (bool, error) {
+	if c.nilCtx() {
+		return false, errNilCtx
+	}
 	if err := callbackGuard("SSL_CTX_add_session"); err != nil {
 		return false, err
 	}
@@ -152,6 +190,9 @@ func (c *Ctx) AddSession(sess *Session) (bool, error) {
 // RemoveSession is SSL_CTX_remove_session(3): take sess out of the internal
 // cache and mark it not resumable. It reports whether it was there.
 func (c *Ctx) RemoveSession(sess *Session) (bool, error) {
+	if c.nilCtx() {
+		return false, errNilCtx
+	}
 	if err := callbackGuard("SSL_CTX_remove_session"); err != nil {
 		return false, err
 	}
@@ -168,6 +209,9 @@ func (c *Ctx) RemoveSession(sess *Session) (bool, error) {
 // returns the result; Options(0, 0) reads them. Session-related ones are
 // SSL_OP_NO_TICKET (OptionNoTicket).
 func (c *Ctx) Options(set, clear int64) int64 {
+	if c.nilCtx() {
+		return 0
+	}
 	defer runtime.KeepAlive(c)
 	return int64(C.sslsess_ctx_options(c.p, C.long(set), C.long(clear)))
 }
@@ -196,6 +240,9 @@ type Stats struct {
 
 // Stats reads every counter in one call.
 func (c *Ctx) Stats() Stats {
+	if c.nilCtx() {
+		return Stats{}
+	}
 	var s C.sslsess_stats
 	C.sslsess_ctx_stats(c.p, &s)
 	runtime.KeepAlive(c)
@@ -213,6 +260,9 @@ func (c *Ctx) Stats() Stats {
 // options on 1.0.2). It fails with ErrUnsupported when the library cannot
 // speak min at all, as TLS 1.3 on OpenSSL 1.0.2.
 func (c *Ctx) SetProtocolRange(min, max Version) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
 	rc := C.sslsess_ctx_set_proto_range(c.p, C.int(min), C.int(max))
 	runtime.KeepAlive(c)
 	if rc != C.SSLSESS_OK {
@@ -234,6 +284,9 @@ const (
 // UseSystemRoots makes the context verify peers against the system's
 // default CA locations (SSL_CTX_set_default_verify_paths(3)).
 func (c *Ctx) UseSystemRoots() error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
 	var e C.sslsess_err
 	rc := C.sslsess_ctx_default_verify_paths(c.p, &e)
 	runtime.KeepAlive(c)

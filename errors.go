@@ -33,6 +33,15 @@ var (
 	// SSL_CTX. SSL_get_session(3): one SSL_SESSION "must therefore only be
 	// used with one SSL_CTX object"; OpenSSL itself does not check this.
 	ErrWrongContext = errors.New("sslsession: session belongs to another SSL_CTX")
+	// ErrHandshakeStarted: SetSession was called once the connection's
+	// handshake had begun. OpenSSL would replace the live connection's
+	// session (its peer certificate and verification result with it);
+	// CPython refuses the same ("Cannot set session after handshake").
+	ErrHandshakeStarted = errors.New("sslsession: cannot set a session after the handshake began")
+	// ErrServerSide: SetSession was called on a server-side SSL, where a
+	// session is only ever chosen by the handshake (SSL_set_session(3) is
+	// for clients).
+	ErrServerSide = errors.New("sslsession: cannot set a session on a server-side SSL")
 	// ErrMalformed: DER or PEM input is not an SSL session.
 	ErrMalformed = errors.New("sslsession: malformed session data")
 	// ErrNotResumable: no resumable session arrived in time (TLS 1.3 tickets).
@@ -62,6 +71,9 @@ type Error struct {
 
 // Error names the function, the cause and the OpenSSL error queue.
 func (e *Error) Error() string {
+	if e == nil {
+		return "sslsession: <nil *Error>"
+	}
 	var b strings.Builder
 	b.WriteString("sslsession: ")
 	b.WriteString(e.Func)
@@ -80,8 +92,14 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Unwrap returns the sentinel, so errors.Is(err, ErrMalformed) works.
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap returns the sentinel, so errors.Is(err, ErrMalformed) works. A
+// nil *Error unwraps to nothing.
+func (e *Error) Unwrap() error {
+	if e == nil {
+		return nil
+	}
+	return e.Err
+}
 
 func sslErrorName(n int) string {
 	switch n {
@@ -128,6 +146,10 @@ func statusError(fn string, rc C.int) error {
 		return ErrNoSession
 	case C.SSLSESS_WRONG_CTX:
 		return &Error{Func: fn, Err: ErrWrongContext}
+	case C.SSLSESS_BEGUN:
+		return &Error{Func: fn, Err: ErrHandshakeStarted}
+	case C.SSLSESS_SERVER_SIDE:
+		return &Error{Func: fn, Err: ErrServerSide}
 	}
 	return &Error{Func: fn}
 }

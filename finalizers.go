@@ -67,7 +67,9 @@ func armGCSentinel() {
 	// together, and a finalizer on one may never run.
 	sentinel := &gcSentinel{}
 	runtime.SetFinalizer(sentinel, func(*gcSentinel) {
-		curBlock.Store(nil)
+		if b := curBlock.Swap(nil); b != nil {
+			b.retire()
+		}
 		armGCSentinel()
 	})
 }
@@ -109,6 +111,16 @@ func fromCurrentBlock() *Session {
 	return nil
 }
 
+// retire takes a block out of allocation: its slots not handed out yet are
+// never handed out and leave the live count now, so that LiveSessions
+// counts exactly the sessions handed out and not given back. The swap
+// decides, against a concurrent fromCurrentBlock, which slots were taken.
+func (b *block) retire() {
+	if taken := b.next.Swap(blockSize); taken < blockSize {
+		liveSessions.Add(-int64(blockSize - taken))
+	}
+}
+
 // finalize is the garbage collector's Close for every session of a block
 // that nobody closed, and takes the slots never handed out off the count.
 // The block is unreachable: no session of it is in use.
@@ -121,29 +133,19 @@ func (b *block) finalize() {
 	}
 }
 
-// adopt makes s, a Session the caller allocated (UnmarshalBinary), the
-// owner of one reference to p, with a finalizer of its own.
-func adopt(s *Session, p *C.SSL_SESSION, ctx uintptr) {
-	s.p, s.ctx, s.ownFinalizer = p, ctx, true
-	liveSessions.Add(1)
-	runtime.SetFinalizer(s, (*Session).finalize)
-}
-
-// forget drops s's bookkeeping after its reference was given back or moved
-// elsewhere.
-func forget(s *Session) {
-	if s.ownFinalizer {
-		runtime.SetFinalizer(s, nil)
-	}
-	liveSessions.Add(-1)
-}
+// forget drops s's bookkeeping after its reference was given back.
+func forget(*Session) { liveSessions.Add(-1) }
 
 // Close gives the owned session's reference back (SSL_SESSION_free(3)). It
 // is safe to call twice, and from several goroutines: the reference is given
 // back exactly once. Methods called after Close return ErrClosed. For a
 // borrowed session Close does nothing: it holds no reference.
 func (s *Session) Close() error {
-	if s == nil || s.ssl != nil {
+	if s == nil {
+		return nil
+	}
+	s = s.target()
+	if s.ssl != nil {
 		return nil
 	}
 	for {
@@ -205,11 +207,17 @@ func (s *Session) WatchFree() (*FreeWatch, error) {
 
 // Freed reports whether OpenSSL has freed the watched session.
 func (w *FreeWatch) Freed() bool {
+	if w == nil {
+		return false
+	}
 	return C.sslsess_watch_freed((*C.int)(w.flag)) == 1
 }
 
 // Release ends the watch.
 func (w *FreeWatch) Release() {
+	if w == nil || w.flag == nil {
+		return // nil, or a zero FreeWatch: nothing watched
+	}
 	w.once.Do(func() {
 		runtime.SetFinalizer(w, nil)
 		C.sslsess_watch_release(w.flag)

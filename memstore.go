@@ -3,6 +3,7 @@ package sslsession
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -38,11 +39,32 @@ func NewMemoryStore(max int) *MemoryStore {
 	return &MemoryStore{max: max, ll: list.New(), m: make(map[string]*list.Element), now: time.Now}
 }
 
+// errNilStore is what a nil *MemoryStore returns. (A zero MemoryStore is
+// usable: unbounded up to DefaultMemoryStoreSize, as NewMemoryStore(0).)
+var errNilStore = fmt.Errorf("%w: nil *MemoryStore", ErrNilSSL)
+
+// init makes a zero MemoryStore usable. Call with mu held.
+func (s *MemoryStore) init() {
+	if s.ll == nil {
+		s.ll, s.m = list.New(), make(map[string]*list.Element)
+	}
+	if s.max <= 0 {
+		s.max = DefaultMemoryStoreSize
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+}
+
 // Put stores a copy of der under id until expires; an already expired
 // session is not stored (and replaces nothing).
 func (s *MemoryStore) Put(_ context.Context, id, der []byte, expires time.Time) error {
+	if s == nil {
+		return errNilStore
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.init()
 	key := string(id)
 	if !expires.After(s.now()) {
 		if el, ok := s.m[key]; ok {
@@ -67,6 +89,9 @@ func (s *MemoryStore) Put(_ context.Context, id, der []byte, expires time.Time) 
 // Get returns a copy of the DER stored under id, or ErrNotFound. An
 // expired session is deleted and not found.
 func (s *MemoryStore) Get(_ context.Context, id []byte) ([]byte, error) {
+	if s == nil {
+		return nil, errNilStore
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	el, ok := s.m[string(id)]
@@ -84,6 +109,9 @@ func (s *MemoryStore) Get(_ context.Context, id []byte) ([]byte, error) {
 
 // Delete forgets id.
 func (s *MemoryStore) Delete(_ context.Context, id []byte) error {
+	if s == nil {
+		return errNilStore
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if el, ok := s.m[string(id)]; ok {
@@ -95,8 +123,14 @@ func (s *MemoryStore) Delete(_ context.Context, id []byte) error {
 // Len is the number of sessions held, expired ones not yet dropped
 // included.
 func (s *MemoryStore) Len() int {
+	if s == nil {
+		return 0
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.ll == nil {
+		return 0
+	}
 	return s.ll.Len()
 }
 

@@ -21,6 +21,9 @@ type Metrics struct {
 
 // Metrics reads the cache and store counters.
 func (c *Ctx) Metrics() Metrics {
+	if c.nilCtx() {
+		return Metrics{}
+	}
 	return Metrics{Cache: c.Stats(), Store: c.StoreStats(), HasStore: c.Store() != nil, Tickets: c.TicketStats()}
 }
 
@@ -55,8 +58,8 @@ func (t *expvarTarget) value() any {
 // weakly: it does not keep the context alive, and shows null once the
 // context is gone.
 func PublishExpvar(name string, c *Ctx) error {
-	if c == nil || c.ctx == nil {
-		return ErrNilSSL
+	if c.nilCtx() || c.ctx == nil {
+		return errNilCtx
 	}
 	expvarMu.Lock()
 	defer expvarMu.Unlock()

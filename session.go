@@ -35,9 +35,27 @@ type Session struct {
 	use atomic.Int32
 	p   *C.SSL_SESSION // owned: set before the session is shared; borrowed: the pointer seen
 	ssl *SSL           // borrowed: the connection it is borrowed from
+	// borrowed: the SSL_SESSION's serial (sslsess_serial), taken with p
+	// under the connection's lock: p alone may be the address of another
+	// session after OpenSSL freed this one.
+	serial uintptr
 	ctx uintptr        // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
 
-	ownFinalizer bool // owned, allocated by the caller: finalizer on s itself
+	// fwd is set, once, by UnmarshalBinary on a Session the caller
+	// allocated (a variable, a struct field, a slice element): the decoded
+	// session lives in the package's blocks, and s forwards every call to
+	// it. No finalizer is ever set on the caller's memory, which may be an
+	// interior pointer.
+	fwd atomic.Pointer[Session]
+}
+
+// target is the session s stands for: itself, or the one UnmarshalBinary
+// decoded into it.
+func (s *Session) target() *Session {
+	if f := s.fwd.Load(); f != nil {
+		return f
+	}
+	return s
 }
 
 const closedState = -1 << 30
@@ -78,6 +96,7 @@ func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) e
 	if s == nil {
 		return ErrNilSession
 	}
+	s = s.target()
 	if c := s.ssl; c != nil {
 		if err := c.lock(); err != nil {
 			if err == ErrFreed {
@@ -88,7 +107,7 @@ func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) e
 		defer c.unlock()
 		// Checked here for every closure, under the lock; the C accessors
 		// check again in their own call.
-		if rc := C.sslsess_check(c.p, s.p); rc != C.SSLSESS_OK {
+		if rc := C.sslsess_check_serial(c.p, s.p, C.uintptr_t(s.serial)); rc != C.SSLSESS_OK {
 			return statusError(name, rc)
 		}
 		return statusError(name, fn(c.p, s.p))
@@ -104,6 +123,10 @@ func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) e
 // SSL_SESSION (an up-ref), for a borrowed session to outlive its
 // connection, or for an owned one to be shared with a separate Close.
 func (s *Session) Owned() (*Session, error) {
+	if s == nil {
+		return nil, ErrNilSession
+	}
+	s = s.target()
 	var ctx uintptr
 	var ref *C.SSL_SESSION
 	err := s.do("SSL_SESSION_up_ref", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
@@ -401,23 +424,28 @@ func Parse(data []byte) (*Session, error) {
 	return ParseDER(data)
 }
 
-// UnmarshalBinary decodes DER into s, which must be a new, zero Session
-// (encoding.BinaryUnmarshaler). Prefer ParseDER.
+// UnmarshalBinary decodes DER into s, which must be a zero Session
+// (encoding.BinaryUnmarshaler, so encoding/gob can decode a struct with a
+// Session field). s may be a variable, a struct field or a slice element:
+// the decoded session is held by the package, and s forwards to it. Close s
+// when done, or let the garbage collector give the reference back once s is
+// unreachable. A second UnmarshalBinary into the same Session, or one into a
+// Session already in use, returns an error wrapping ErrMalformed and changes
+// nothing. Prefer ParseDER.
 func (s *Session) UnmarshalBinary(der []byte) error {
 	if s == nil {
 		return ErrNilSession
 	}
-	if s.use.Load() != 0 || s.p != nil || s.ssl != nil {
-		return fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrMalformed)
+	if s.use.Load() != 0 || s.p != nil || s.ssl != nil || s.fwd.Load() != nil {
+		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrMalformed)}
 	}
 	d, err := ParseDER(der)
 	if err != nil {
 		return err
 	}
-	// Move d's reference to s: d is ours alone, so no call can be using it.
-	p := d.p
-	d.use.Store(closedState)
-	forget(d)
-	adopt(s, p, 0)
+	if !s.fwd.CompareAndSwap(nil, d) {
+		d.Close()
+		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrMalformed)}
+	}
 	return nil
 }

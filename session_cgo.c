@@ -101,6 +101,52 @@ int sslsess_check(const SSL *ssl, SSL_SESSION *s)
     return SSLSESS_OK;
 }
 
+/* One lock for every write and read of this package's SSL_SESSION ex_data
+ * slots: one session may be shared by SSLs used on different threads, and
+ * CRYPTO_set_ex_data may grow the object's ex_data stack. */
+static pthread_mutex_t exdata_mu = PTHREAD_MUTEX_INITIALIZER;
+static int serial_idx = -1;
+static pthread_once_t serial_once = PTHREAD_ONCE_INIT;
+static uintptr_t serial_next;
+
+static void serial_init(void)
+{
+    serial_idx = SSL_SESSION_get_ex_new_index(0, NULL, NULL, sslsess_exdata_nodup, NULL);
+}
+
+uintptr_t sslsess_serial(SSL_SESSION *s)
+{
+    uintptr_t v;
+    pthread_once(&serial_once, serial_init);
+    if (serial_idx < 0 || s == NULL)
+        return 0;
+    pthread_mutex_lock(&exdata_mu);
+    v = (uintptr_t)SSL_SESSION_get_ex_data(s, serial_idx);
+    if (v == 0) {
+        v = ++serial_next;
+        if (!SSL_SESSION_set_ex_data(s, serial_idx, (void *)v))
+            v = 0;
+    }
+    pthread_mutex_unlock(&exdata_mu);
+    ERR_clear_error();
+    return v;
+}
+
+int sslsess_check_serial(const SSL *ssl, SSL_SESSION *s, uintptr_t serial)
+{
+    uintptr_t v;
+    int rc = sslsess_check(ssl, s);
+    if (rc != SSLSESS_OK || ssl == NULL)
+        return rc;
+    pthread_once(&serial_once, serial_init);
+    if (serial_idx < 0 || serial == 0)
+        return SSLSESS_STALE;
+    pthread_mutex_lock(&exdata_mu);
+    v = (uintptr_t)SSL_SESSION_get_ex_data(s, serial_idx);
+    pthread_mutex_unlock(&exdata_mu);
+    return v == serial ? SSLSESS_OK : SSLSESS_STALE;
+}
+
 int sslsess_up_ref_checked(const SSL *ssl, SSL_SESSION *s)
 {
     int rc = sslsess_check(ssl, s);
@@ -286,6 +332,15 @@ SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_
 
 /* ---- connection side ---------------------------------------------------- */
 
+int sslsess_set_session_check(const SSL *ssl, int role_known)
+{
+    if (role_known && SSL_is_server((SSL *)ssl))
+        return SSLSESS_SERVER_SIDE;
+    if (!SSL_in_before((SSL *)ssl))
+        return SSLSESS_BEGUN;
+    return SSLSESS_OK;
+}
+
 int sslsess_set_session(SSL *ssl, SSL_SESSION *s, uintptr_t want, sslsess_err *e)
 {
     if (want != 0 && want != (uintptr_t)SSL_get_SSL_CTX(ssl))
@@ -459,10 +514,25 @@ int *sslsess_watch(SSL_SESSION *s)
     if (f == NULL)
         return NULL;
     f->refs = 2;
+    pthread_mutex_lock(&exdata_mu);
+    {
+        /* Watched already: the watches share the one flag, each with its
+         * own reference, so that every watch reports the free. */
+        watch_flag *old = SSL_SESSION_get_ex_data(s, watch_idx);
+        if (old != NULL) {
+            __atomic_add_fetch(&old->refs, 1, __ATOMIC_ACQ_REL);
+            pthread_mutex_unlock(&exdata_mu);
+            free(f);
+            return &old->freed;
+        }
+    }
     if (!SSL_SESSION_set_ex_data(s, watch_idx, f)) {
+        pthread_mutex_unlock(&exdata_mu);
+        ERR_clear_error();
         free(f);
         return NULL;
     }
+    pthread_mutex_unlock(&exdata_mu);
     return &f->freed;
 }
 

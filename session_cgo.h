@@ -24,6 +24,8 @@
 #define SSLSESS_STALE -2     /* borrowed pointer is no longer the SSL's session */
 #define SSLSESS_WRONG_CTX -3 /* session belongs to another SSL_CTX */
 #define SSLSESS_NO_SESSION -4
+#define SSLSESS_BEGUN -5       /* SSL_set_session after the handshake began */
+#define SSLSESS_SERVER_SIDE -6 /* SSL_set_session on a server-side SSL */
 
 #define SSLSESS_ERR_MAX 16
 typedef struct {
@@ -67,6 +69,15 @@ int sslsess_up_ref(SSL_SESSION *s);
 /* Accessors. With ssl != NULL the session is borrowed from ssl and is only
  * used if it is still ssl's current session (else SSLSESS_STALE). */
 int sslsess_check(const SSL *ssl, SSL_SESSION *s);
+/* The identity of a borrowed session: a serial number kept in the
+ * SSL_SESSION's ex_data, assigned the first time the session is borrowed
+ * (0 when it cannot be). A session freed and another allocated at the same
+ * address has another serial (or none), so a borrowed handle never reads
+ * a session it was not taken from. Call with ssl's lock held, s being
+ * ssl's current session. */
+uintptr_t sslsess_serial(SSL_SESSION *s);
+/* sslsess_check, and s still carries serial. */
+int sslsess_check_serial(const SSL *ssl, SSL_SESSION *s, uintptr_t serial);
 int sslsess_info_get(const SSL *ssl, SSL_SESSION *s, sslsess_info *out);
 int sslsess_set_timeout(const SSL *ssl, SSL_SESSION *s, long t);
 int sslsess_set_time(const SSL *ssl, SSL_SESSION *s, long t);
@@ -77,6 +88,10 @@ SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_
 int sslsess_up_ref_checked(const SSL *ssl, SSL_SESSION *s);
 
 /* Connection side. */
+/* Whether SSL_set_session may be used on ssl now: SSLSESS_OK, or
+ * SSLSESS_BEGUN once the handshake began (until SSL_clear), or
+ * SSLSESS_SERVER_SIDE when role_known and ssl is a server. */
+int sslsess_set_session_check(const SSL *ssl, int role_known);
 /* want: the session's SSL_CTX address, 0 for any. */
 int sslsess_set_session(SSL *ssl, SSL_SESSION *s, uintptr_t want, sslsess_err *e);
 int sslsess_session_reused(SSL *ssl);

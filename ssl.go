@@ -14,7 +14,8 @@ package sslsession
 // #cgo nocallback sslsess_get1
 // #cgo nocallback sslsess_free
 // #cgo nocallback sslsess_get1_free
-// #cgo nocallback sslsess_check
+// #cgo nocallback sslsess_check_serial
+// #cgo nocallback sslsess_serial
 // #cgo nocallback sslsess_up_ref_checked
 // #cgo nocallback sslsess_info_get
 // #cgo noescape sslsess_info_get
@@ -30,6 +31,7 @@ package sslsession
 // #cgo nocallback sslsess_set_time
 // #cgo nocallback sslsess_session_reused
 // #cgo nocallback sslsess_current_resumable
+// #cgo nocallback sslsess_set_session_check
 // #include "session_cgo.h"
 import "C"
 
@@ -62,6 +64,8 @@ type SSL struct {
 	keep  *openssl.Ctx // keeps a New SSL's context alive
 	owns  bool         // SSL_free is ours (New)
 	freed atomic.Bool  // set under mu by Free
+
+	started bool // Connect or Accept ran (under mu): SSL_is_server tells the role
 
 	// The borrowed wrapper of the current session, reused while the session
 	// pointer is unchanged, so Session0 does not allocate.
@@ -168,22 +172,26 @@ func FromPointer(p unsafe.Pointer) (*SSL, error) {
 // Pointer returns the underlying SSL* for your own cgo code, or nil once the
 // SSL was freed.
 func (s *SSL) Pointer() unsafe.Pointer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.freed.Load() {
+	if s.lock() != nil {
 		return nil
 	}
+	defer s.unlock()
 	return unsafe.Pointer(s.p)
 }
 
 // Conn returns the spacemonkeygo connection the SSL came from, or nil.
-func (s *SSL) Conn() *openssl.Conn { return s.conn }
+func (s *SSL) Conn() *openssl.Conn {
+	if s == nil {
+		return nil
+	}
+	return s.conn
+}
 
 // lock takes the connection's lock and reports whether the SSL is usable.
 // It returns with the lock held only when err is nil.
 func (s *SSL) lock() error {
-	if s == nil {
-		return ErrNilSSL
+	if s == nil || s.p == nil || s.mu == nil {
+		return ErrNilSSL // nil, or a zero SSL
 	}
 	s.mu.Lock()
 	if s.freed.Load() {
@@ -210,35 +218,31 @@ func (s *SSL) Session() (*Session, error) { return s.borrow(false) }
 func (s *SSL) Session0() (*Session, error) { return s.borrow(true) }
 
 func (s *SSL) borrow(zero bool) (*Session, error) {
-	if s == nil {
+	if s == nil || s.p == nil || s.mu == nil {
 		return nil, ErrNilSSL
 	}
-	// Only the pointer is read here, never what it points to, so the
-	// connection's lock is not needed unless the SSL* itself may be freed
-	// meanwhile (an SSL made by New). Every use of the borrowed session
-	// takes the lock and checks the pointer again.
-	if s.owns {
-		if err := s.lock(); err != nil {
-			return nil, err
-		}
-		defer s.unlock()
-	} else if s.freed.Load() {
-		return nil, ErrFreed
+	// Under the connection's lock: the session's identity (its serial) is
+	// read from the session itself, which a concurrent handshake could
+	// free. spacemonkeygo's Conn does not hold the lock while it waits on
+	// the network.
+	if err := s.lock(); err != nil {
+		return nil, err
 	}
+	defer s.unlock()
 	var p *C.SSL_SESSION
 	if zero {
 		p = C.sslsess_get0(s.p)
 	} else {
 		p = C.sslsess_get(s.p)
 	}
-	runtime.KeepAlive(s)
 	if p == nil {
 		return nil, ErrNoSession
 	}
-	if b := s.borrowed.Load(); b != nil && b.p == p {
+	serial := uintptr(C.sslsess_serial(p))
+	if b := s.borrowed.Load(); b != nil && b.p == p && b.serial == serial {
 		return b, nil
 	}
-	b := &Session{p: p, ssl: s}
+	b := &Session{p: p, ssl: s, serial: serial}
 	s.borrowed.Store(b)
 	return b, nil
 }
@@ -270,10 +274,19 @@ func (s *SSL) Session1() (*Session, error) {
 // ErrWrongContext. A session decoded from DER or PEM belongs to no context
 // until it is first set; from then on it belongs to that one. OpenSSL takes
 // its own reference: sess can be closed right after.
+//
+// It is refused, with an error wrapping ErrHandshakeStarted, once the
+// connection's handshake has begun (until Clear), and with ErrServerSide on
+// a server-side SSL: a Conn from Server, or an SSL that Accept ran on. (An
+// SSL from New or FromPointer has no known role before its first Connect
+// or Accept; a session set on it before Accept is replaced by the server
+// handshake.) A refused SetSession changes nothing: neither the SSL nor the
+// session's context.
 func (s *SSL) SetSession(sess *Session) error {
 	if sess == nil {
 		return ErrNilSession
 	}
+	sess = sess.target()
 	if sess.ssl != nil {
 		owned, err := sess.Owned()
 		if err != nil {
@@ -290,20 +303,37 @@ func (s *SSL) SetSession(sess *Session) error {
 		return ErrClosed
 	}
 	defer sess.release()
+	if rc := C.sslsess_set_session_check(s.p, C.int(s.roleKnown())); rc != C.SSLSESS_OK {
+		return statusError("SSL_set_session", rc)
+	}
+	// Bind first, then set: the one-context rule is decided by one
+	// compare-and-swap, so that of two SSLs of different contexts setting
+	// one unbound session at once, the loser changes nothing. Under the
+	// SSL's lock its context cannot change meanwhile.
+	cur := ctxID(C.sslsess_ssl_ctx(s.p))
+	if !atomic.CompareAndSwapUintptr(&sess.ctx, 0, cur) && sess.context() != cur {
+		return &Error{Func: "SSL_set_session", Err: ErrWrongContext}
+	}
 	var e C.sslsess_err
-	want := sess.context()
-	rc := C.sslsess_set_session(s.p, sess.p, C.uintptr_t(want), &e)
-	switch rc {
+	switch rc := C.sslsess_set_session(s.p, sess.p, C.uintptr_t(cur), &e); rc {
 	case C.SSLSESS_OK:
-		if want == 0 && !atomic.CompareAndSwapUintptr(&sess.ctx, 0, s.ctx) && sess.context() != s.ctx {
-			// Bound to another context by a concurrent SetSession meanwhile.
-			return &Error{Func: "SSL_set_session", Err: ErrWrongContext}
-		}
 		return nil
 	case C.SSLSESS_FAIL:
 		return newError("SSL_set_session", nil, &e)
+	default:
+		return statusError("SSL_set_session", rc)
 	}
-	return statusError("SSL_set_session", rc)
+}
+
+// roleKnown reports whether SSL_is_server tells the SSL's role: a
+// spacemonkeygo Conn is made client or server (SSL_set_connect_state or
+// SSL_set_accept_state) from the start; an SSL of New or FromPointer once
+// Connect or Accept ran. Call with the lock held.
+func (s *SSL) roleKnown() int {
+	if s.conn != nil || s.started {
+		return 1
+	}
+	return 0
 }
 
 // SessionReused is SSL_session_reused(3): whether the last handshake
@@ -330,6 +360,9 @@ func (s *SSL) currentResumable() bool {
 // does nothing. For SSLs from FromConn or FromPointer, Free only detaches:
 // the connection or the caller still owns the SSL*.
 func (s *SSL) Free() {
+	if s == nil || s.mu == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.freed.Load() {
@@ -428,6 +461,9 @@ func (s *SSL) io(op ioOp, b []byte) (int, error) {
 	defer s.unlock()
 	var e C.sslsess_err
 	var rv C.int
+	if op == opConnect || op == opAccept {
+		s.started = true
+	}
 	switch op {
 	case opConnect:
 		rv = C.sslsess_ssl_connect(s.p, &e)

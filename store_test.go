@@ -209,14 +209,17 @@ func (s *slowStore) wait(ctx context.Context) error {
 
 func TestBridgeCallRecoversPanics(t *testing.T) {
 	b := newBridge(NewMemoryStore(1), StoreOptions{}, false)
-	err := b.call(func(context.Context) error { panic("boom") })
-	require.Error(t, err)
-	require.Contains(t, err.Error(), "boom")
-	err = b.call(func(ctx context.Context) error {
-		dl, ok := ctx.Deadline()
-		require.True(t, ok)
-		require.WithinDuration(t, time.Now().Add(100*time.Millisecond), dl, 50*time.Millisecond, "default timeout")
+	require.Equal(t, resError, b.call(func(context.Context) error { panic("boom") }))
+	var dl time.Time
+	var ok bool
+	res := b.call(func(ctx context.Context) error {
+		dl, ok = ctx.Deadline()
 		return errors.New("x")
 	})
-	require.EqualError(t, err, "x")
+	require.Equal(t, resError, res)
+	require.True(t, ok)
+	require.WithinDuration(t, time.Now().Add(100*time.Millisecond), dl, 50*time.Millisecond, "default timeout")
+	require.Equal(t, resNotFound, b.call(func(context.Context) error { return fmt.Errorf("a: %w", ErrNotFound) }))
+	require.Equal(t, resInvalid, b.call(func(context.Context) error { return errors.Join(errors.New("a"), ErrInvalidValue) }))
+	require.Equal(t, resOK, b.call(func(context.Context) error { return nil }))
 }

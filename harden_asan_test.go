@@ -1,0 +1,5 @@
+//go:build !asan
+
+package sslsession_test
+
+const asanBuild = false

@@ -1,0 +1,180 @@
+package sslsession_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sslsession/sslsession"
+)
+
+// Zero values and nil receivers of every exported type give a typed error
+// (or a zero result for methods without one), never a panic and never a
+// crash in C.
+func TestZeroValuesAndNilReceivers(t *testing.T) {
+	isNil := func(t *testing.T, err error) {
+		t.Helper()
+		require.Error(t, err)
+		require.True(t, errors.Is(err, sslsession.ErrNilSSL) || errors.Is(err, sslsession.ErrNilSession) || errors.Is(err, sslsession.ErrClosed),
+			"%v wraps no nil/closed sentinel", err)
+	}
+	ctx := context.Background()
+	sess := ownedSession(t)
+	defer sess.Close()
+
+	for name, s := range map[string]*sslsession.SSL{"zero": {}, "nil": nil} {
+		t.Run("SSL/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				_, err := s.Session()
+				isNil(t, err)
+				_, err = s.Session0()
+				isNil(t, err)
+				_, err = s.Session1()
+				isNil(t, err)
+				isNil(t, s.SetSession(sess))
+				isNil(t, s.Clear())
+				isNil(t, s.SetFD(0))
+				isNil(t, s.SetServerName("x"))
+				isNil(t, s.Connect())
+				isNil(t, s.Accept())
+				isNil(t, s.Shutdown())
+				_, err = s.Read(make([]byte, 1))
+				isNil(t, err)
+				_, err = s.Write([]byte("x"))
+				isNil(t, err)
+				require.False(t, s.SessionReused())
+				require.Zero(t, s.Version())
+				require.Empty(t, s.Cipher())
+				require.Nil(t, s.Pointer())
+				require.Nil(t, s.Conn())
+				s.Free()
+			})
+		})
+	}
+	for name, c := range map[string]*sslsession.Ctx{"zero": {}, "nil": nil} {
+		t.Run("Ctx/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				require.Nil(t, c.Openssl())
+				require.Zero(t, c.SetCacheMode(sslsession.CacheServer))
+				require.Zero(t, c.CacheMode())
+				require.Zero(t, c.SetCacheSize(3))
+				require.Zero(t, c.CacheSize())
+				require.Zero(t, c.SetTimeout(time.Minute))
+				require.Zero(t, c.Timeout())
+				isNil(t, c.SetSessionIDContext([]byte("x")))
+				isNil(t, c.Flush(time.Now()))
+				_, err := c.AddSession(sess)
+				isNil(t, err)
+				_, err = c.RemoveSession(sess)
+				isNil(t, err)
+				require.Zero(t, c.Options(0, 0))
+				require.Zero(t, c.Stats())
+				isNil(t, c.SetProtocolRange(sslsession.TLS12, 0))
+				isNil(t, c.UseSystemRoots())
+				isNil(t, c.SetStore(sslsession.NewMemoryStore(1), sslsession.StoreOptions{}))
+				isNil(t, c.ClearStore(ctx))
+				require.Nil(t, c.Store())
+				require.Zero(t, c.StoreStats())
+				require.Zero(t, c.Metrics())
+				isNil(t, sslsession.PublishExpvar("sslsession-zero-ctx", c))
+			})
+		})
+	}
+	for name, s := range map[string]*sslsession.Session{"zero": {}, "nil": nil} {
+		t.Run("Session/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				_, err := s.Info()
+				isNil(t, err)
+				_, err = s.Owned()
+				isNil(t, err)
+				_, err = s.MasterKey()
+				isNil(t, err)
+				_, err = s.PeerCertificate()
+				isNil(t, err)
+				_, err = s.MarshalBinary()
+				isNil(t, err)
+				_, err = s.MarshalPEM()
+				isNil(t, err)
+				isNil(t, s.SetTimeout(time.Minute))
+				isNil(t, s.SetCreated(time.Now()))
+				_, err = s.WatchFree()
+				isNil(t, err)
+				require.NotEmpty(t, s.String())
+				require.NoError(t, s.Close())
+			})
+		})
+	}
+	for name, c := range map[string]*sslsession.Conn{"zero": {}, "nil": nil} {
+		t.Run("Conn/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				_, err := c.Session()
+				isNil(t, err)
+				_, err = c.Session1()
+				isNil(t, err)
+				require.False(t, c.SessionReused())
+				_, err = c.AwaitSession(time.Millisecond)
+				isNil(t, err)
+				_, err = c.Read(make([]byte, 1))
+				isNil(t, err)
+			})
+		})
+	}
+	for name, cc := range map[string]*sslsession.ClientCache{"zero": {}, "nil": nil} {
+		t.Run("ClientCache/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				require.Nil(t, cc.Ctx())
+				require.Nil(t, cc.Get("k"))
+				isNil(t, cc.Put("k", sess))
+				cc.Remove("k")
+				require.Zero(t, cc.Len())
+				require.Zero(t, cc.Stats())
+				_, err := cc.Dial("tcp", "127.0.0.1:1", nil)
+				isNil(t, err)
+				require.NoError(t, cc.Close())
+			})
+		})
+	}
+	for name, m := range map[string]*sslsession.MemoryStore{"zero": {}} {
+		t.Run("MemoryStore/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				_, err := m.Get(ctx, []byte("a"))
+				require.ErrorIs(t, err, sslsession.ErrNotFound)
+				require.NoError(t, m.Put(ctx, []byte("a"), []byte("b"), time.Now().Add(time.Hour)))
+				got, err := m.Get(ctx, []byte("a"))
+				require.NoError(t, err)
+				require.Equal(t, "b", string(got))
+				require.NoError(t, m.Delete(ctx, []byte("a")))
+				require.Zero(t, m.Len())
+			})
+		})
+	}
+	t.Run("MemoryStore/nil", func(t *testing.T) {
+		var m *sslsession.MemoryStore
+		require.NotPanics(t, func() {
+			_, err := m.Get(ctx, []byte("a"))
+			isNil(t, err)
+			isNil(t, m.Put(ctx, []byte("a"), []byte("b"), time.Now().Add(time.Hour)))
+			isNil(t, m.Delete(ctx, []byte("a")))
+			require.Zero(t, m.Len())
+		})
+	})
+	for name, w := range map[string]*sslsession.FreeWatch{"zero": {}, "nil": nil} {
+		t.Run("FreeWatch/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				require.False(t, w.Freed())
+				w.Release()
+				w.Release()
+			})
+		})
+	}
+	t.Run("Error/nil", func(t *testing.T) {
+		var e *sslsession.Error
+		require.NotPanics(t, func() {
+			require.NotEmpty(t, e.Error())
+			require.Nil(t, e.Unwrap())
+		})
+	})
+}
