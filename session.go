@@ -39,7 +39,7 @@ type Session struct {
 	// under the connection's lock: p alone may be the address of another
 	// session after OpenSSL freed this one.
 	serial uintptr
-	ctx uintptr        // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
+	ctx    uintptr // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
 
 	// fwd is set, once, by UnmarshalBinary on a Session the caller
 	// allocated (a variable, a struct field, a slice element): the decoded
