@@ -404,8 +404,7 @@ func (b *bridge) call(fn func(ctx context.Context) error) callResult {
 		res := resError
 		// The goroutine keeps its thread, marked as a callback's, so that
 		// the store's calls back into the cache are refused (ErrInCallback)
-		// as they would be on the callback's own thread. After a Goexit
-		// the runtime ends the thread.
+		// as they would be on the callback's own thread.
 		runtime.LockOSThread()
 		C.sslsess_cache_enter()
 		defer func() {
@@ -413,6 +412,7 @@ func (b *bridge) call(fn func(ctx context.Context) error) callResult {
 			// are the store's too.
 			_ = recover()
 			C.sslsess_cache_leave()
+			runtime.UnlockOSThread()
 			done <- res
 		}()
 		res = classify(fn(ctx))

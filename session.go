@@ -5,10 +5,12 @@ package sslsession
 import "C"
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -221,17 +223,55 @@ func (s *Session) Info() (Info, error) {
 	return Info{
 		ID:                 C.GoBytes(unsafe.Pointer(&ci.id[0]), C.int(ci.id_len)),
 		IDContext:          C.GoBytes(unsafe.Pointer(&ci.sid_ctx[0]), C.int(ci.sid_ctx_len)),
-		Created:            time.Unix(int64(ci.time), 0),
-		Timeout:            time.Duration(ci.timeout) * time.Second,
+		Created:            clampTime(int64(ci.time)),
+		Timeout:            seconds(int64(ci.timeout)),
 		Protocol:           Version(ci.protocol),
 		Cipher:             C.GoString(&ci.cipher_name[0]),
 		CipherID:           uint32(ci.cipher_id),
 		Resumable:          ci.resumable == 1,
 		HasTicket:          ci.has_ticket == 1,
 		TicketLength:       int(ci.ticket_len),
-		TicketLifetimeHint: time.Duration(ci.ticket_lifetime_hint) * time.Second,
+		TicketLifetimeHint: seconds(clampU64(uint64(ci.ticket_lifetime_hint))),
 		HasPeer:            ci.has_peer == 1,
 	}, nil
+}
+
+// Bounds of Info's times: a session's fields are whatever its DER said.
+// Created is clamped to the years 1 to 9999 (what JSON and RFC 3339 can
+// hold) and durations to [0, the longest time.Duration], so that a
+// hostile or odd session never gives a negative duration or an Info that
+// does not marshal.
+var (
+	minCreated = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxCreated = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+func clampTime(unix int64) time.Time {
+	switch {
+	case unix < minCreated.Unix():
+		return minCreated.Local()
+	case unix > maxCreated.Unix():
+		return maxCreated.Local()
+	}
+	return time.Unix(unix, 0)
+}
+
+func clampU64(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+// seconds is n seconds as a Duration, saturated to [0, MaxInt64].
+func seconds(n int64) time.Duration {
+	switch {
+	case n <= 0:
+		return 0
+	case n > math.MaxInt64/int64(time.Second):
+		return math.MaxInt64
+	}
+	return time.Duration(n) * time.Second
 }
 
 // String shows the session's Info, or why it cannot be read. It never shows
@@ -314,7 +354,11 @@ func (s *Session) PeerCertificate() (*x509.Certificate, error) {
 // logs or marshals it to JSON. Use it only for debugging tools (the
 // command's inspect --show-secret).
 func (s *Session) MasterKey() ([]byte, error) {
-	var key [C.SSL_MAX_MASTER_KEY_LENGTH]byte
+	// A decoded session may carry more than SSL_MAX_MASTER_KEY_LENGTH (48)
+	// bytes: OpenSSL 3.x keeps up to 512 (TLS13_MAX_RESUMPTION_PSK_LENGTH).
+	// The buffer is larger than any version's, and a key that still does
+	// not fit is an error, never zeros.
+	var key [1024]byte
 	var n C.size_t
 	err := s.do("SSL_SESSION_get_master_key", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		return C.sslsess_master_key(ssl, p, (*C.uchar)(unsafe.Pointer(&key[0])), C.size_t(len(key)), &n)
@@ -322,8 +366,11 @@ func (s *Session) MasterKey() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if int(n) > len(key) {
+		return nil, &Error{Func: "SSL_SESSION_get_master_key", Err: fmt.Errorf("%w: %d-byte master key", ErrMalformed, int(n))}
+	}
 	out := make([]byte, int(n))
-	copy(out, key[:])
+	copy(out, key[:n])
 	clear(key[:])
 	return out, nil
 }
@@ -404,24 +451,45 @@ func ParseDER(der []byte) (*Session, error) {
 
 // ParsePEM decodes the first PEM block of type "SSL SESSION PARAMETERS" (as
 // `openssl sess_id` and `openssl s_client -sess_out` write it) into a new
-// owned session.
+// owned session. Text and blocks of other types before it (a CERTIFICATE,
+// as `openssl sess_id -cert` writes) are skipped, as PEM_read_SSL_SESSION
+// does.
 func ParsePEM(data []byte) (*Session, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: no PEM block", ErrMalformed)}
+	if setupErr != nil {
+		return nil, setupErr
 	}
-	if block.Type != PEMType {
-		return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: PEM block is %q, want %q", ErrMalformed, block.Type, PEMType)}
+	rest := data
+	var other string
+	for {
+		block, r := pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type == PEMType {
+			return ParseDER(block.Bytes)
+		}
+		if other == "" {
+			other = block.Type
+		}
+		rest = r
 	}
-	return ParseDER(block.Bytes)
+	if other != "" {
+		return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: no %q PEM block (found %q)", ErrMalformed, PEMType, other)}
+	}
+	return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: no PEM block", ErrMalformed)}
 }
 
-// Parse decodes a session from PEM or DER, whichever data holds.
+// Parse decodes a session from PEM or DER, deciding by structure: DER is
+// one ASN.1 SEQUENCE, so input that starts with its tag (0x30) is DER, and
+// anything else is read as PEM (whatever text comes before the block).
 func Parse(data []byte) (*Session, error) {
-	if strings.Contains(string(data[:min(len(data), 4096)]), "-----BEGIN") {
-		return ParsePEM(data)
+	if len(data) > 0 && data[0] == 0x30 {
+		return ParseDER(data)
 	}
-	return ParseDER(data)
+	if !bytes.Contains(data, []byte("-----BEGIN")) {
+		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: neither DER (an ASN.1 SEQUENCE) nor PEM", ErrMalformed)}
+	}
+	return ParsePEM(data)
 }
 
 // UnmarshalBinary decodes DER into s, which must be a zero Session

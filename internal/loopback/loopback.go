@@ -31,7 +31,10 @@ type Cert struct {
 
 // SelfSigned makes a new ECDSA P-256 certificate valid for an hour, for
 // "localhost", "127.0.0.1" and "::1".
-func SelfSigned() (*Cert, error) {
+func SelfSigned() (*Cert, error) { return SelfSignedNamed("sslsession loopback") }
+
+// SelfSignedNamed is SelfSigned with org as the subject's organization.
+func SelfSignedNamed(org string) (*Cert, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -42,7 +45,7 @@ func SelfSigned() (*Cert, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{"sslsession loopback"}},
+		Subject:               pkix.Name{CommonName: "localhost", Organization: []string{org}},
 		NotBefore:             time.Now().Add(-time.Minute),
 		NotAfter:              time.Now().Add(time.Hour),
 		DNSNames:              []string{"localhost"},
