@@ -104,8 +104,18 @@ func Server(conn net.Conn, ctx *openssl.Ctx) (*Conn, error) {
 	return newConn(conn, ctx, true)
 }
 
-// SSL returns the connection's session calls.
-func (c *Conn) SSL() *SSL { return c.ssl }
+// SSL returns the connection's session calls (nil for a nil or zero Conn,
+// whose session methods then return ErrNilSSL).
+func (c *Conn) SSL() *SSL {
+	if c == nil {
+		return nil
+	}
+	return c.ssl
+}
+
+// zero reports a nil or zero Conn (Client, Server and Dial make usable
+// ones).
+func (c *Conn) zero() bool { return c == nil || c.ssl == nil || (c.sc == nil && c.oc == nil) }
 
 // Openssl returns spacemonkeygo's connection when Client or Server fell
 // back to it (conn was not a socket), else nil.
@@ -122,6 +132,9 @@ func (c *Conn) Handshake() error {
 
 // Read reads application data, first any that AwaitSession buffered.
 func (c *Conn) Read(b []byte) (int, error) {
+	if c.zero() {
+		return 0, ErrNilSSL
+	}
 	if c.hasPending.Load() {
 		c.mu.Lock()
 		if len(c.pending) > 0 {
@@ -262,13 +275,13 @@ func (c *Conn) KeyUpdate(requestPeer bool) error {
 }
 
 // Session is SSL_get_session(3) on the connection; see SSL.Session.
-func (c *Conn) Session() (*Session, error) { return c.ssl.Session() }
+func (c *Conn) Session() (*Session, error) { return c.SSL().Session() }
 
 // Session1 is SSL_get1_session(3) on the connection; see SSL.Session1.
-func (c *Conn) Session1() (*Session, error) { return c.ssl.Session1() }
+func (c *Conn) Session1() (*Session, error) { return c.SSL().Session1() }
 
 // SessionReused is SSL_session_reused(3).
-func (c *Conn) SessionReused() bool { return c.ssl.SessionReused() }
+func (c *Conn) SessionReused() bool { return c.SSL().SessionReused() }
 
 // AwaitSession returns an owned, resumable session of this client
 // connection, waiting up to timeout for one.
@@ -283,8 +296,15 @@ func (c *Conn) SessionReused() bool { return c.ssl.SessionReused() }
 // clears it afterwards; do not call it concurrently with Read.
 //
 // It returns an error wrapping ErrNotResumable if no ticket arrives in time
-// (a server with tickets and its cache off sends none).
+// (a server with tickets and its cache off sends none). It keeps at most
+// MaxAwaitBuffer bytes of application data: past that it stops reading and
+// returns an error wrapping both ErrAwaitBufferFull and ErrNotResumable;
+// the data it kept is still returned by Read, and the rest is still
+// unread on the connection.
 func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
+	if c.zero() {
+		return nil, ErrNilSSL
+	}
 	deadline := time.Now().Add(timeout)
 	var buf [4096]byte
 	for {
@@ -294,7 +314,13 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 		if !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("%w: no session ticket within %s", ErrNotResumable, timeout)
 		}
-		n, err := c.awaitRead(buf[:], deadline)
+		c.mu.Lock()
+		room := MaxAwaitBuffer - len(c.pending)
+		c.mu.Unlock()
+		if room <= 0 {
+			return nil, fmt.Errorf("%w: %w: %d bytes of application data and no session ticket", ErrNotResumable, ErrAwaitBufferFull, MaxAwaitBuffer)
+		}
+		n, err := c.awaitRead(buf[:min(len(buf), room)], deadline)
 		if n > 0 {
 			c.mu.Lock()
 			c.pending = append(c.pending, buf[:n]...)
@@ -346,6 +372,10 @@ func (c *Conn) awaitRead(buf []byte, deadline time.Time) (int, error) {
 	defer func() { _ = c.oc.SetReadDeadline(time.Time{}) }()
 	return c.oc.Read(buf)
 }
+
+// MaxAwaitBuffer bounds the application data AwaitSession keeps for Read
+// while it waits for a session ticket.
+const MaxAwaitBuffer = 1 << 20
 
 // awaitSlice is how long AwaitSession reads on a spacemonkeygo connection
 // before it looks at the session.

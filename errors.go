@@ -46,6 +46,10 @@ var (
 	ErrMalformed = errors.New("sslsession: malformed session data")
 	// ErrNotResumable: no resumable session arrived in time (TLS 1.3 tickets).
 	ErrNotResumable = errors.New("sslsession: no resumable session")
+	// ErrAwaitBufferFull: AwaitSession kept MaxAwaitBuffer bytes of
+	// application data without seeing a session ticket, and stopped
+	// reading. Nothing is lost: Read returns the data kept, then the rest.
+	ErrAwaitBufferFull = errors.New("sslsession: AwaitSession buffer full")
 	// ErrUnsupported: the linked OpenSSL or spacemonkeygo version cannot do this.
 	ErrUnsupported = errors.New("sslsession: not supported by this OpenSSL or spacemonkeygo version")
 	// ErrRenegotiation: the peer started a TLS 1.2 renegotiation, which

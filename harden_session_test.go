@@ -2,8 +2,10 @@ package sslsession_test
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/gob"
 	"encoding/pem"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -227,4 +229,33 @@ func TestLiveSessionsExact(t *testing.T) {
 	require.Equal(t, int64(1), sslsession.LiveSessions())
 	s.Close()
 	require.Zero(t, sslsession.LiveSessions())
+}
+
+// AwaitSession against a server that streams data and sends no session
+// stops at MaxAwaitBuffer with a typed error, and no byte is lost.
+func TestAwaitSessionBounded(t *testing.T) {
+	cert, err := loopback.SelfSigned()
+	require.NoError(t, err)
+	sctx, err := loopback.ServerCtx(cert, loopback.Config{Max: sslsession.TLS12, NoTickets: true, NoCache: true})
+	require.NoError(t, err)
+	srv, err := loopback.Serve(sctx, cert)
+	require.NoError(t, err)
+	defer srv.Close()
+	cctx, err := loopback.ClientCtx(cert, 0, sslsession.TLS12)
+	require.NoError(t, err)
+	c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: cctx, ServerName: "localhost"})
+	require.NoError(t, err)
+	defer c.Close()
+	sent := make([]byte, 3*sslsession.MaxAwaitBuffer)
+	_, _ = rand.Read(sent)
+	werr := make(chan error, 1)
+	go func() { _, err := c.Write(sent); werr <- err }()
+	_, err = c.AwaitSession(30 * time.Second)
+	require.ErrorIs(t, err, sslsession.ErrAwaitBufferFull)
+	require.ErrorIs(t, err, sslsession.ErrNotResumable)
+	got := make([]byte, len(sent))
+	_, err = io.ReadFull(c, got)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(sent, got), "every byte comes back, in order")
+	require.NoError(t, <-werr)
 }

@@ -142,3 +142,47 @@ func mustServerSession(t *testing.T, sc *sslsession.Ctx, s *sslsession.Session) 
 	t.Cleanup(func() { p.Close() })
 	return p
 }
+
+// stuckStore's Put ignores its ctx until release is closed.
+type stuckStore struct {
+	*sslsession.MemoryStore
+	release chan struct{}
+	entered chan struct{}
+}
+
+func (s stuckStore) Put(context.Context, []byte, []byte, time.Time) error {
+	select {
+	case s.entered <- struct{}{}:
+	default:
+	}
+	<-s.release
+	return nil
+}
+
+// ClearStore returns at its ctx's deadline, with ctx.Err(), even when an
+// AsyncPut store is stuck in Put and ignores its own ctx.
+func TestClearStoreHonoursContext(t *testing.T) {
+	cacheLeakCheck(t)
+	v := sslsession.TLS12
+	oc, sc := cacheServerCtx(t, v, "stuck")
+	st := stuckStore{sslsession.NewMemoryStore(0), make(chan struct{}), make(chan struct{}, 1)}
+	defer close(st.release)
+	require.NoError(t, sc.SetStore(st, sslsession.StoreOptions{AsyncPut: true, Timeout: time.Minute}))
+	srv := cacheServe(t, oc)
+	cctx := cacheClientCtx(t, v)
+	for i := 0; i < 3; i++ {
+		_, s := cacheDial(t, srv.Addr, cctx, nil)
+		s.Close()
+	}
+	<-st.entered
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- sc.ClearStore(ctx) }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(5 * time.Second):
+		t.Fatal("ClearStore still blocked 5s into a 200ms deadline")
+	}
+}

@@ -65,7 +65,7 @@ type SSL struct {
 	owns  bool         // SSL_free is ours (New)
 	freed atomic.Bool  // set under mu by Free
 
-	started bool // Connect or Accept ran (under mu): SSL_is_server tells the role
+	roleSet bool // SSL_is_server tells the role (under mu): a socket Conn's SSL, or Connect or Accept ran
 
 	// The borrowed wrapper of the current session, reused while the session
 	// pointer is unchanged, so Session0 does not allocate.
@@ -330,7 +330,7 @@ func (s *SSL) SetSession(sess *Session) error {
 // SSL_set_accept_state) from the start; an SSL of New or FromPointer once
 // Connect or Accept ran. Call with the lock held.
 func (s *SSL) roleKnown() int {
-	if s.conn != nil || s.started {
+	if s.conn != nil || s.roleSet {
 		return 1
 	}
 	return 0
@@ -462,7 +462,7 @@ func (s *SSL) io(op ioOp, b []byte) (int, error) {
 	var e C.sslsess_err
 	var rv C.int
 	if op == opConnect || op == opAccept {
-		s.started = true
+		s.roleSet = true
 	}
 	switch op {
 	case opConnect:
