@@ -7,6 +7,7 @@ import "C"
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -435,6 +436,9 @@ func ParseDER(der []byte) (*Session, error) {
 	case len(der) > MaxDERSize:
 		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: %d bytes is over the %d-byte limit", ErrMalformed, len(der), MaxDERSize)}
 	}
+	if err := checkMasterKeyLength(der); err != nil {
+		return nil, err
+	}
 	var e C.sslsess_err
 	var used C.long
 	p := C.sslsess_d2i((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)), &used, &e)
@@ -448,6 +452,37 @@ func ParseDER(der []byte) (*Session, error) {
 	}
 	return s, nil
 }
+
+// checkMasterKeyLength refuses, on OpenSSL 1.0.2, a session whose master
+// key is longer than SSL_MAX_MASTER_KEY_LENGTH: 1.0.2's d2i_SSL_SESSION
+// keeps its first 48 bytes and drops the rest without an error, so the
+// session would hold another key than its DER. (1.1.1 and 3.x refuse or
+// keep the whole key.) The walk reads only the outer SEQUENCE's first
+// five elements.
+func checkMasterKeyLength(der []byte) error {
+	if !is102 {
+		return nil
+	}
+	var outer asn1.RawValue
+	if _, err := asn1.Unmarshal(der, &outer); err != nil {
+		return nil // d2i_SSL_SESSION reports it
+	}
+	b := outer.Bytes
+	for i := 0; i < 5 && len(b) > 0; i++ {
+		var v asn1.RawValue
+		rest, err := asn1.Unmarshal(b, &v)
+		if err != nil {
+			return nil
+		}
+		if i == 4 && v.Class == asn1.ClassUniversal && v.Tag == asn1.TagOctetString && len(v.Bytes) > C.SSL_MAX_MASTER_KEY_LENGTH {
+			return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: %d-byte master key (OpenSSL 1.0.2 keeps at most %d)", ErrMalformed, len(v.Bytes), C.SSL_MAX_MASTER_KEY_LENGTH)}
+		}
+		b = rest
+	}
+	return nil
+}
+
+var is102 = RuntimeVersion().Major() == 1 && RuntimeVersion().Minor() == 0
 
 // ParsePEM decodes the first PEM block of type "SSL SESSION PARAMETERS" (as
 // `openssl sess_id` and `openssl s_client -sess_out` write it) into a new
