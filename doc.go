@@ -35,6 +35,15 @@
 //
 // Example_saveAndResume runs the whole cycle.
 //
+// # Connections
+//
+// [Client], [Server] and [Dial] make a [Conn] on which OpenSSL reads and
+// writes the socket itself (SSL_set_fd) while Go's netpoller waits for
+// readiness: no OS thread blocks, deadlines apply, Read and Write may run
+// concurrently, and nothing is allocated per Read or Write. [FromConn]
+// adds the session calls to an existing spacemonkeygo *openssl.Conn
+// instead (the drop-in path). ExampleServer serves with [Server].
+//
 // # Inspecting
 //
 // [Session.Info] reads the session ID, creation time, timeout, protocol,
@@ -66,6 +75,7 @@
 // Sessions, SSL objects and contexts are safe for concurrent use. A
 // borrowed session's methods take its connection's own lock — for a
 // spacemonkeygo Conn the mutex its Read, Write and Handshake hold around
-// their OpenSSL calls — so a concurrent handshake cannot free the session
-// under them.
+// their OpenSSL calls, for a [Conn] of [Client], [Server] or [Dial] the lock
+// around every OpenSSL call on its SSL — so a concurrent handshake cannot
+// free the session under them.
 package sslsession
