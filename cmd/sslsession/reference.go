@@ -145,7 +145,11 @@ func writeAgainst(w io.Writer, here, there reference.Report, name string) error 
 		fmt.Fprintf(w, "no difference between %s and %s (%s): %d claims\n", here.OpenSSL, name, there.OpenSSL, len(here.Checks))
 		return nil
 	}
-	fmt.Fprintf(w, "%d differences between %s (here) and %s (there: %s)\n", len(diffs), here.OpenSSL, name, there.OpenSSL)
+	plural := "s"
+	if len(diffs) == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(w, "%d difference%s between %s (here) and %s (there: %s)\n", len(diffs), plural, here.OpenSSL, name, there.OpenSSL)
 	for _, d := range diffs {
 		fmt.Fprintln(w, d.String())
 	}
