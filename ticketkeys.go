@@ -138,8 +138,8 @@ type TicketRingKey struct {
 }
 
 // TicketStats are the counters of a context's ticket keys. Decryptions are
-// counted by key age: the number of keys that started encrypting after the
-// ticket's key did and before now (0: the encrypting key).
+// counted by key age: the number of Encrypt keys that started encrypting
+// after the ticket's key did and before now (0: the encrypting key).
 type TicketStats struct {
 	Issued        int64                   `json:"issued"`           // tickets encrypted
 	DecryptedNext int64                   `json:"decrypted_next"`   // tickets under a key not yet encrypting here (another server's clock is ahead)

@@ -162,7 +162,7 @@ static int tk_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CT
                 age = -1; /* the published next key */
             } else {
                 for (j = 0; j < s->n; j++)
-                    if (s->keys[j].start_ms > k.start_ms && s->keys[j].start_ms <= now)
+                    if (s->keys[j].may_encrypt && s->keys[j].start_ms > k.start_ms && s->keys[j].start_ms <= now)
                         age++;
                 if (i != cur)
                     rc = 2; /* renew: reissue under the encrypting key */

@@ -1,9 +1,14 @@
 // Command fleet-server is one TLS echo server of a fleet. Run several, with
 // the same certificate and -seal-key, on one Redis: a session made by one
-// resumes on the others.
+// resumes on the others. Session tickets (TLS 1.2 tickets, TLS 1.3
+// stateless tickets) are encrypted under the fleet's shared, self-rotating
+// ticket keys (package ticketring), so a ticket resumes on any server with
+// no Redis call during the handshake; clients that resume by session ID go
+// through the Redis session store.
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"flag"
 	"io"
@@ -12,11 +17,17 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/redis/go-redis/v9"
 	"github.com/spacemonkeygo/openssl"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/prommetrics"
 	"github.com/sslsession/sslsession/redisstore"
+	"github.com/sslsession/sslsession/ticketring"
 )
 
 func main() {
@@ -25,7 +36,11 @@ func main() {
 	certFile := flag.String("cert", "server.crt", "certificate, PEM")
 	keyFile := flag.String("key", "server.key", "private key, PEM")
 	sealKey := flag.String("seal-key", "", "AES-256 key sealing sessions in Redis, 64 hex digits, the same on every server")
-	metrics := flag.String("metrics", "", "serve /debug/vars on this address")
+	metrics := flag.String("metrics", "", "serve /metrics (Prometheus) and /debug/vars (expvar) on this address")
+	tickets := flag.Bool("tickets", true, "session tickets under the fleet's shared ticket keys (false: session IDs and stateful TLS 1.3 tickets through Redis only)")
+	timeout := flag.Duration("session-timeout", 10*time.Minute, "session and ticket lifetime")
+	interval := flag.Duration("ticket-interval", ticketring.DefaultInterval, "how long each ticket key encrypts, and how long before its turn it is published")
+	lifetime := flag.Duration("ticket-lifetime", 0, "how long a ticket key decrypts after its turn (default: -session-timeout)")
 	flag.Parse()
 
 	key, err := hex.DecodeString(*sealKey)
@@ -50,10 +65,7 @@ func main() {
 	if err := sc.SetSessionIDContext([]byte("fleet-server example")); err != nil {
 		log.Fatal(err)
 	}
-	// Session IDs (TLS 1.2) and stateful tickets (TLS 1.3) are looked up in
-	// the store; stateless tickets would bypass it.
-	sc.Options(sslsession.OptionNoTicket, 0)
-	sc.SetTimeout(10 * time.Minute)
+	sc.SetTimeout(*timeout)
 
 	client := redis.NewClient(&redis.Options{
 		Addr:                  *redisAddr,
@@ -70,13 +82,45 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// Session IDs (and, with -tickets=false, stateful TLS 1.3 tickets) are
+	// looked up in the store.
 	if err := sc.SetStore(store, sslsession.StoreOptions{Timeout: 100 * time.Millisecond}); err != nil {
 		log.Fatal(err)
+	}
+	var ring *ticketring.Ring
+	if *tickets {
+		if *lifetime == 0 {
+			*lifetime = *timeout
+		}
+		ring, err = ticketring.New(client, ticketring.Options{
+			Prefix:   "fleet-server-tickets",
+			Keys:     [][]byte{key},
+			Interval: *interval,
+			Lifetime: *lifetime,
+		})
+		if err != nil {
+			log.Fatal(err)
+		}
+		// Serves at once with host-local keys if Redis does not answer.
+		if err := ring.Install(sc); err != nil {
+			log.Fatal(err)
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if err := ring.Sync(sctx); err != nil {
+			log.Printf("ticket keys: %v (serving with host-local keys until Redis answers)", err)
+		}
+		cancel()
+	} else {
+		sc.Options(sslsession.OptionNoTicket, 0)
 	}
 	if *metrics != "" {
 		if err := sslsession.PublishExpvar("tls_sessions", sc); err != nil {
 			log.Fatal(err)
 		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(prommetrics.New("sslsession", prommetrics.Sources{Ctx: sc, Store: store, Ring: ring}),
+			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		go func() { log.Println(http.ListenAndServe(*metrics, nil)) }()
 	}
 
