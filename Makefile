@@ -32,6 +32,7 @@ export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
 # OpenSSL the library links.
 export SSLSESSION_OPENSSL = $(OPENSSL_BIN)
 
+.PHONY: test-asan
 .PHONY: all build test test-core vet lint deps deps-build demo bench fuzz test-memory check-openssl clean docker docker-test docker-demo test-matrix matrix-leg leg-race leg-checkptr leg-scripts check-scripts
 
 all: build
@@ -98,6 +99,13 @@ demo: deps-build
 .PHONY: cli-test
 cli-test: check-openssl
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./cmd/sslsession/...
+
+# The library, test/ and redisstore under AddressSanitizer and
+# LeakSanitizer: cgo compiled by clang with -fsanitize=address (go test
+# -asan). OpenSSL itself is not instrumented; its calls from the library are.
+test-asan: check-openssl
+	CC=clang CGO_LDFLAGS="$(CGO_LDFLAGS) -fsanitize=address" ASAN_OPTIONS=detect_leaks=1 \
+	  $(GO) test -asan -count=1 $(GOTESTFLAGS) . ./test ./redisstore
 
 bench: check-openssl
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 .

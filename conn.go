@@ -54,6 +54,9 @@ func newConn(conn net.Conn, ctx *openssl.Ctx, server bool) (*Conn, error) {
 	if conn == nil || ctx == nil {
 		return nil, ErrNilSSL
 	}
+	if _, err := ctxPointer(ctx); err != nil {
+		return nil, err // an empty openssl.Ctx
+	}
 	sc, ok, err := newSockConn(conn, ctx, server)
 	if err != nil {
 		return nil, err
@@ -410,7 +413,7 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 	if ctx == nil {
 		var err error
 		if ctx, err = openssl.NewCtx(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: SSL_CTX_new: %w", ErrOpenSSL, err)
 		}
 		if !cfg.InsecureSkipVerify {
 			sc, err := NewCtx(ctx)
@@ -426,14 +429,14 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 	if name == "" {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", ErrIO, err)
 		}
 		name = host
 	}
 	d := net.Dialer{Timeout: cfg.Timeout}
 	raw, err := d.Dial(network, addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
 	c, err := Client(raw, ctx, cfg.Session)
 	if err != nil {
@@ -451,7 +454,10 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 	}
 	if err := c.Handshake(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("sslsession: handshake with %s: %w", addr, err)
+		if errors.Is(err, ErrHandshake) {
+			return nil, fmt.Errorf("sslsession: handshake with %s: %w", addr, err)
+		}
+		return nil, fmt.Errorf("sslsession: handshake with %s: %w: %w", addr, ErrHandshake, err)
 	}
 	_ = c.SetDeadline(time.Time{})
 	if !cfg.InsecureSkipVerify {
@@ -463,12 +469,12 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 				how = "resumed session"
 			}
 			c.Close()
-			return nil, fmt.Errorf("sslsession: certificate of %s not trusted (%s): %s (X509 error %d)",
-				addr, how, VerifyErrorString(int(r)), int(r))
+			return nil, fmt.Errorf("sslsession: certificate of %s not trusted (%s): %w: %s (X509 error %d)",
+				addr, how, ErrVerify, VerifyErrorString(int(r)), int(r))
 		}
 		if err := c.VerifyHostname(name); err != nil {
 			c.Close()
-			return nil, fmt.Errorf("sslsession: certificate of %s: %w", addr, err)
+			return nil, fmt.Errorf("sslsession: certificate of %s: %w: %w", addr, ErrVerify, err)
 		}
 	}
 	return c, nil

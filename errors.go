@@ -57,6 +57,18 @@ var (
 	ErrRenegotiation = errors.New("sslsession: renegotiation refused")
 	// ErrHostname: the peer's certificate is not valid for the host name.
 	ErrHostname = errors.New("sslsession: certificate does not match the host name")
+	// ErrHandshake: a TLS handshake failed (Connect, Accept, Dial, a Conn's
+	// Handshake); the error's chain holds OpenSSL's reason.
+	ErrHandshake = errors.New("sslsession: handshake failed")
+	// ErrVerify: the peer's certificate was not trusted, or does not match
+	// the host name (Dial; such errors from Dial also wrap ErrHostname).
+	ErrVerify = errors.New("sslsession: certificate verification failed")
+	// ErrIO: reading, writing, shutting down or dialing failed (network
+	// errors, a peer that went away, OpenSSL I/O errors).
+	ErrIO = errors.New("sslsession: I/O failed")
+	// ErrOpenSSL: any other failed OpenSSL call (SSL_new,
+	// SSL_set_tlsext_host_name, ...); Error.Func names it.
+	ErrOpenSSL = errors.New("sslsession: OpenSSL call failed")
 	// ErrSetup: the process's OpenSSL is not usable safely (version mismatch
 	// between headers and library, or missing 1.0.2 thread callbacks).
 	ErrSetup = errors.New("sslsession: OpenSSL setup")
@@ -123,6 +135,9 @@ func sslErrorName(n int) string {
 
 // newError turns a captured error queue into an *Error.
 func newError(fn string, sentinel error, e *C.sslsess_err) *Error {
+	if sentinel == nil {
+		sentinel = ErrOpenSSL
+	}
 	out := &Error{Func: fn, Err: sentinel}
 	if e == nil {
 		return out
@@ -155,7 +170,7 @@ func statusError(fn string, rc C.int) error {
 	case C.SSLSESS_SERVER_SIDE:
 		return &Error{Func: fn, Err: ErrServerSide}
 	}
-	return &Error{Func: fn}
+	return &Error{Func: fn, Err: ErrOpenSSL}
 }
 
 // VerifyErrorString describes an X509 verification result

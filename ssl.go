@@ -482,7 +482,11 @@ func (s *SSL) io(op ioOp, b []byte) (int, error) {
 	if rv > 0 {
 		return int(rv), nil
 	}
-	return 0, newError(ioNames[op], nil, &e)
+	class := ErrIO
+	if op == opConnect || op == opAccept {
+		class = ErrHandshake
+	}
+	return 0, newError(ioNames[op], class, &e)
 }
 
 // Version is the connection's negotiated protocol (SSL_version(3)).
