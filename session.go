@@ -509,7 +509,7 @@ func ParsePEM(data []byte) (*Session, error) {
 		rest = r
 	}
 	if other != "" {
-		return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: no %q PEM block (found %q)", ErrMalformed, PEMType, other)}
+		return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: PEM block is %q, want %q", ErrMalformed, other, PEMType)}
 	}
 	return nil, &Error{Func: "PEM_read_SSL_SESSION", Err: fmt.Errorf("%w: no PEM block", ErrMalformed)}
 }
