@@ -126,7 +126,7 @@ func runBench(out io.Writer, f *benchFlags, args []string) error {
 	if first.SSL().Version() == sslsession.TLS13 {
 		if _, err := first.collectTickets(tgt.embedded, 2*time.Second, ticketSettle); err != nil {
 			first.close()
-			return failf("reading session tickets from %s: %s", cl.addr, stripPrefixes(err.Error()))
+			return ticketError(cl.addr, err)
 		}
 	}
 	sess, err := first.Session1()

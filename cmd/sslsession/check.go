@@ -188,7 +188,7 @@ func check(cl *client, embedded bool, n int, ticketWait time.Duration) (*checkRe
 		count, err := full.collectTickets(embedded, ticketWait, ticketSettle)
 		if err != nil {
 			full.close()
-			return nil, failf("reading session tickets from %s: %s", cl.addr, stripPrefixes(err.Error()))
+			return nil, ticketError(cl.addr, err)
 		}
 		rep.TLS13Tickets = &count
 	}
@@ -284,7 +284,7 @@ func resumeSeries(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, offer 
 		if tls13 {
 			if _, err := c.collectTickets(echo, ticketWait, ticketSettle); err != nil {
 				c.close()
-				return m, failf("reading session tickets from %s: %s", cl.addr, stripPrefixes(err.Error()))
+				return m, ticketError(cl.addr, err)
 			}
 		}
 		if next, err := c.Session1(); err == nil {

@@ -22,6 +22,8 @@ type connFlags struct {
 	caFile       string
 	insecure     bool
 	timeout      time.Duration
+	certFile     string // client certificate, PEM (--cert)
+	keyFile      string // its private key, PEM (--key)
 }
 
 func (f *connFlags) register(cmd *cobra.Command) {
@@ -32,6 +34,8 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.caFile, "cafile", "", "PEM file of CA certificates to verify the server with (default: the system's)")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate")
 	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "limit for each TCP connect and TLS handshake")
+	fl.StringVar(&f.certFile, "cert", "", "client certificate to present, PEM (for servers that require one; with --key)")
+	fl.StringVar(&f.keyFile, "key", "", "private key of --cert, PEM (default: read from the --cert file)")
 	cmd.MarkFlagsMutuallyExclusive("tls1.2", "tls1.3")
 	cmd.MarkFlagsMutuallyExclusive("cafile", "insecure")
 }
@@ -60,6 +64,8 @@ type client struct {
 	min, max   sslsession.Version
 	caFile     string // trust these CAs instead of the system's
 	trustPEM   []byte // trust this certificate (the embedded server's)
+	cert       *openssl.Certificate
+	key        openssl.PrivateKey // with cert: the client certificate, or nil
 }
 
 // newClient checks the flags and makes a client for addr. trustPEM, when not
@@ -85,10 +91,46 @@ func newClient(f *connFlags, addr string, trustPEM []byte) (*client, error) {
 			return nil, fileError(err)
 		}
 	}
-	return &client{
+	cl := &client{
 		addr: addr, serverName: name, verify: !f.insecure, timeout: f.timeout,
 		min: min, max: max, caFile: f.caFile, trustPEM: trustPEM,
-	}, nil
+	}
+	if err := cl.loadClientCert(f.certFile, f.keyFile); err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// loadClientCert reads the client certificate and its key (from certFile
+// when keyFile is empty), as openssl s_client -cert/-key does.
+func (c *client) loadClientCert(certFile, keyFile string) error {
+	if certFile == "" {
+		if keyFile != "" {
+			return usageError("--key needs --cert")
+		}
+		return nil
+	}
+	if keyFile == "" {
+		keyFile = certFile
+	}
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return fileError(err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return fileError(err)
+	}
+	cert, err := openssl.LoadCertificateFromPEM(certPEM)
+	if err != nil {
+		return failf("%s holds no PEM certificate: %s", certFile, opensslReasons(err))
+	}
+	key, err := openssl.LoadPrivateKeyFromPEM(keyPEM)
+	if err != nil {
+		return failf("%s holds no PEM private key: %s", keyFile, opensslReasons(err))
+	}
+	c.cert, c.key = cert, key
+	return nil
 }
 
 // newCtx makes a client context. Sessions resume only within the context
@@ -110,6 +152,14 @@ func (c *client) newCtx(noTicket bool) (*openssl.Ctx, error) {
 	}
 	if noTicket {
 		sc.Options(sslsession.OptionNoTicket, 0)
+	}
+	if c.cert != nil {
+		if err := ctx.UseCertificate(c.cert); err != nil {
+			return nil, failf("cannot use the client certificate: %s", opensslReasons(err))
+		}
+		if err := ctx.UsePrivateKey(c.key); err != nil {
+			return nil, failf("cannot use the client key (does it match --cert?): %s", opensslReasons(err))
+		}
 	}
 	switch {
 	case !c.verify:
@@ -137,6 +187,7 @@ func (c *client) newCtx(noTicket bool) (*openssl.Ctx, error) {
 type tlsConn struct {
 	*sslsession.Conn
 	raw       net.Conn
+	addr      string
 	rec       *recordConn
 	handshake time.Duration // the TLS handshake alone, without the TCP connect
 }
@@ -177,11 +228,18 @@ func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, err
 			return nil, certError(c.addr, r, resumed)
 		}
 		if err := conn.VerifyHostname(c.serverName); err != nil {
+			resumed := conn.SessionReused()
 			conn.Close()
+			if resumed {
+				// A resumed handshake sends no certificate: the one checked
+				// is the one stored in the session, from the handshake that
+				// made it, under whatever name that handshake used.
+				return nil, failf("certificate of %s is not valid for %q (the certificate stored in the resumed session, from the handshake that made it)", c.addr, c.serverName)
+			}
 			return nil, failf("certificate of %s is not valid for %q", c.addr, c.serverName)
 		}
 	}
-	return &tlsConn{Conn: conn, raw: raw, rec: rec, handshake: hs}, nil
+	return &tlsConn{Conn: conn, raw: raw, addr: c.addr, rec: rec, handshake: hs}, nil
 }
 
 // close ends the connection with a close_notify, so that neither side
@@ -247,9 +305,15 @@ func (t *tlsConn) collectTickets(echo bool, wait, settle time.Duration) (int, er
 		check()
 		got += n
 		if err != nil {
-			// The wait is over (a timeout), or the server closed or failed
-			// after the handshake: the tickets that came before count.
-			return count, nil
+			// The wait is over (a timeout), or the server closed the
+			// connection: the tickets that came before count. An alert
+			// (a TLS 1.3 server refusing the client's certificate sends
+			// its alert after the client's side of the handshake) is an
+			// error.
+			if isTimeout(err) || isClosed(err) {
+				return count, nil
+			}
+			return count, afterHandshakeError(t.addr, err)
 		}
 		if echo && got >= len(probe) {
 			return count, nil

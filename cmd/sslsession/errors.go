@@ -100,6 +100,35 @@ func handshakeError(addr string, err error) error {
 	return failf("TLS handshake with %s failed: %s", addr, opensslReasons(err))
 }
 
+// isClosed reports whether err is the peer closing the connection, with or
+// without a close_notify.
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		strings.Contains(err.Error(), "protocol-violating EOF")
+}
+
+// afterHandshakeError describes an alert or failure that the server sent
+// after the client finished its side of the handshake: with TLS 1.3, a
+// server that rejects or requires a client certificate says so only then.
+func afterHandshakeError(addr string, err error) error {
+	reasons := opensslReasons(err)
+	if strings.Contains(reasons, "certificate required") {
+		return failf("TLS handshake with %s failed: the server requires a client certificate (alert certificate_required); give one with --cert and --key", addr)
+	}
+	return failf("TLS handshake with %s failed after the client's side of it: %s", addr, reasons)
+}
+
+// ticketError describes a failure while reading session tickets; errors
+// already described (an alert) pass through.
+func ticketError(addr string, err error) error {
+	var ce *cliError
+	if errors.As(err, &ce) {
+		return err
+	}
+	return failf("reading session tickets from %s: %s", addr, stripPrefixes(err.Error()))
+}
+
 // opensslReasons extracts the reason texts from an error of spacemonkeygo
 // ("SSL errors: lib:func:reason" one entry a line) or of sslsession
 // (*sslsession.Error); the library and function names are noise to a user.

@@ -79,7 +79,7 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 		// Not Conn.AwaitSession: it returns only when a read returns, which
 		// against a server that sends no data is at the end of the wait.
 		if _, err := c.collectTickets(false, f.ticketWait, ticketSettle); err != nil {
-			return failf("reading session tickets from %s: %s", addr, stripPrefixes(err.Error()))
+			return ticketError(addr, err)
 		}
 	}
 	sess, err := c.Session1()
@@ -161,12 +161,16 @@ type resumeFlags struct {
 // resumeReport is resume's result; its JSON form is documented in
 // docs/cli.md.
 type resumeReport struct {
-	Target      string  `json:"target"`
-	File        string  `json:"file"`
-	Protocol    string  `json:"protocol"`
-	Cipher      string  `json:"cipher"`
-	Resumed     bool    `json:"resumed"`
-	HandshakeMS float64 `json:"handshake_ms"`
+	Target          string   `json:"target"`
+	File            string   `json:"file"`
+	Offered         *offered `json:"offered"`          // null when the client could not offer the session
+	ClientProtocols string   `json:"client_protocols"` // the protocol range the client allowed
+	ProtocolsFrom   string   `json:"protocols_from"`   // "session" or "flags"
+	Protocol        string   `json:"protocol"`
+	Cipher          string   `json:"cipher"`
+	Resumed         bool     `json:"resumed"`
+	WhyNot          string   `json:"why_not"` // "" when resumed
+	HandshakeMS     float64  `json:"handshake_ms"`
 
 	took time.Duration
 }
@@ -204,6 +208,26 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 		return err
 	}
 	defer sess.Close()
+	off, err := offerOf(sess, false)
+	if err != nil {
+		return malformedError(f.in, err)
+	}
+	rep := resumeReport{Target: addr, File: f.in, ProtocolsFrom: "default"}
+	if cl.min != 0 || cl.max != 0 {
+		rep.ProtocolsFrom = "flags"
+	}
+	// A session resumes only under its own protocol: without a version flag
+	// the client offers at most the session's, so that a TLS 1.2 session is
+	// not dropped for a TLS 1.3 handshake.
+	if cl.min == 0 && cl.max == 0 && off.version >= sslsession.TLS12 && off.version < sslsession.MaxSupportedVersion() {
+		cl.max = off.version
+		rep.ProtocolsFrom = "session"
+	}
+	rep.ClientProtocols = rangeText(cl.min, cl.max)
+	notOffered := off.outOfRange(cl.min, cl.max)
+	if notOffered == "" {
+		rep.Offered = off
+	}
 	ctx, err := cl.newCtx(false)
 	if err != nil {
 		return err
@@ -212,13 +236,28 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 	if err != nil {
 		return err
 	}
-	rep := resumeReport{
-		Target:   addr,
-		File:     f.in,
-		Protocol: c.SSL().Version().String(),
-		Cipher:   c.SSL().Cipher(),
-		Resumed:  c.SessionReused(),
-		took:     c.handshake,
+	rep.Protocol = c.SSL().Version().String()
+	rep.Cipher = c.SSL().Cipher()
+	rep.Resumed = c.SessionReused()
+	rep.took = c.handshake
+	if !rep.Resumed {
+		switch {
+		case notOffered != "":
+			rep.WhyNot = "not offered: " + notOffered
+		default:
+			tickets := 0
+			if c.SSL().Version() == sslsession.TLS13 {
+				if tickets, err = c.collectTickets(false, time.Second, ticketSettle); err != nil {
+					c.close()
+					return ticketError(addr, err)
+				}
+			}
+			next, _ := c.Session1()
+			rep.WhyNot = whyNot(off, c, next, tickets)
+			if next != nil {
+				next.Close()
+			}
+		}
 	}
 	c.close()
 	rep.HandshakeMS = durationMS(rep.took)
@@ -229,10 +268,20 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 	} else {
 		line(out, "target", "%s", rep.Target)
 		line(out, "session", "%s", rep.File)
+		if rep.Offered != nil {
+			line(out, "offered", "%s", rep.Offered)
+		} else {
+			line(out, "offered", "nothing")
+		}
+		from := map[string]string{"session": "the session's protocol", "flags": "--tls1.2/--tls1.3", "default": "default"}[rep.ProtocolsFrom]
+		line(out, "client protocols", "%s (%s)", rep.ClientProtocols, from)
 		line(out, "protocol", "%s", rep.Protocol)
 		line(out, "cipher", "%s", rep.Cipher)
 		line(out, "handshake", "%s", fmtMS(rep.took))
 		line(out, "resumed", "%s", yesNo(rep.Resumed))
+		if !rep.Resumed {
+			line(out, "why not", "%s", rep.WhyNot)
+		}
 	}
 	if f.requireResume && !rep.Resumed {
 		return errNotResumed
