@@ -223,3 +223,30 @@ func TestNetErrorText(t *testing.T) {
 	_, msg = exitCode(handshakeError("h:1", errors.New("SSL errors: error:0A000410:SSL routines::sslv3 alert handshake failure")))
 	assert.Equal(t, "TLS handshake with h:1 failed: sslv3 alert handshake failure", msg)
 }
+
+// TestNewerOpenSSLFile: session files written by OpenSSL 3 (openssl
+// s_client -sess_out, testdata/session-openssl3-*.pem). OpenSSL 3 reads
+// them; 1.0.2 and 1.1.1 cannot, and the command says the file probably
+// comes from a newer OpenSSL rather than only what the decoder said.
+func TestNewerOpenSSLFile(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"session-openssl3-tls12.pem", "session-openssl3-tls13.pem"} {
+		path := filepath.Join("testdata", name)
+		r := runBinary(t, "inspect", path)
+		if sslsession.RuntimeVersion().Major() >= 3 {
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Regexp(t, `(?m)^protocol\s+TLSv1\.[23]$`, r.stdout)
+			continue
+		}
+		requireError(t, r, exitError, `^sslsession: testdata/`+regexp.QuoteMeta(name)+
+			` was probably written by a newer OpenSSL, whose session format OpenSSL `+regexp.QuoteMeta(sslsession.RuntimeVersion().String())+
+			` cannot read \((asn1 length mismatch|wrong tag)`)
+		r = runBinary(t, "resume", "127.0.0.1:1", "-i", path)
+		requireError(t, r, exitError, `was probably written by a newer OpenSSL`)
+	}
+	// Damaged data that is not a session is not blamed on a newer OpenSSL.
+	for _, data := range [][]byte{{0x30, 0x03, 0x02, 0x01}, {0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x01, 0x00}, []byte("hello\n")} {
+		r := runBinary(t, "inspect", writeTemp(t, "junk.der", data))
+		requireError(t, r, exitError, `is not an SSL session: `)
+	}
+}

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -305,9 +307,47 @@ func readSession(name string) (*sslsession.Session, string, error) {
 	}
 	sess, err := sslsession.Parse(data)
 	if err != nil {
+		if newerFormat(data, err) {
+			return nil, "", failf("%s was probably written by a newer OpenSSL, whose session format OpenSSL %s cannot read (%s)",
+				name, sslsession.RuntimeVersion(), opensslReasons(err))
+		}
 		return nil, "", malformedError(name, err)
 	}
 	return sess, format, nil
+}
+
+// newerFormat reports whether a session that failed to decode is one that
+// a newer OpenSSL wrote: the decoder gave up on a field it does not know
+// (1.0.2: "asn1 length mismatch" in the session parser; 1.1.1: "wrong tag"
+// in a field of SSL_SESSION_ASN1) after the start of the data parsed as a
+// session: a DER SEQUENCE of exactly the data's length opening with the
+// format version 1 and a TLS protocol version.
+func newerFormat(data []byte, err error) bool {
+	reasons := opensslReasons(err)
+	if !strings.Contains(reasons, "asn1 length mismatch") && !strings.Contains(reasons, "wrong tag") {
+		return false
+	}
+	if b, _ := pem.Decode(data); b != nil {
+		if b.Type != "SSL SESSION PARAMETERS" {
+			return false
+		}
+		data = b.Bytes
+	}
+	var raw asn1.RawValue
+	rest, e := asn1.Unmarshal(data, &raw)
+	if e != nil || len(rest) != 0 || raw.Tag != asn1.TagSequence {
+		return false
+	}
+	// Only the first two fields: the rest is whatever the newer format has.
+	var format, proto int
+	r, e := asn1.Unmarshal(raw.Bytes, &format)
+	if e != nil || format != 1 {
+		return false
+	}
+	if _, e = asn1.Unmarshal(r, &proto); e != nil {
+		return false
+	}
+	return proto >= 0x0300 && proto <= 0x0304
 }
 
 // ---- inspect ----
@@ -330,6 +370,8 @@ type inspectReport struct {
 	Created            time.Time `json:"created"`
 	TimeoutSeconds     int64     `json:"timeout_seconds"`
 	Expires            time.Time `json:"expires"`
+	ExpiresBy          string    `json:"expires_by"` // "timeout" or "ticket_lifetime_hint": what bounds expires
+	Expired            bool      `json:"expired"`
 	Resumable          bool      `json:"resumable"`
 	Ticket             bool      `json:"ticket"`
 	TicketLength       int       `json:"ticket_length"`
@@ -397,13 +439,15 @@ func runInspect(out io.Writer, f *inspectFlags, name string) error {
 		SessionIDContext:   strings.ToUpper(hex.EncodeToString(info.IDContext)),
 		Created:            info.Created.UTC(),
 		TimeoutSeconds:     int64(info.Timeout / time.Second),
-		Expires:            info.Expires().UTC(),
 		Resumable:          info.Resumable,
 		Ticket:             info.HasTicket,
 		TicketLength:       info.TicketLength,
 		TicketLifetimeHint: int64(info.TicketLifetimeHint / time.Second),
 		info:               info,
 	}
+	rep.Expires, rep.ExpiresBy = expiry(info)
+	rep.Expired = !time.Now().Before(rep.Expires)
+	rep.Resumable = info.Resumable && !rep.Expired
 	if cert, err := sess.PeerCertificate(); err == nil && cert != nil {
 		rep.PeerCertificate = certInfo(cert)
 	}
@@ -417,6 +461,19 @@ func runInspect(out io.Writer, f *inspectFlags, name string) error {
 	}
 	writeInspect(out, &rep)
 	return nil
+}
+
+// expiry is the earliest time the session says it stops being usable: its
+// timeout, or the server's ticket lifetime hint when that is shorter (a
+// server does not honour a ticket after the lifetime it announced, and
+// OpenSSL's client keeps its own, longer, timeout). A hint of 0 means none
+// was given.
+func expiry(info sslsession.Info) (time.Time, string) {
+	exp, by := info.Expires().UTC(), "timeout"
+	if info.HasTicket && info.TicketLifetimeHint > 0 && info.TicketLifetimeHint < info.Timeout {
+		exp, by = info.Created.Add(info.TicketLifetimeHint).UTC(), "ticket_lifetime_hint"
+	}
+	return exp, by
 }
 
 func certInfo(c *x509.Certificate) *peerCert {
@@ -448,8 +505,24 @@ func writeInspect(w io.Writer, r *inspectReport) {
 		line(w, "session ID context", "%s (%d bytes)", r.SessionIDContext, len(r.SessionIDContext)/2)
 	}
 	line(w, "created", "%s", r.Created.Format(time.RFC3339))
-	line(w, "timeout", "%d s (expires %s)", r.TimeoutSeconds, r.Expires.Format(time.RFC3339))
-	line(w, "resumable", "%s", yesNo(r.Resumable))
+	line(w, "timeout", "%d s", r.TimeoutSeconds)
+	by := "the session's timeout"
+	if r.ExpiresBy == "ticket_lifetime_hint" {
+		by = fmt.Sprintf("the ticket lifetime hint, %d s, shorter than the timeout", r.TicketLifetimeHint)
+	}
+	verb := "expires"
+	if r.Expired {
+		verb = "expired"
+	}
+	line(w, verb, "%s (%s)", r.Expires.Format(time.RFC3339), by)
+	switch {
+	case r.Resumable:
+		line(w, "resumable", "yes")
+	case r.Expired && r.info.Resumable:
+		line(w, "resumable", "no (expired)")
+	default:
+		line(w, "resumable", "no")
+	}
 	line(w, "ticket", "%s", ticketText(r.info))
 	if p := r.PeerCertificate; p != nil {
 		line(w, "peer certificate", "%s", p.Subject)

@@ -360,3 +360,62 @@ func parseResume(t *testing.T, out string) resumeReport {
 	require.NoError(t, dec.Decode(&rep), "resume --json output: %s", out)
 	return rep
 }
+
+// TestInspectTicketLifetime: a server whose session timeout is 3 s sends
+// tickets with a 3 s lifetime hint, while OpenSSL's client keeps its own
+// timeout. inspect bounds the expiry by the hint and names it, and a
+// session past it is not shown as resumable.
+func TestInspectTicketLifetime(t *testing.T) {
+	t.Parallel()
+	cert, certPath, _ := certFiles(t)
+	for _, p := range protocols() {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, err := loopback.ServerCtx(cert, loopback.Config{})
+			require.NoError(t, err)
+			sc, err := sslsession.NewCtx(ctx)
+			require.NoError(t, err)
+			sc.SetTimeout(3 * time.Second)
+			srv, err := loopback.Serve(ctx, cert)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = srv.Close() })
+
+			file := filepath.Join(t.TempDir(), "sess.pem")
+			r := runBinary(t, "save", srv.Addr, "--cafile", certPath, "-o", file, p.flag)
+			require.Equal(t, 0, r.code, r.stderr)
+			r = runBinary(t, "inspect", file, "--json")
+			require.Equal(t, 0, r.code, r.stderr)
+			var rep inspectReport
+			dec := json.NewDecoder(strings.NewReader(r.stdout))
+			dec.DisallowUnknownFields()
+			require.NoError(t, dec.Decode(&rep))
+			require.Equal(t, int64(3), rep.TicketLifetimeHint)
+			require.Greater(t, rep.TimeoutSeconds, int64(3), "the client's own timeout")
+			assert.Equal(t, "ticket_lifetime_hint", rep.ExpiresBy)
+			assert.Equal(t, rep.Created.Add(3*time.Second), rep.Expires)
+
+			// The same session, made 10 s ago: past the hint, within the
+			// timeout.
+			data, err := os.ReadFile(file)
+			require.NoError(t, err)
+			sess, err := sslsession.Parse(data)
+			require.NoError(t, err)
+			created := time.Now().Add(-10 * time.Second).Truncate(time.Second)
+			require.NoError(t, sess.SetCreated(created))
+			old, err := sess.MarshalPEM()
+			require.NoError(t, err)
+			sess.Close()
+			oldFile := filepath.Join(t.TempDir(), "old.pem")
+			require.NoError(t, os.WriteFile(oldFile, old, 0o600))
+			r = runBinary(t, "inspect", oldFile)
+			require.Equal(t, 0, r.code, r.stderr)
+			want := created.Add(3 * time.Second).UTC().Format(time.RFC3339)
+			require.Regexp(t, `(?m)^expired\s+`+want+` \(the ticket lifetime hint, 3 s, shorter than the timeout\)$`, r.stdout)
+			require.Regexp(t, `(?m)^resumable\s+no \(expired\)$`, r.stdout)
+			r = runBinary(t, "inspect", oldFile, "--json")
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Contains(t, r.stdout, `"expired": true`)
+			require.Contains(t, r.stdout, `"resumable": false`)
+		})
+	}
+}
