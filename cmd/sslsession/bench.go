@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"math"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -65,6 +68,7 @@ type benchReport struct {
 	Full            benchPhase `json:"full"`
 	Resumed         benchPhase `json:"resumed"`
 	Ratio           *float64   `json:"ratio"`
+	Interrupted     string     `json:"interrupted"` // "SIGINT" or "SIGTERM" when stopped early, else ""
 }
 
 // benchPhase is one half of a bench run.
@@ -99,6 +103,11 @@ func runBench(out io.Writer, f *benchFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	// SIGINT or SIGTERM ends the run early: what was measured is reported.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	stop := &stopper{sigs: sigs}
 	tgt, err := openTarget(args)
 	if err != nil {
 		return err
@@ -167,7 +176,7 @@ func runBench(out io.Writer, f *benchFlags, args []string) error {
 			_ = pb.Set64(min(time.Since(start), f.duration).Milliseconds())
 		}
 	}
-	rep.Full, err = benchPhaseRun(cl, ctx, nil, half, tick)
+	rep.Full, err = benchPhaseRun(cl, ctx, nil, half, tick, stop)
 	if err != nil {
 		clearBar(pb)
 		return err
@@ -175,24 +184,77 @@ func runBench(out io.Writer, f *benchFlags, args []string) error {
 	if pb != nil {
 		pb.Describe("resumed handshakes")
 	}
-	rep.Resumed, err = benchPhaseRun(cl, ctx, sess, f.duration-half, tick)
+	if !stop.stopped() {
+		rep.Resumed, err = benchPhaseRun(cl, ctx, sess, f.duration-half, tick, stop)
+	}
 	clearBar(pb)
 	if err != nil {
 		return err
 	}
-	fullRate := float64(rep.Full.Handshakes) / rep.Full.elapsed.Seconds()
-	resumedRate := float64(rep.Resumed.Resumed) / rep.Resumed.elapsed.Seconds()
+	fullRate := rate(rep.Full.Handshakes, rep.Full.elapsed)
+	resumedRate := rate(rep.Resumed.Resumed, rep.Resumed.elapsed)
 	rep.Full.PerSecond = round2(fullRate)
 	rep.Resumed.PerSecond = round2(resumedRate)
 	if fullRate > 0 && rep.Resumed.Resumed > 0 {
 		r := round2(resumedRate / fullRate)
 		rep.Ratio = &r
 	}
+	rep.Interrupted = stop.name()
 	if f.json {
-		return writeJSON(out, rep)
+		err = writeJSON(out, rep)
+	} else {
+		writeBench(out, rep)
 	}
-	writeBench(out, rep)
-	return nil
+	if err == nil && rep.Interrupted != "" {
+		return stop.err(time.Since(start))
+	}
+	return err
+}
+
+// stopper notices SIGINT and SIGTERM between handshakes.
+type stopper struct {
+	sigs chan os.Signal
+	got  os.Signal
+}
+
+func (s *stopper) stopped() bool {
+	if s.got != nil {
+		return true
+	}
+	select {
+	case s.got = <-s.sigs:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *stopper) name() string {
+	switch s.got {
+	case nil:
+		return ""
+	case os.Interrupt:
+		return "SIGINT"
+	}
+	return "SIGTERM"
+}
+
+// err ends an interrupted run with the shell's status for the signal,
+// 128 + its number, after the report.
+func (s *stopper) err(after time.Duration) error {
+	code := 128 + int(syscall.SIGTERM)
+	if s.got == os.Interrupt {
+		code = 128 + int(syscall.SIGINT)
+	}
+	return &cliError{code: code, msg: fmt.Sprintf("interrupted by %s after %.3f s; the report covers what was measured until then", s.name(), after.Seconds())}
+}
+
+// rate is n per second of d, 0 when nothing was timed.
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
 }
 
 func clearBar(pb *progressbar.ProgressBar) {
@@ -203,7 +265,8 @@ func clearBar(pb *progressbar.ProgressBar) {
 
 // benchPhaseRun makes connections one after the other for d (at least one),
 // offering sess when it is not nil.
-func benchPhaseRun(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, d time.Duration, tick func()) (benchPhase, error) {
+// A signal ends it early, after the handshake under way.
+func benchPhaseRun(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, d time.Duration, tick func(), stop *stopper) (benchPhase, error) {
 	var p benchPhase
 	start := time.Now()
 	for {
@@ -217,7 +280,7 @@ func benchPhaseRun(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, d tim
 		}
 		c.close()
 		tick()
-		if time.Since(start) >= d {
+		if time.Since(start) >= d || stop.stopped() {
 			break
 		}
 	}
@@ -238,6 +301,9 @@ func writeBench(w io.Writer, r *benchReport) {
 	line(w, "target", "%s", target)
 	line(w, "openssl", "%s", r.OpenSSL)
 	line(w, "protocol", "%s", r.Protocol)
+	if r.Interrupted != "" {
+		line(w, "interrupted", "by %s: partial results", r.Interrupted)
+	}
 	mech := map[string]string{"ticket": "ticket", "session_id": "session ID", "none": "none (the server gave no resumable session)"}[r.Mechanism]
 	line(w, "resumed with", "%s", mech)
 	line(w, "full handshakes", "%.1f/s (%d in %.3f s)", r.Full.PerSecond, r.Full.Handshakes, r.Full.Seconds)

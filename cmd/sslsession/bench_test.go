@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -142,5 +147,70 @@ func TestHelp(t *testing.T) {
 		require.Contains(t, r.stdout, "Examples:", name)
 		require.Contains(t, r.stdout, "  sslsession "+name, name)
 		require.Empty(t, r.stderr, name)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a subprocess's writes and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBenchSignal: bench stopped by SIGINT or SIGTERM prints what it
+// measured, says it was interrupted, and exits with 128 + the signal.
+func TestBenchSignal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		name string
+		json bool
+	}{{syscall.SIGINT, "SIGINT", false}, {syscall.SIGTERM, "SIGTERM", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"bench", "--duration", "1h", "--tls1.2", "--progress", "always"}
+			if tc.json {
+				args = append(args, "--json")
+			}
+			cmd := exec.Command(binPath, args...)
+			var out, errb syncBuffer
+			cmd.Stdout, cmd.Stderr = &out, &errb
+			require.NoError(t, cmd.Start())
+			// The progress bar is drawn once handshakes are under way (the
+			// signal handler is installed before the first one).
+			deadline := time.Now().Add(20 * time.Second)
+			for out.String() == "" && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			require.NoError(t, cmd.Process.Signal(tc.sig))
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			require.ErrorAs(t, err, &ee, "stderr: %s", errb.String())
+			require.Equal(t, 128+int(tc.sig), ee.ExitCode(), "stderr: %s", errb.String())
+			requireError(t, result{out.String(), errb.String(), ee.ExitCode()}, 128+int(tc.sig),
+				`^sslsession: interrupted by `+tc.name+` after \d+\.\d{3} s; the report covers what was measured until then$`)
+			stdout := out.String()
+			if tc.json {
+				rep := parseBench(t, stdout[strings.Index(stdout, "{"):])
+				assert.Equal(t, tc.name, rep.Interrupted)
+				assert.Positive(t, rep.Full.Handshakes)
+				assert.Positive(t, rep.Full.PerSecond)
+				return
+			}
+			require.Regexp(t, `(?m)^interrupted\s+by SIGINT: partial results$`, stdout)
+			require.Regexp(t, `(?m)^full handshakes\s+\d+\.\d/s \([1-9]\d* in \d+\.\d{3} s\)$`, stdout)
+		})
 	}
 }
