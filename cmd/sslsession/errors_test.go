@@ -144,7 +144,7 @@ func TestFileErrors(t *testing.T) {
 		{"empty", writeTemp(t, "empty.pem", nil), `^sslsession: .*empty\.pem is not an SSL session: the file is empty$`},
 		{"garbage DER", writeTemp(t, "junk.der", []byte{0x30, 0x03, 0x02, 0x01}), `^sslsession: .*junk\.der is not an SSL session: d2i_SSL_SESSION failed`},
 		{"text", writeTemp(t, "junk.txt", []byte("hello\n")), `^sslsession: .*junk\.txt is not an SSL session: `},
-		{"certificate PEM", writeTemp(t, "cert.pem", cert.CertPEM), `^sslsession: .*cert\.pem is not an SSL session: PEM_read_SSL_SESSION failed: no "SSL SESSION PARAMETERS" PEM block \(found "CERTIFICATE"\)$`},
+		{"certificate PEM", writeTemp(t, "cert.pem", cert.CertPEM), `^sslsession: .*cert\.pem is not an SSL session: PEM_read_SSL_SESSION failed: PEM block is "CERTIFICATE", want "SSL SESSION PARAMETERS"$`},
 		{"truncated PEM", writeTemp(t, "trunc.pem", []byte("-----BEGIN SSL SESSION PARAMETERS-----\nMIIB\n")), `^sslsession: .*trunc\.pem is not an SSL session: `},
 	}
 	for _, tc := range cases {
