@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -337,6 +338,21 @@ type recordConn struct {
 
 func newRecordConn(c net.Conn) *recordConn {
 	return &recordConn{Conn: c, br: bufio.NewReaderSize(c, 1<<15)}
+}
+
+// Close, after spacemonkeygo has sent close_notify, half-closes the socket
+// and waits (a second at most) for the server to close its side before
+// closing. A server answers only once its own side of the handshake is done:
+// OpenSSL writes its last flight before it caches the session, so without
+// this wait a resumption attempted at once could reach the server before the
+// session it offers is in the server's cache.
+func (r *recordConn) Close() error {
+	if tc, ok := r.Conn.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+		_ = tc.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, r.br)
+	}
+	return r.Conn.Close()
 }
 
 func (r *recordConn) setHook(h func()) {
