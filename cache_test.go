@@ -135,6 +135,18 @@ func cacheLeakCheck(t testing.TB) {
 	t.Cleanup(func() { cacheSettle(t) })
 }
 
+// cacheAwaitStored waits until h's store holds s. A server's new-session
+// callback, and so the store's Put, runs after OpenSSL has written its last
+// flight to the socket: a client can be done before the session is stored.
+func cacheAwaitStored(t testing.TB, rs *redistest.Server, h *cacheHost, s *sslsession.Session) {
+	t.Helper()
+	key := h.store.Key(cacheSessionID(t, s))
+	require.Eventually(t, func() bool {
+		_, err := rs.Do(context.Background(), "GET", key)
+		return err == nil
+	}, 5*time.Second, 2*time.Millisecond, "session stored by the server")
+}
+
 func cacheSessionID(t testing.TB, s *sslsession.Session) []byte {
 	t.Helper()
 	id, err := s.ID()
@@ -1300,6 +1312,7 @@ func TestFleetBadValues(t *testing.T) {
 
 	_, victim := cacheDial(t, a.srv.Addr, cctx, nil)
 	defer victim.Close()
+	cacheAwaitStored(t, rs, a, victim)
 	id := cacheSessionID(t, victim)
 	key := a.store.Key(id)
 	good, err := rs.Do(ctx, "GET", key)
@@ -1308,6 +1321,7 @@ func TestFleetBadValues(t *testing.T) {
 	// A value from another session, under this session's key.
 	_, other := cacheDial(t, a.srv.Addr, cctx, nil)
 	defer other.Close()
+	cacheAwaitStored(t, rs, a, other)
 	moved, err := rs.Do(ctx, "GET", a.store.Key(cacheSessionID(t, other)))
 	require.NoError(t, err)
 	// A value sealed with another fleet's key.
@@ -1375,6 +1389,7 @@ func TestFleetKeyRotation(t *testing.T) {
 	cctx := cacheClientCtx(t, v)
 	_, sa := cacheDial(t, a.srv.Addr, cctx, nil)
 	defer sa.Close()
+	cacheAwaitStored(t, rs, a, sa)
 	reused, sb := cacheDial(t, b.srv.Addr, cctx, sa)
 	defer sb.Close()
 	require.True(t, reused, "B opens the old key's values")
@@ -1385,6 +1400,7 @@ func TestFleetKeyRotation(t *testing.T) {
 	// B seals with the new key: C reads B's sessions.
 	_, sbNew := cacheDial(t, b.srv.Addr, cctx, nil)
 	defer sbNew.Close()
+	cacheAwaitStored(t, rs, b, sbNew)
 	reused, s = cacheDial(t, c.srv.Addr, cctx, sbNew)
 	s.Close()
 	require.True(t, reused)
