@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/sslsession/sslsession/internal/redisclient"
 	"math"
 	"sync/atomic"
 	"time"
@@ -104,7 +105,7 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, errors.New("redisstore: nil client")
 	}
-	if !contextTimeouts(client) {
+	if !redisclient.ContextTimeouts(client) {
 		return nil, ErrNoContextTimeout
 	}
 	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, keepInvalid: opts.KeepInvalid}
@@ -127,20 +128,6 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		s.ids = append(s.ids, keyID(k))
 	}
 	return s, nil
-}
-
-// contextTimeouts reports whether client applies context deadlines to its
-// network I/O; clients of unknown types are trusted.
-func contextTimeouts(client redis.UniversalClient) bool {
-	switch c := client.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 func keyID(k []byte) [keyIDLen]byte {

@@ -36,6 +36,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/sslsession/sslsession/internal/redisclient"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -178,7 +179,7 @@ func newRing(client redis.UniversalClient, opts Options) (*Ring, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil client", ErrOptions)
 	}
-	if !contextTimeouts(client) {
+	if !redisclient.ContextTimeouts(client) {
 		return nil, fmt.Errorf("%w: the go-redis client must have ContextTimeoutEnabled set", ErrOptions)
 	}
 	r := &Ring{
@@ -234,18 +235,6 @@ func newRing(client redis.UniversalClient, opts Options) (*Ring, error) {
 	}
 	r.local, r.isLocal = local, true
 	return r, nil
-}
-
-func contextTimeouts(client redis.UniversalClient) bool {
-	switch c := client.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.Ring:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }
 
 // Key is the ring's Redis key.
