@@ -217,7 +217,11 @@ static void install(SSL_CTX *ctx, int on)
     /* 1.0.2's macro passes the callback to SSL_CTX_callback_ctrl uncast. */
     SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, on ? (void (*)(void))tk_cb : NULL);
 #else
-    SSL_CTX_set_tlsext_ticket_key_cb(ctx, on ? tk_cb : NULL);
+    /* 1.1.1's macro casts its argument unparenthesised: pass a plain name. */
+    if (on)
+        SSL_CTX_set_tlsext_ticket_key_cb(ctx, tk_cb);
+    else
+        SSL_CTX_set_tlsext_ticket_key_cb(ctx, NULL);
 #endif
 }
 

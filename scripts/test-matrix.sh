@@ -93,6 +93,8 @@ for entry in "${entries[@]}"; do
 		{
 			echo "---- failures in $log ----"
 			grep -E '^[[:space:]]*--- (FAIL|SKIP): |^FAIL|^make: \*\*\*|panic:|fatal error' "$log" | head -n 40 || true
+			echo "---- what the failing tests said ----"
+			grep -E -A8 '^[[:space:]]+Error Trace:' "$log" | head -n 80 || true
 			echo "---- last lines ----"
 			tail -n 30 "$log"
 			echo "----"
