@@ -9,6 +9,8 @@
 #   * build-openssl.sh flow tests with tiny fake "OpenSSL" tarballs (no real
 #     compilation): the right configure command, make targets and -j handling
 #     for 1.0.2, 1.1.1 and 3.x, and the installed version printed last
+#   * openssl-cache.sh: build once, reuse, rebuild a half-built prefix
+#   * `go run -race` stops a checkptr probe (the suite's checkptr is -race's)
 #
 # Usage: scripts/check-scripts.sh        (from anywhere; needs shellcheck)
 # Prints one line per check and finally "check-scripts: N passed, M failed";
@@ -362,6 +364,31 @@ if [ "$rc" -eq 1 ] && grep -q 'openssl-3.0.15.tar.gz has no sha256' "$oc/stderr"
 	pass "openssl-cache: refuses a tarball SHA256SUMS does not list"
 else
 	fail "openssl-cache: unlisted tarball: exit $rc, $(calls) install(s), $(tail -n 1 "$oc/stderr")"
+fi
+
+# ---------------------------------------------------------------------------
+# 6. The suite runs checkptr through -race (the Makefile runs no separate
+#    checkptr pass): a probe that converts a pointer past its allocation
+#    must be stopped by checkptr under -race, and run to the end without.
+# ---------------------------------------------------------------------------
+if command -v go >/dev/null 2>&1; then
+	probe="$root/scripts/testdata/checkptr"
+	rc=0
+	out=$(cd "$root" && CGO_ENABLED=1 go run -race "$probe" 2>&1) || rc=$?
+	if [ "$rc" -ne 0 ] && [[ $out == *"fatal error: checkptr"* ]]; then
+		pass "go test -race turns on checkptr (probe stopped)"
+	else
+		fail "checkptr under -race: exit $rc, output '$(printf '%s' "$out" | head -n 2)'"
+	fi
+	rc=0
+	out=$(cd "$root" && go run "$probe" 2>&1) || rc=$?
+	if [ "$rc" -eq 0 ] && [[ $out == "not caught"* ]]; then
+		pass "without -race the probe runs to the end (it is checkptr that stops it)"
+	else
+		fail "probe without -race: exit $rc, output '$(printf '%s' "$out" | head -n 2)'"
+	fi
+else
+	fail "go is on PATH (checkptr probe)"
 fi
 
 # ---------------------------------------------------------------------------
