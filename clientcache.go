@@ -6,7 +6,6 @@ import "C"
 import (
 	"container/list"
 	"fmt"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -16,9 +15,10 @@ import (
 )
 
 // ClientCache keeps client sessions, keyed by server name and address, so
-// that Dial resumes on its own, as crypto/tls's ClientSessionCache does. It
-// holds sessions as SSL_SESSION objects, not DER: resuming from a held
-// object is much faster than decoding DER for every connection.
+// that Dial, given one in DialConfig.Cache, resumes on its own, as
+// crypto/tls does with Config.ClientSessionCache. It holds sessions as
+// SSL_SESSION objects, not DER: resuming from a held object is much faster
+// than decoding DER for every connection.
 //
 // One ClientCache belongs to one client context (a session only resumes
 // within its SSL_CTX), and a context has at most one ClientCache.
@@ -110,55 +110,6 @@ func (cc *ClientCache) Ctx() *openssl.Ctx {
 func (cc *ClientCache) zero() bool { return cc == nil || cc.sink == nil || cc.p == nil }
 
 var errNilCache = &Error{Func: "ClientCache", Err: fmt.Errorf("%w: nil or zero ClientCache (use NewClientCache)", ErrNilSSL)}
-
-// Dial is the package's Dial with the cache: it offers the session cached
-// for (server name, addr), if any, and stores what the connection yields
-// (see ClientCache). cfg.Ctx must be nil or the cache's context; a
-// cfg.Session, when set, is offered instead of the cached one. When a
-// handshake that offered a cached session fails, that session is dropped.
-func (cc *ClientCache) Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
-	if cc.zero() {
-		return nil, errNilCache
-	}
-	var dc DialConfig
-	if cfg != nil {
-		dc = *cfg
-	}
-	if dc.Ctx != nil && dc.Ctx != cc.ctx {
-		return nil, &Error{Func: "ClientCache.Dial", Err: fmt.Errorf("%w: DialConfig.Ctx is not the cache's context", ErrWrongContext)}
-	}
-	dc.Ctx = cc.ctx
-	name := dc.ServerName
-	if name == "" {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, err
-		}
-		name = host
-	}
-	key := ClientCacheKey(name, addr)
-	var cached *Session
-	if dc.Session == nil {
-		cached = cc.Get(key)
-		dc.Session = cached
-	}
-	conn, err := Dial(network, addr, &dc)
-	if cached != nil {
-		// SSL_set_session took its own reference.
-		cached.Close()
-	}
-	if err != nil {
-		if cached != nil {
-			cc.Remove(key)
-		}
-		return nil, err
-	}
-	if err := cc.track(conn, key); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
 
 // track stores a TLS 1.2 session now and marks the connection so that TLS
 // 1.3 tickets are stored as they arrive.

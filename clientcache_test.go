@@ -45,10 +45,10 @@ func TestClientCacheDialResumes(t *testing.T) {
 			require.NoError(t, err)
 			defer cc.Close()
 			require.Same(t, cctx, cc.Ctx())
-			cfg := &sslsession.DialConfig{ServerName: "localhost"}
+			cfg := &sslsession.DialConfig{Cache: cc, ServerName: "localhost"}
 			key := sslsession.ClientCacheKey("localhost", srv.Addr)
 
-			c, err := cc.Dial("tcp", srv.Addr, cfg)
+			c, err := sslsession.Dial("tcp", srv.Addr, cfg)
 			require.NoError(t, err)
 			require.False(t, c.SessionReused())
 			if v == sslsession.TLS12 {
@@ -61,7 +61,7 @@ func TestClientCacheDialResumes(t *testing.T) {
 			require.Equal(t, 1, cc.Len())
 
 			for i := 0; i < 3; i++ {
-				c, err = cc.Dial("tcp", srv.Addr, cfg)
+				c, err = sslsession.Dial("tcp", srv.Addr, cfg)
 				require.NoError(t, err)
 				require.True(t, c.SessionReused(), "round %d", i)
 				if v == sslsession.TLS13 {
@@ -105,14 +105,14 @@ func TestClientCacheKeys(t *testing.T) {
 	require.NoError(t, err)
 	defer cc.Close()
 	for _, name := range []string{"localhost", "127.0.0.1"} {
-		c, err := cc.Dial("tcp", srv.Addr, &sslsession.DialConfig{ServerName: name})
+		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: name})
 		require.NoError(t, err)
 		require.False(t, c.SessionReused(), name)
 		c.Close()
 	}
 	require.Equal(t, 2, cc.Len())
 	// No ServerName: the host part of the address, here 127.0.0.1.
-	c, err := cc.Dial("tcp", srv.Addr, nil)
+	c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc})
 	require.NoError(t, err)
 	require.True(t, c.SessionReused())
 	c.Close()
@@ -153,7 +153,7 @@ func TestClientCacheWrongContext(t *testing.T) {
 	require.NoError(t, err)
 	defer cc.Close()
 
-	_, err = cc.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: otherCtx, ServerName: "localhost"})
+	_, err = sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, Ctx: otherCtx, ServerName: "localhost"})
 	require.ErrorIs(t, err, sslsession.ErrWrongContext)
 
 	// A session of another context.
@@ -175,7 +175,7 @@ func TestClientCacheWrongContext(t *testing.T) {
 	defer decoded.Close()
 	key := sslsession.ClientCacheKey("localhost", srv.Addr)
 	require.NoError(t, cc.Put(key, decoded))
-	c, err = cc.Dial("tcp", srv.Addr, &sslsession.DialConfig{ServerName: "localhost"})
+	c, err = sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 	require.NoError(t, err)
 	require.True(t, c.SessionReused())
 	c.Close()
@@ -198,7 +198,7 @@ func TestClientCacheLRU(t *testing.T) {
 	require.NoError(t, err)
 	defer cc.Close()
 	dial := func(addr string) bool {
-		c, err := cc.Dial("tcp", addr, &sslsession.DialConfig{ServerName: "localhost"})
+		c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 		require.NoError(t, err)
 		defer c.Close()
 		return c.SessionReused()
@@ -221,7 +221,7 @@ func TestClientCacheDropsAndClose(t *testing.T) {
 	srv := cacheTicketServer(t, v)
 	cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 0)
 	require.NoError(t, err)
-	c, err := cc.Dial("tcp", srv.Addr, &sslsession.DialConfig{ServerName: "localhost"})
+	c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 	require.NoError(t, err)
 	c.Close()
 	require.Equal(t, 1, cc.Len())
@@ -246,7 +246,7 @@ func TestClientCacheDropsAndClose(t *testing.T) {
 	badKey := sslsession.ClientCacheKey("localhost", ln.Addr().String())
 	require.NoError(t, cc.Put(badKey, s))
 	s.Close()
-	_, err = cc.Dial("tcp", ln.Addr().String(), &sslsession.DialConfig{ServerName: "localhost", Timeout: 5 * time.Second})
+	_, err = sslsession.Dial("tcp", ln.Addr().String(), &sslsession.DialConfig{Cache: cc, ServerName: "localhost", Timeout: 5 * time.Second})
 	require.Error(t, err)
 	require.Nil(t, cc.Get(badKey), "the session offered to a failed handshake is dropped")
 	require.Equal(t, 1, cc.Len())
@@ -278,7 +278,7 @@ func TestClientCacheConcurrent(t *testing.T) {
 				go func(g int) {
 					defer wg.Done()
 					for i := 0; i < 20; i++ {
-						c, err := cc.Dial("tcp", srvs[(g+i)%2].Addr, &sslsession.DialConfig{ServerName: "localhost"})
+						c, err := sslsession.Dial("tcp", srvs[(g+i)%2].Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 						if err != nil {
 							errc <- err
 							return
@@ -317,7 +317,7 @@ func TestClientCacheGarbage(t *testing.T) {
 	func() {
 		cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 0)
 		require.NoError(t, err)
-		c, err := cc.Dial("tcp", srv.Addr, &sslsession.DialConfig{ServerName: "localhost"})
+		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 		require.NoError(t, err)
 		c.Close()
 		require.Equal(t, 1, cc.Len())
@@ -328,7 +328,7 @@ func TestClientCacheGarbage(t *testing.T) {
 		keep = cacheClientCtx(t, v)
 		cc, err := sslsession.NewClientCache(keep, 0)
 		require.NoError(t, err)
-		c, err := cc.Dial("tcp", srv.Addr, &sslsession.DialConfig{ServerName: "localhost"})
+		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 		require.NoError(t, err)
 		c.Close()
 	}()

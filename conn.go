@@ -32,9 +32,10 @@ type Conn struct {
 	oc  *openssl.Conn // or spacemonkeygo's connection
 	ssl *SSL
 
-	hasPending atomic.Bool
-	mu         sync.Mutex // guards pending
-	pending    []byte
+	hasPending     atomic.Bool
+	mu             sync.Mutex // guards pending
+	pending        []byte
+	handshakeNanos atomic.Int64 // the first Handshake call that ran it
 }
 
 func wrap(c *openssl.Conn) (*Conn, error) {
@@ -127,10 +128,31 @@ func (c *Conn) Openssl() *openssl.Conn { return c.oc }
 // Handshake runs the TLS handshake if it has not run yet; the first Read or
 // Write runs it otherwise. It obeys the connection's deadlines.
 func (c *Conn) Handshake() error {
-	if c.sc != nil {
-		return c.sc.Handshake()
+	if c.zero() {
+		return ErrNilSSL
 	}
-	return c.oc.Handshake()
+	start := time.Now()
+	var err error
+	if c.sc != nil {
+		err = c.sc.Handshake()
+	} else {
+		err = c.oc.Handshake()
+	}
+	if err == nil {
+		c.handshakeNanos.CompareAndSwap(0, int64(time.Since(start)))
+	}
+	return err
+}
+
+// HandshakeDuration is how long the first successful Handshake call took
+// (Dial makes one): the TLS handshake without the TCP connect. It is 0
+// before that call; when Read or Write ran the handshake first, that call
+// returns at once and its duration says nothing of the handshake.
+func (c *Conn) HandshakeDuration() time.Duration {
+	if c == nil {
+		return 0
+	}
+	return time.Duration(c.handshakeNanos.Load())
 }
 
 // Read reads application data, first any that AwaitSession buffered.
@@ -388,10 +410,18 @@ const awaitSlice = 10 * time.Millisecond
 // verifies the server against the system's roots.
 type DialConfig struct {
 	// Ctx is the client context. Sessions resume only within one context:
-	// keep using the same Ctx for the connections that share sessions.
+	// keep using the same Ctx for the connections that share sessions. With
+	// a Cache, Ctx must be nil or the cache's context.
 	Ctx *openssl.Ctx
-	// Session, when set, is offered for resumption.
+	// Session, when set, is offered for resumption (instead of a cached
+	// one).
 	Session *Session
+	// Cache, when set, is consulted as crypto/tls consults
+	// Config.ClientSessionCache: the handshake offers the session cached
+	// under ClientCacheKey(server name, addr), and the cache keeps what the
+	// connection yields (a TLS 1.2 session at once, TLS 1.3 tickets as they
+	// arrive). A cached session whose handshake fails is dropped.
+	Cache *ClientCache
 	// ServerName is sent as SNI and checked against the certificate;
 	// by default the host part of the address (SNI is not sent for an IP).
 	ServerName string
@@ -399,17 +429,83 @@ type DialConfig struct {
 	InsecureSkipVerify bool
 	// Timeout bounds the TCP connect and the handshake; 0 means none.
 	Timeout time.Duration
+	// NetDialer makes the TCP connection; by default a net.Dialer whose
+	// Timeout is Timeout. Timeout still bounds the handshake.
+	NetDialer *net.Dialer
+	// WrapConn, when set, is given the connected socket and returns the
+	// net.Conn the TLS client runs over (to observe or shape the bytes).
+	// Unless it returns the socket itself, the connection uses
+	// spacemonkeygo's path (see Conn).
+	WrapConn func(net.Conn) net.Conn
+}
+
+// VerifyError is Dial's error when the server's certificate is not trusted
+// or not valid for the server name. It wraps ErrVerify, and ErrHostname
+// when the name did not match.
+type VerifyError struct {
+	Addr string // the address dialed
+	// Result is the X509 verification result (X509_V_OK, 0, when only the
+	// name did not match); VerifyErrorString describes it.
+	Result int
+	// Name is the server name the certificate is not valid for, when
+	// that was the failure.
+	Name string
+	// Resumed: the handshake resumed a session, which carries no
+	// certificate; what failed is the result and certificate stored in the
+	// session by the handshake that made it.
+	Resumed bool
+	err     error // the host name check's error
+}
+
+// Error says which check failed, for which address.
+func (e *VerifyError) Error() string {
+	how := "handshake"
+	if e.Resumed {
+		how = "resumed session"
+	}
+	if e.Name != "" {
+		return fmt.Sprintf("sslsession: certificate of %s (%s) is not valid for %q: %v", e.Addr, how, e.Name, e.err)
+	}
+	return fmt.Sprintf("sslsession: certificate of %s not trusted (%s): %s (X509 error %d)",
+		e.Addr, how, VerifyErrorString(e.Result), e.Result)
+}
+
+// Unwrap returns ErrVerify and the host name check's error.
+func (e *VerifyError) Unwrap() []error {
+	if e.err != nil {
+		return []error{ErrVerify, e.err}
+	}
+	return []error{ErrVerify}
 }
 
 // Dial connects to addr, performs the TLS handshake, resuming
-// cfg.Session if one is given, and unless InsecureSkipVerify checks the
-// server's certificate chain and host name. Whether the handshake resumed is
-// SessionReused.
+// cfg.Session or the session cfg.Cache holds for the server if one is
+// given, and unless InsecureSkipVerify checks the server's certificate chain
+// and host name (the error is then a *VerifyError). Whether the handshake
+// resumed is SessionReused; how long it took is HandshakeDuration.
 func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 	if cfg == nil {
 		cfg = &DialConfig{}
 	}
+	name := cfg.ServerName
+	if name == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrIO, err)
+		}
+		name = host
+	}
 	ctx := cfg.Ctx
+	cache := cfg.Cache
+	if cache != nil {
+		if cache.zero() {
+			return nil, errNilCache
+		}
+		if ctx != nil && ctx != cache.ctx {
+			return nil, &Error{Func: "Dial", Err: fmt.Errorf("%w: DialConfig.Ctx is not the cache's context", ErrWrongContext)}
+		}
+		ctx = cache.ctx
+	}
 	if ctx == nil {
 		var err error
 		if ctx, err = openssl.NewCtx(); err != nil {
@@ -425,22 +521,52 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 			}
 		}
 	}
-	name := cfg.ServerName
-	if name == "" {
-		host, _, err := net.SplitHostPort(addr)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrIO, err)
-		}
-		name = host
+	key := ClientCacheKey(name, addr)
+	sess := cfg.Session
+	var cached *Session
+	if sess == nil && cache != nil {
+		cached = cache.Get(key)
+		sess = cached
 	}
-	d := net.Dialer{Timeout: cfg.Timeout}
+	c, err := dial(network, addr, name, ctx, sess, cfg)
+	if cached != nil {
+		cached.Close() // the handshake's SSL holds its own reference
+	}
+	if err != nil {
+		if cached != nil {
+			cache.Remove(key)
+		}
+		return nil, err
+	}
+	if cache != nil {
+		if err := cache.track(c, key); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// dial is Dial once the context and the session to offer are known.
+func dial(network, addr, name string, ctx *openssl.Ctx, sess *Session, cfg *DialConfig) (*Conn, error) {
+	d := cfg.NetDialer
+	if d == nil {
+		d = &net.Dialer{Timeout: cfg.Timeout}
+	}
 	raw, err := d.Dial(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
-	c, err := Client(raw, ctx, cfg.Session)
+	conn := raw
+	if cfg.WrapConn != nil {
+		if conn = cfg.WrapConn(raw); conn == nil {
+			raw.Close()
+			return nil, &Error{Func: "Dial", Err: fmt.Errorf("%w: DialConfig.WrapConn returned nil", ErrNilSSL)}
+		}
+	}
+	c, err := Client(conn, ctx, sess)
 	if err != nil {
-		raw.Close()
+		conn.Close()
 		return nil, err
 	}
 	if net.ParseIP(name) == nil && name != "" {
@@ -462,19 +588,14 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 	_ = c.SetDeadline(time.Time{})
 	if !cfg.InsecureSkipVerify {
 		if r := c.VerifyResult(); r != openssl.Ok {
-			how := "handshake"
-			if c.SessionReused() {
-				// A resumed handshake reports the result stored in the
-				// session by the handshake that made it.
-				how = "resumed session"
-			}
+			resumed := c.SessionReused()
 			c.Close()
-			return nil, fmt.Errorf("sslsession: certificate of %s not trusted (%s): %w: %s (X509 error %d)",
-				addr, how, ErrVerify, VerifyErrorString(int(r)), int(r))
+			return nil, &VerifyError{Addr: addr, Result: int(r), Resumed: resumed}
 		}
 		if err := c.VerifyHostname(name); err != nil {
+			resumed := c.SessionReused()
 			c.Close()
-			return nil, fmt.Errorf("sslsession: certificate of %s: %w: %w", addr, ErrVerify, err)
+			return nil, &VerifyError{Addr: addr, Name: name, Resumed: resumed, err: err}
 		}
 	}
 	return c, nil

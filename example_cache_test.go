@@ -96,7 +96,7 @@ func ExampleClientCache() {
 	defer cache.Close()
 
 	for i := 0; i < 3; i++ {
-		c, err := cache.Dial("tcp", srv.Addr, &sslsession.DialConfig{ServerName: "localhost"})
+		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cache, ServerName: "localhost"})
 		if err != nil {
 			log.Fatal(err)
 		}

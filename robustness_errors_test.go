@@ -54,11 +54,23 @@ func TestErrorsWrapSentinels(t *testing.T) {
 	require.NoError(t, err)
 	_, err = sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: untrusting, ServerName: "localhost"})
 	require.ErrorIs(t, err, sslsession.ErrVerify)
+	var ve *sslsession.VerifyError
+	require.ErrorAs(t, err, &ve)
+	require.Equal(t, srv.Addr, ve.Addr)
+	require.NotZero(t, ve.Result, "the chain failed")
+	require.Empty(t, ve.Name)
+	require.False(t, ve.Resumed)
+	require.Contains(t, err.Error(), sslsession.VerifyErrorString(ve.Result))
+	require.NotErrorIs(t, err, sslsession.ErrHostname)
 	trusting, err := loopback.ClientCtx(srv.Cert, 0, sslsession.TLS12)
 	require.NoError(t, err)
 	_, err = sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: trusting, ServerName: "example.org"})
 	require.ErrorIs(t, err, sslsession.ErrVerify)
 	require.ErrorIs(t, err, sslsession.ErrHostname)
+	require.ErrorAs(t, err, &ve)
+	require.Zero(t, ve.Result, "the chain was trusted")
+	require.Equal(t, "example.org", ve.Name)
+	require.Contains(t, err.Error(), `not valid for "example.org"`)
 
 	// Client with an empty spacemonkeygo context.
 	a, b := net.Pipe()

@@ -131,8 +131,12 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				cc.Remove("k")
 				require.Zero(t, cc.Len())
 				require.Zero(t, cc.Stats())
-				_, err := cc.Dial("tcp", "127.0.0.1:1", nil)
-				isNil(t, err)
+				_, err := sslsession.Dial("tcp", "127.0.0.1:1", &sslsession.DialConfig{Cache: cc})
+				if cc == nil {
+					require.ErrorIs(t, err, sslsession.ErrIO, "a nil Cache is no cache: Dial dials")
+				} else {
+					isNil(t, err)
+				}
 				require.NoError(t, cc.Close())
 			})
 		})

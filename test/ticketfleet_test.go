@@ -178,7 +178,7 @@ func TestFleetServerTickets(t *testing.T) {
 				require.NoError(t, err)
 				defer cache.Close()
 				for i, addr := range chain {
-					c, err := cache.Dial("tcp", addr, &sslsession.DialConfig{ServerName: "localhost", Timeout: 10 * time.Second})
+					c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Cache: cache, ServerName: "localhost", Timeout: 10 * time.Second})
 					require.NoError(t, err)
 					echo(t, c)
 					assert.Equal(t, i > 0, c.SessionReused(), "host %d", i)

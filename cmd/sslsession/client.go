@@ -187,60 +187,32 @@ func (c *client) newCtx(noTicket bool) (*openssl.Ctx, error) {
 // tlsConn is one client connection and what was measured on it.
 type tlsConn struct {
 	*sslsession.Conn
-	raw       net.Conn
+	raw       net.Conn // the socket under rec
 	addr      string
 	rec       *recordConn
 	handshake time.Duration // the TLS handshake alone, without the TCP connect
 }
 
-// dial connects, offers sess when it is not nil, and times the handshake.
-// Errors are already one line naming the cause.
+// dial connects through sslsession.Dial, offers sess when it is not nil, and
+// reads through a recordConn (see collectTickets). Errors are already one
+// line naming the cause.
 func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, error) {
-	d := net.Dialer{Timeout: c.timeout}
-	raw, err := d.Dial("tcp", c.addr)
+	var rec *recordConn
+	conn, err := sslsession.Dial("tcp", c.addr, &sslsession.DialConfig{
+		Ctx:                ctx,
+		Session:            sess,
+		ServerName:         c.serverName,
+		InsecureSkipVerify: !c.verify,
+		Timeout:            c.timeout,
+		WrapConn: func(raw net.Conn) net.Conn {
+			rec = newRecordConn(raw)
+			return rec
+		},
+	})
 	if err != nil {
-		return nil, netError(c.addr, err)
+		return nil, dialError(c.addr, err)
 	}
-	rec := newRecordConn(raw)
-	conn, err := sslsession.Client(rec, ctx, sess)
-	if err != nil {
-		raw.Close()
-		return nil, failf("cannot set up the TLS client: %s", stripPrefixes(err.Error()))
-	}
-	if c.serverName != "" && net.ParseIP(c.serverName) == nil {
-		if err := conn.SetTlsExtHostName(c.serverName); err != nil {
-			raw.Close()
-			return nil, failf("cannot set the server name %q: %s", c.serverName, opensslReasons(err))
-		}
-	}
-	_ = raw.SetDeadline(time.Now().Add(c.timeout))
-	start := time.Now()
-	err = conn.Handshake()
-	hs := time.Since(start)
-	if err != nil {
-		raw.Close()
-		return nil, handshakeError(c.addr, err)
-	}
-	_ = raw.SetDeadline(time.Time{})
-	if c.verify {
-		if r := conn.VerifyResult(); r != openssl.Ok {
-			resumed := conn.SessionReused()
-			conn.Close()
-			return nil, certError(c.addr, r, resumed)
-		}
-		if err := conn.VerifyHostname(c.serverName); err != nil {
-			resumed := conn.SessionReused()
-			conn.Close()
-			if resumed {
-				// A resumed handshake sends no certificate: the one checked
-				// is the one stored in the session, from the handshake that
-				// made it, under whatever name that handshake used.
-				return nil, failf("certificate of %s is not valid for %q (the certificate stored in the resumed session, from the handshake that made it)", c.addr, c.serverName)
-			}
-			return nil, failf("certificate of %s is not valid for %q", c.addr, c.serverName)
-		}
-	}
-	return &tlsConn{Conn: conn, raw: raw, addr: c.addr, rec: rec, handshake: hs}, nil
+	return &tlsConn{Conn: conn, raw: rec.Conn, addr: c.addr, rec: rec, handshake: conn.HandshakeDuration()}, nil
 }
 
 // close ends the connection with a close_notify, so that neither side

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/spacemonkeygo/openssl"
-
 	"github.com/sslsession/sslsession"
 )
 
@@ -138,7 +136,10 @@ func opensslReasons(err error) string {
 	if errors.As(err, &se) {
 		entries = se.Queue
 	} else {
-		msg := strings.TrimPrefix(err.Error(), "SSL errors: ")
+		msg := err.Error()
+		if i := strings.Index(msg, "SSL errors: "); i >= 0 {
+			msg = msg[i+len("SSL errors: "):] // after the "handshake with ...: " of Dial
+		}
 		entries = strings.Split(msg, "\n")
 	}
 	var out []string
@@ -165,50 +166,35 @@ func opensslReasons(err error) string {
 	return strings.Join(out, "; ")
 }
 
-// certError describes a certificate that failed verification. A resumed
-// handshake sends no certificate: OpenSSL then reports the result stored in
-// the session, from the handshake that made it.
-func certError(addr string, r openssl.VerifyResult, resumed bool) error {
-	if resumed {
-		return failf("certificate of %s not trusted: %s (X509 error %d, as stored in the resumed session)", addr, verifyText(r), int(r))
+// dialError describes a failed sslsession.Dial: the connect, the
+// handshake, or the certificate checks.
+func dialError(addr string, err error) error {
+	var ve *sslsession.VerifyError
+	switch {
+	case errors.As(err, &ve):
+		return certError(ve)
+	case errors.Is(err, sslsession.ErrHandshake):
+		return handshakeError(addr, err)
+	case errors.Is(err, sslsession.ErrIO):
+		return netError(addr, err)
 	}
-	return failf("certificate of %s not trusted: %s (X509 error %d)", addr, verifyText(r), int(r))
+	return failf("cannot set up the TLS client: %s", stripPrefixes(err.Error()))
 }
 
-// verifyText is X509_verify_cert_error_string for the results a client
-// commonly meets.
-func verifyText(r openssl.VerifyResult) string {
-	switch r {
-	case openssl.UnableToGetIssuerCert:
-		return "unable to get issuer certificate"
-	case openssl.CertSignatureFailure:
-		return "certificate signature failure"
-	case openssl.CertNotYetValid:
-		return "certificate is not yet valid"
-	case openssl.CertHasExpired:
-		return "certificate has expired"
-	case openssl.DepthZeroSelfSignedCert:
-		return "self-signed certificate"
-	case openssl.SelfSignedCertInChain:
-		return "self-signed certificate in certificate chain"
-	case openssl.UnableToGetIssuerCertLocally:
-		return "unable to get local issuer certificate"
-	case openssl.UnableToVerifyLeafSignature:
-		return "unable to verify the first certificate"
-	case openssl.CertChainTooLong:
-		return "certificate chain too long"
-	case openssl.CertRevoked:
-		return "certificate revoked"
-	case openssl.InvalidCa:
-		return "invalid CA certificate"
-	case openssl.InvalidPurpose:
-		return "unsupported certificate purpose"
-	case openssl.CertUntrusted:
-		return "certificate not trusted"
-	case openssl.CertRejected:
-		return "certificate rejected"
+// certError describes a certificate that failed verification. A resumed
+// handshake sends no certificate: OpenSSL then reports the result stored in
+// the session, and the certificate checked is the one stored in it, from
+// the handshake that made the session.
+func certError(ve *sslsession.VerifyError) error {
+	switch {
+	case ve.Name != "" && ve.Resumed:
+		return failf("certificate of %s is not valid for %q (the certificate stored in the resumed session, from the handshake that made it)", ve.Addr, ve.Name)
+	case ve.Name != "":
+		return failf("certificate of %s is not valid for %q", ve.Addr, ve.Name)
+	case ve.Resumed:
+		return failf("certificate of %s not trusted: %s (X509 error %d, as stored in the resumed session)", ve.Addr, sslsession.VerifyErrorString(ve.Result), ve.Result)
 	}
-	return "verification failed"
+	return failf("certificate of %s not trusted: %s (X509 error %d)", ve.Addr, sslsession.VerifyErrorString(ve.Result), ve.Result)
 }
 
 // fileError describes a file that cannot be read or written.
