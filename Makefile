@@ -32,8 +32,9 @@ export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
 # OpenSSL the library links.
 export SSLSESSION_OPENSSL = $(OPENSSL_BIN)
 
-.PHONY: test-asan
-.PHONY: all build test test-core vet lint deps deps-build demo bench fuzz test-memory check-openssl clean docker docker-test docker-demo test-matrix matrix-leg leg-test leg-scripts check-scripts
+.PHONY: all build test test-core vet lint deps deps-build demo cli-test test-asan bench bench-handshake \
+	fuzz test-memory check-openssl clean docker docker-test docker-demo test-matrix matrix-leg leg-test \
+	leg-scripts check-scripts
 
 all: build
 
@@ -95,14 +96,18 @@ demo: deps-build
 	bin/sslsession check --require-resume
 
 # The command-line tool's tests alone (make test runs them too).
-.PHONY: cli-test
 cli-test: check-openssl
 	$(GO) test -race -count=1 $(GOTESTFLAGS) ./cmd/sslsession/...
 
 # The library, test/ and redisstore under AddressSanitizer and
 # LeakSanitizer: cgo compiled by clang with -fsanitize=address (go test
 # -asan). OpenSSL itself is not instrumented; its calls from the library are.
-test-asan: check-openssl
+# clang and its sanitizer runtime (libclang-rt-dev) are installed when missing.
+ASAN_PKGS = $(if $(shell command -v clang),,clang) \
+	$(if $(wildcard $(shell clang -print-file-name=libclang_rt.asan-x86_64.a 2>/dev/null)),,libclang-rt-dev)
+test-asan: deps-build
+	@$(call APT_INSTALL,$(ASAN_PKGS))
+	@$(MAKE) --no-print-directory check-openssl
 	CC=clang CGO_LDFLAGS="$(CGO_LDFLAGS) -fsanitize=address" ASAN_OPTIONS=detect_leaks=1 \
 	  $(GO) test -asan -count=1 $(GOTESTFLAGS) . ./test ./redisstore
 
@@ -112,7 +117,6 @@ bench: check-openssl
 # Handshakes per second of crypto/tls, this library and the C floor
 # (internal/cfloor) side by side, interleaved rounds, with ratios; then 8
 # concurrent clients and 64 KiB echo throughput (internal/benchhandshake).
-.PHONY: bench-handshake
 BENCH_HANDSHAKE_FLAGS ?=
 bench-handshake: check-openssl
 	$(GO) run ./internal/benchhandshake $(BENCH_HANDSHAKE_FLAGS)

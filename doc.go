@@ -4,6 +4,13 @@
 // OpenSSL through github.com/spacemonkeygo/openssl. OpenSSL 1.0.2u is the
 // reference; 1.1.1 and 3.x are supported.
 //
+// On OpenSSL 3.x spacemonkeygo needs a compat header (this module's
+// compat/spacemonkey_ossl3.h); build with
+//
+//	export CGO_CFLAGS="-O2 -g -include $PWD/compat/spacemonkey_ossl3.h"
+//
+// from the module's root (its Makefile does this by itself).
+//
 // # Sessions, owned and borrowed
 //
 // A [Session] is an SSL_SESSION held one of two ways:
