@@ -38,19 +38,6 @@ var (
 	hooksNext atomic.Uintptr
 )
 
-// Test probes, set only by the package's tests (store_test.go): they run
-// inside the callbacks.
-var (
-	testRemove atomic.Pointer[func(id []byte)]        // in the remove callback, under OpenSSL's lock
-	testNew    atomic.Pointer[func(p unsafe.Pointer)] // on each new server session
-	testGot    atomic.Pointer[func(p unsafe.Pointer)] // on each session the get callback returns
-)
-
-// watchRaw watches a session this package holds no reference to.
-func watchRaw(p unsafe.Pointer) (*FreeWatch, error) {
-	return (&Session{p: (*C.SSL_SESSION)(p)}).WatchFree()
-}
-
 // hooksHandle returns c's handle and whether it is registered.
 func hooksHandle(c *Ctx) (uintptr, bool) {
 	h := uintptr(C.sslsess_cache_handle(c.p))
@@ -107,7 +94,7 @@ func (hk *hooks) syncCallbacks(p *C.SSL_CTX) {
 	var cbs C.int
 	if b := hk.server.Load(); b != nil {
 		cbs |= C.SSLSESS_CB_NEW | C.SSLSESS_CB_GET
-		if b.opts.DeleteOnRemove || b.removeHook {
+		if b.opts.DeleteOnRemove {
 			cbs |= C.SSLSESS_CB_REMOVE
 		}
 	}
@@ -141,6 +128,19 @@ func callbackGuard(fn string) error {
 		return &Error{Func: fn, Err: ErrInCallback}
 	}
 	return nil
+}
+
+// enterCallback locks the goroutine to its thread and marks the thread as
+// running a callback's work, so that callbackGuard refuses cache calls made
+// on it; leaveCallback undoes both.
+func enterCallback() {
+	runtime.LockOSThread()
+	C.sslsess_cache_enter()
+}
+
+func leaveCallback() {
+	C.sslsess_cache_leave()
+	runtime.UnlockOSThread()
 }
 
 // SetStore makes store the context's server-side session cache beyond
@@ -182,7 +182,7 @@ func (c *Ctx) SetStore(store SessionStore, opts StoreOptions) error {
 	if err != nil {
 		return err
 	}
-	b := newBridge(store, opts, testRemove.Load() != nil)
+	b := newBridge(store, opts)
 	old := hk.server.Swap(b)
 	c.SetCacheMode(c.CacheMode() | CacheServer)
 	hk.syncCallbacks(c.p)
@@ -251,10 +251,9 @@ func (c *Ctx) bridge() *bridge {
 
 // bridge is one installed store.
 type bridge struct {
-	store      SessionStore
-	opts       StoreOptions
-	removeHook bool // tests: the remove callback is installed for testRemove
-	stats      storeCounters
+	store SessionStore
+	opts  StoreOptions
+	stats storeCounters
 
 	queue   chan storeOp
 	startMu sync.Mutex
@@ -283,7 +282,7 @@ func (s *storeCounters) snapshot() StoreStats {
 	}
 }
 
-func newBridge(store SessionStore, opts StoreOptions, removeHook bool) *bridge {
+func newBridge(store SessionStore, opts StoreOptions) *bridge {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 100 * time.Millisecond
 	}
@@ -292,7 +291,7 @@ func newBridge(store SessionStore, opts StoreOptions, removeHook bool) *bridge {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &bridge{
-		store: store, opts: opts, removeHook: removeHook,
+		store: store, opts: opts,
 		queue: make(chan storeOp, opts.QueueSize),
 		done:  make(chan struct{}), exited: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
@@ -405,14 +404,12 @@ func (b *bridge) call(fn func(ctx context.Context) error) callResult {
 		// The goroutine keeps its thread, marked as a callback's, so that
 		// the store's calls back into the cache are refused (ErrInCallback)
 		// as they would be on the callback's own thread.
-		runtime.LockOSThread()
-		C.sslsess_cache_enter()
+		enterCallback()
 		defer func() {
 			// The panic value is neither formatted nor kept: its methods
 			// are the store's too.
 			_ = recover()
-			C.sslsess_cache_leave()
-			runtime.UnlockOSThread()
+			leaveCallback()
 			done <- res
 		}()
 		res = classify(fn(ctx))
@@ -507,9 +504,6 @@ func (b *bridge) newSession(p *C.SSL_SESSION) {
 		b.stats.errors.Add(1)
 		return
 	}
-	if fn := testNew.Load(); fn != nil {
-		(*fn)(unsafe.Pointer(p))
-	}
 	op := storeOp{put: true, id: id, der: der, expires: expires}
 	if b.opts.AsyncPut {
 		b.enqueue(op)
@@ -563,9 +557,6 @@ func (b *bridge) get(id []byte) *C.SSL_SESSION {
 		return nil
 	}
 	b.stats.hits.Add(1)
-	if fn := testGot.Load(); fn != nil {
-		(*fn)(unsafe.Pointer(p))
-	}
 	return p
 }
 
@@ -632,12 +623,6 @@ func sslsessGoRemove(h C.uintptr_t, id *C.uchar, n C.int, created, timeout C.lon
 		return
 	}
 	sid := C.GoBytes(unsafe.Pointer(id), n)
-	if fn := testRemove.Load(); b.removeHook && fn != nil {
-		func() {
-			defer func() { _ = recover() }()
-			(*fn)(sid)
-		}()
-	}
 	if !b.opts.DeleteOnRemove || int64(created)+int64(timeout) <= time.Now().Unix() {
 		return
 	}

@@ -14,12 +14,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/cbprobe"
+	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
@@ -523,15 +526,25 @@ func TestStoreCallbackReferences(t *testing.T) {
 	for _, v := range cacheVersions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			var mu sync.Mutex
-			var newW, gotW []*sslsession.FreeWatch
-			restore := sslsession.SetCacheTestHooks(nil,
-				func(w *sslsession.FreeWatch) { mu.Lock(); newW = append(newW, w); mu.Unlock() },
-				func(w *sslsession.FreeWatch) { mu.Lock(); gotW = append(gotW, w); mu.Unlock() })
-			defer restore()
+			var newW, gotW []*freewatch.Watch
+			watchInto := func(ws *[]*freewatch.Watch) func(unsafe.Pointer) {
+				return func(p unsafe.Pointer) {
+					w, err := freewatch.Pointer(p)
+					if err == nil {
+						mu.Lock()
+						*ws = append(*ws, w)
+						mu.Unlock()
+					}
+				}
+			}
 
 			oc, sc := cacheServerCtx(t, v, "refs")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
+			// Watch each session the bridge's new callback saw and each
+			// its get callback handed to OpenSSL.
+			restore := cbprobe.Install(sc, cbprobe.Probes{New: watchInto(&newW), Got: watchInto(&gotW)})
+			defer restore()
 			srv := cacheServe(t, oc)
 			cctx := cacheClientCtx(t, v)
 			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
@@ -550,7 +563,7 @@ func TestStoreCallbackReferences(t *testing.T) {
 			defer mu.Unlock()
 			require.NotEmpty(t, newW)
 			require.GreaterOrEqual(t, len(gotW), 3)
-			all := append(append([]*sslsession.FreeWatch(nil), newW...), gotW...)
+			all := append(append([]*freewatch.Watch(nil), newW...), gotW...)
 			// The server's connections free their SSL (and so the session)
 			// in spacemonkeygo's finalizers.
 			require.Eventually(t, func() bool {
@@ -733,7 +746,9 @@ func TestStoreCallbackGuard(t *testing.T) {
 // From inside the remove callback, which OpenSSL runs holding its cache
 // lock (here during SSL_CTX_flush_sessions): without the guard this
 // deadlocks on every version (1.0.2: CRYPTO_LOCK_SSL_CTX, one lock for all
-// contexts; 1.1.1+: the context's own lock).
+// contexts; 1.1.1+: the context's own lock). The probe marks its thread as
+// the bridge's callbacks mark theirs (TestStoreCallbackGuard sees the
+// bridge's own marking).
 func TestStoreCallbackGuardUnderLock(t *testing.T) {
 	cacheLeakCheck(t)
 	v := sslsession.TLS12
@@ -745,7 +760,9 @@ func TestStoreCallbackGuardUnderLock(t *testing.T) {
 	record := func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() }
 	inside := make(chan struct{}, 100)
 	var sc *sslsession.Ctx // the context whose lock OpenSSL holds
-	restore := sslsession.SetCacheTestHooks(func([]byte) {
+	probe := func([]byte) {
+		sslsession.EnterCallback()
+		defer sslsession.LeaveCallback()
 		inside <- struct{}{}
 		record(sc.Flush(time.Now()))
 		_, err := sc.AddSession(sess)
@@ -753,12 +770,11 @@ func TestStoreCallbackGuardUnderLock(t *testing.T) {
 		_, err = sc.RemoveSession(sess)
 		record(err)
 		record(other.Flush(time.Now())) // 1.0.2: the same lock
-	}, nil, nil)
-	defer restore()
+	}
 	oc, sc := cacheServerCtx(t, v, "guard")
 	require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
-	_, _, removeCb := sslsession.CacheCallbacks(sc)
-	require.True(t, removeCb)
+	restore := cbprobe.Install(sc, cbprobe.Probes{Remove: probe})
+	defer restore()
 	srv := cacheServe(t, oc)
 	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
 	s.Close()

@@ -58,6 +58,17 @@ func (c *Ctx) Openssl() *openssl.Ctx {
 // a usable one); those without an error return zero values.
 var errNilCtx = &Error{Func: "SSL_CTX", Err: fmt.Errorf("%w: nil or zero Ctx (use NewCtx)", ErrNilSSL)}
 
+// Pointer returns the SSL_CTX* for your own cgo code (as unsafe.Pointer),
+// or nil for a nil or zero Ctx. It stays valid while c, or the
+// spacemonkeygo context it wraps, is reachable: keep c alive
+// (runtime.KeepAlive) until your C code is done with it.
+func (c *Ctx) Pointer() unsafe.Pointer {
+	if c.nilCtx() {
+		return nil
+	}
+	return unsafe.Pointer(c.p)
+}
+
 func (c *Ctx) nilCtx() bool { return c == nil || c.p == nil }
 
 // CacheMode is a set of SSL_SESS_CACHE_* flags

@@ -44,6 +44,11 @@ var (
 	ErrServerSide = errors.New("sslsession: cannot set a session on a server-side SSL")
 	// ErrMalformed: DER or PEM input is not an SSL session.
 	ErrMalformed = errors.New("sslsession: malformed session data")
+	// ErrInvalidArgument: an argument is out of range or of the wrong
+	// kind (a timeout under one second, an empty or too long session ID
+	// context, a nil store, UnmarshalBinary on a Session in use). The
+	// error's text names the argument.
+	ErrInvalidArgument = errors.New("sslsession: invalid argument")
 	// ErrNotResumable: no resumable session arrived in time (TLS 1.3 tickets).
 	ErrNotResumable = errors.New("sslsession: no resumable session")
 	// ErrAwaitBufferFull: AwaitSession kept MaxAwaitBuffer bytes of

@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 )
 
 // Accounting of owned sessions: how many hold a reference now, and how many
@@ -174,52 +173,4 @@ func (s *Session) finalize() {
 		liveSessions.Add(-1)
 		finalizedSessions.Add(1)
 	}
-}
-
-// FreeWatch observes when OpenSSL really frees a session: when its
-// reference count reaches zero and SSL_SESSION_free(3) destroys it. It is a
-// diagnostic, for checking who holds references (the tests use it to prove
-// the man page's reference rules on every OpenSSL version, since 1.1.0+
-// hides the count). It marks the session with an SSL_SESSION ex_data slot;
-// copies OpenSSL makes of the session are not watched.
-type FreeWatch struct {
-	flag *C.int
-	once sync.Once
-}
-
-// WatchFree starts watching s's SSL_SESSION.
-func (s *Session) WatchFree() (*FreeWatch, error) {
-	var flag *C.int
-	err := s.do("SSL_SESSION_set_ex_data", func(_ *C.SSL, p *C.SSL_SESSION) C.int {
-		flag = (*C.int)(unsafe.Pointer(C.sslsess_watch(p)))
-		if flag == nil {
-			return C.SSLSESS_FAIL
-		}
-		return C.SSLSESS_OK
-	})
-	if err != nil {
-		return nil, err
-	}
-	w := &FreeWatch{flag: flag}
-	runtime.SetFinalizer(w, (*FreeWatch).Release)
-	return w, nil
-}
-
-// Freed reports whether OpenSSL has freed the watched session.
-func (w *FreeWatch) Freed() bool {
-	if w == nil {
-		return false
-	}
-	return C.sslsess_watch_freed((*C.int)(w.flag)) == 1
-}
-
-// Release ends the watch.
-func (w *FreeWatch) Release() {
-	if w == nil || w.flag == nil {
-		return // nil, or a zero FreeWatch: nothing watched
-	}
-	w.once.Do(func() {
-		runtime.SetFinalizer(w, nil)
-		C.sslsess_watch_release(w.flag)
-	})
 }

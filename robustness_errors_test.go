@@ -11,6 +11,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 // Every error wraps a package sentinel: Dial's network, handshake and
@@ -81,7 +82,7 @@ func TestErrorsWrapSentinels(t *testing.T) {
 
 	// Raw SSL objects: I/O without a socket, and a host name OpenSSL
 	// refuses.
-	raw, err := sslsession.New(trusting)
+	raw, err := rawssl.New(trusting)
 	require.NoError(t, err)
 	defer raw.Free()
 	err = raw.Connect()

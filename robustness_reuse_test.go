@@ -6,6 +6,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/freewatch"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 // A borrowed session reads only the session it was taken from: when OpenSSL
@@ -24,7 +26,7 @@ func TestBorrowedSurvivesAddressReuse(t *testing.T) {
 
 	reused := 0
 	for round := 0; round < 50; round++ {
-		ssl, err := sslsession.New(f.cctx)
+		ssl, err := rawssl.New(f.cctx)
 		require.NoError(t, err)
 		first, err := sslsession.ParseDER(der)
 		require.NoError(t, err)
@@ -92,9 +94,9 @@ func TestBorrowedSurvivesAddressReuse(t *testing.T) {
 // leaks (LeakSanitizer, make test-asan).
 func TestFreeWatchTwice(t *testing.T) {
 	s := ownedSession(t)
-	w1, err := s.WatchFree()
+	w1, err := freewatch.Session(s)
 	require.NoError(t, err)
-	w2, err := s.WatchFree()
+	w2, err := freewatch.Session(s)
 	require.NoError(t, err)
 	require.False(t, w1.Freed())
 	require.False(t, w2.Freed())
@@ -103,9 +105,9 @@ func TestFreeWatchTwice(t *testing.T) {
 	require.False(t, w1.Freed())
 	d, err := sslsession.ParseDER(mustDER(t, ownedSession(t)))
 	require.NoError(t, err)
-	v1, err := d.WatchFree()
+	v1, err := freewatch.Session(d)
 	require.NoError(t, err)
-	v2, err := d.WatchFree()
+	v2, err := freewatch.Session(d)
 	require.NoError(t, err)
 	require.NoError(t, d.Close())
 	require.True(t, v1.Freed(), "the first watch reports the free")

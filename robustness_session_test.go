@@ -18,6 +18,7 @@ import (
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 // UnmarshalBinary works on a Session that is a struct field, a slice
@@ -169,10 +170,10 @@ func TestSetSessionOneContextAtomic(t *testing.T) {
 	for round := 0; round < 1000; round++ {
 		d, err := sslsession.ParseDER(der)
 		require.NoError(t, err)
-		ssls := make([]*sslsession.SSL, 2)
+		ssls := make([]*rawssl.SSL, 2)
 		errs := make([]error, 2)
 		for i := range ssls {
-			ssls[i], err = sslsession.New(ctxs[i])
+			ssls[i], err = rawssl.New(ctxs[i])
 			require.NoError(t, err)
 		}
 		var wg sync.WaitGroup

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/freewatch"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 // Zero values and nil receivers of every exported type give a typed error
@@ -35,21 +38,28 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				_, err = s.Session1()
 				isNil(t, err)
 				isNil(t, s.SetSession(sess))
-				isNil(t, s.Clear())
-				isNil(t, s.SetFD(0))
 				isNil(t, s.SetServerName("x"))
-				isNil(t, s.Connect())
-				isNil(t, s.Accept())
-				isNil(t, s.Shutdown())
-				_, err = s.Read(make([]byte, 1))
-				isNil(t, err)
-				_, err = s.Write([]byte("x"))
-				isNil(t, err)
 				require.False(t, s.SessionReused())
 				require.Zero(t, s.Version())
 				require.Empty(t, s.Cipher())
 				require.Nil(t, s.Pointer())
 				require.Nil(t, s.Conn())
+				s.Free()
+			})
+		})
+	}
+	for name, s := range map[string]*rawssl.SSL{"zero": {}, "nil": nil} {
+		t.Run("rawssl.SSL/"+name, func(t *testing.T) {
+			require.NotPanics(t, func() {
+				isNil(t, s.Clear())
+				isNil(t, s.SetFD(0))
+				isNil(t, s.Connect())
+				isNil(t, s.Accept())
+				isNil(t, s.Shutdown())
+				_, err := s.Read(make([]byte, 1))
+				isNil(t, err)
+				_, err = s.Write([]byte("x"))
+				isNil(t, err)
 				s.Free()
 			})
 		})
@@ -100,8 +110,9 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				isNil(t, err)
 				isNil(t, s.SetTimeout(time.Minute))
 				isNil(t, s.SetCreated(time.Now()))
-				_, err = s.WatchFree()
+				_, err = freewatch.Session(s)
 				isNil(t, err)
+				isNil(t, s.WithPointer(func(unsafe.Pointer) error { return nil }))
 				require.NotEmpty(t, s.String())
 				require.NoError(t, s.Close())
 			})
@@ -165,8 +176,8 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 			require.Zero(t, m.Len())
 		})
 	})
-	for name, w := range map[string]*sslsession.FreeWatch{"zero": {}, "nil": nil} {
-		t.Run("FreeWatch/"+name, func(t *testing.T) {
+	for name, w := range map[string]*freewatch.Watch{"zero": {}, "nil": nil} {
+		t.Run("freewatch.Watch/"+name, func(t *testing.T) {
 			require.NotPanics(t, func() {
 				require.False(t, w.Freed())
 				w.Release()

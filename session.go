@@ -122,6 +122,29 @@ func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) e
 	return statusError(name, fn(nil, s.p))
 }
 
+// WithPointer runs fn with the session's SSL_SESSION* for your own cgo
+// code (pass it on as unsafe.Pointer) and returns fn's error. The pointer is
+// valid only while fn runs: an owned session's Close waits for fn; a
+// borrowed one is checked to still be its connection's session (else
+// ErrStale) and fn runs under the connection's lock, so fn must not call
+// methods of the session or of its SSL. fn must neither free the session nor
+// keep the pointer: take a reference of your own (SSL_SESSION_up_ref(3)) to
+// keep it.
+func (s *Session) WithPointer(fn func(p unsafe.Pointer) error) error {
+	if fn == nil {
+		return &Error{Func: "Session.WithPointer", Err: fmt.Errorf("%w: nil func", ErrInvalidArgument)}
+	}
+	var ferr error
+	err := s.do("SSL_SESSION", func(_ *C.SSL, p *C.SSL_SESSION) C.int {
+		ferr = fn(unsafe.Pointer(p))
+		return C.SSLSESS_OK
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
 // Owned returns an owned session that holds its own reference to the same
 // SSL_SESSION (an up-ref), for a borrowed session to outlive its
 // connection, or for an owned one to be shared with a separate Close.

@@ -74,13 +74,6 @@ SSL_SESSION *sslsess_get0(const SSL *ssl) { return SSL_get0_session(ssl); }
 SSL_SESSION *sslsess_get1(SSL *ssl) { return SSL_get1_session(ssl); }
 void sslsess_free(SSL_SESSION *s) { SSL_SESSION_free(s); }
 
-void sslsess_get1_free(SSL *ssl)
-{
-    SSL_SESSION *s = SSL_get1_session(ssl);
-    if (s != NULL)
-        SSL_SESSION_free(s);
-}
-
 int sslsess_up_ref(SSL_SESSION *s)
 {
 #ifdef SSLSESS_OSSL102
@@ -368,39 +361,9 @@ int sslsess_current_resumable(const SSL *ssl)
     return info.resumable == 1;
 }
 
-/* ---- raw SSL objects ------------------------------------------------------ */
-
-SSL *sslsess_ssl_new(SSL_CTX *ctx, sslsess_err *e)
-{
-    SSL *ssl;
-    ERR_clear_error();
-    ssl = SSL_new(ctx);
-    if (ssl == NULL)
-        sslsess_err_capture(e);
-    return ssl;
-}
+/* ---- the SSL object ------------------------------------------------------ */
 
 void sslsess_ssl_free(SSL *ssl) { SSL_free(ssl); }
-
-int sslsess_ssl_clear(SSL *ssl, sslsess_err *e)
-{
-    ERR_clear_error();
-    if (SSL_clear(ssl) != 1) {
-        sslsess_err_capture(e);
-        return SSLSESS_FAIL;
-    }
-    return SSLSESS_OK;
-}
-
-int sslsess_ssl_set_fd(SSL *ssl, int fd, sslsess_err *e)
-{
-    ERR_clear_error();
-    if (SSL_set_fd(ssl, fd) != 1) {
-        sslsess_err_capture(e);
-        return SSLSESS_FAIL;
-    }
-    return SSLSESS_OK;
-}
 
 int sslsess_ssl_set_host(SSL *ssl, const char *name, sslsess_err *e)
 {
@@ -412,73 +375,7 @@ int sslsess_ssl_set_host(SSL *ssl, const char *name, sslsess_err *e)
     return SSLSESS_OK;
 }
 
-/* I/O: returns the OpenSSL result; on <= 0 the error kind and queue are
- * captured in the same call, while still on the thread that failed. */
-static int io_result(SSL *ssl, int rv, sslsess_err *e)
-{
-    if (rv <= 0) {
-        e->ssl_error = SSL_get_error(ssl, rv);
-        e->sys_errno = errno;
-        sslsess_err_capture(e);
-    }
-    return rv;
-}
-
-int sslsess_ssl_connect(SSL *ssl, sslsess_err *e)
-{
-    ERR_clear_error();
-    return io_result(ssl, SSL_connect(ssl), e);
-}
-
-int sslsess_ssl_accept(SSL *ssl, sslsess_err *e)
-{
-    ERR_clear_error();
-    return io_result(ssl, SSL_accept(ssl), e);
-}
-
-int sslsess_ssl_read(SSL *ssl, void *buf, int n, sslsess_err *e)
-{
-    ERR_clear_error();
-    return io_result(ssl, SSL_read(ssl, buf, n), e);
-}
-
-int sslsess_ssl_write(SSL *ssl, const void *buf, int n, sslsess_err *e)
-{
-    ERR_clear_error();
-    return io_result(ssl, SSL_write(ssl, buf, n), e);
-}
-
-int sslsess_ssl_shutdown(SSL *ssl, sslsess_err *e)
-{
-    ERR_clear_error();
-    return io_result(ssl, SSL_shutdown(ssl), e);
-}
-
-/* ---- free watch (test probe) ---------------------------------------------- */
-
-typedef struct {
-    int freed;
-    int refs;
-} watch_flag;
-
-static int watch_idx = -1;
-static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
-
-static void watch_put(watch_flag *f)
-{
-    if (__atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL) == 0)
-        free(f);
-}
-
-static void watch_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
-{
-    watch_flag *f = ptr;
-    (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
-    if (f == NULL)
-        return;
-    __atomic_store_n(&f->freed, 1, __ATOMIC_RELEASE);
-    watch_put(f);
-}
+/* ---- ex_data ------------------------------------------------------------ */
 
 /* A copy of an object with ex_data (a TLS 1.3 client dups its session on
  * every ticket; SSL_dup) must not share the slot's value, which would be
@@ -498,54 +395,6 @@ int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, SSLSESS_EXDATA_FROM_CONST CRYPTO_EX
     return 1;
 }
 #endif
-
-static void watch_init(void)
-{
-    watch_idx = SSL_SESSION_get_ex_new_index(0, NULL, NULL, sslsess_exdata_nodup, watch_free);
-}
-
-int *sslsess_watch(SSL_SESSION *s)
-{
-    watch_flag *f;
-    pthread_once(&watch_once, watch_init);
-    if (watch_idx < 0)
-        return NULL;
-    f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return NULL;
-    f->refs = 2;
-    pthread_mutex_lock(&exdata_mu);
-    {
-        /* Watched already: the watches share the one flag, each with its
-         * own reference, so that every watch reports the free. */
-        watch_flag *old = SSL_SESSION_get_ex_data(s, watch_idx);
-        if (old != NULL) {
-            __atomic_add_fetch(&old->refs, 1, __ATOMIC_ACQ_REL);
-            pthread_mutex_unlock(&exdata_mu);
-            free(f);
-            return &old->freed;
-        }
-    }
-    if (!SSL_SESSION_set_ex_data(s, watch_idx, f)) {
-        pthread_mutex_unlock(&exdata_mu);
-        ERR_clear_error();
-        free(f);
-        return NULL;
-    }
-    pthread_mutex_unlock(&exdata_mu);
-    return &f->freed;
-}
-
-void sslsess_watch_release(int *flag)
-{
-    if (flag != NULL)
-        watch_put((watch_flag *)flag);
-}
-
-int sslsess_watch_freed(int *flag)
-{
-    return flag != NULL && __atomic_load_n(flag, __ATOMIC_ACQUIRE);
-}
 
 /* ---- SSL_CTX session cache ------------------------------------------------ */
 

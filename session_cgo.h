@@ -63,7 +63,6 @@ SSL_SESSION *sslsess_get(const SSL *ssl);
 SSL_SESSION *sslsess_get0(const SSL *ssl);
 SSL_SESSION *sslsess_get1(SSL *ssl);
 void sslsess_free(SSL_SESSION *s);
-void sslsess_get1_free(SSL *ssl); /* raw floor for the benchmarks */
 int sslsess_up_ref(SSL_SESSION *s);
 
 /* Accessors. With ssl != NULL the session is borrowed from ssl and is only
@@ -98,17 +97,9 @@ int sslsess_session_reused(SSL *ssl);
 SSL_CTX *sslsess_ssl_ctx(const SSL *ssl);
 int sslsess_current_resumable(const SSL *ssl);
 
-/* Raw SSL objects driven over a socket descriptor. */
-SSL *sslsess_ssl_new(SSL_CTX *ctx, sslsess_err *e);
+/* The SSL object: SSL_free(3), SSL_set_tlsext_host_name(3). */
 void sslsess_ssl_free(SSL *ssl);
-int sslsess_ssl_clear(SSL *ssl, sslsess_err *e);
-int sslsess_ssl_set_fd(SSL *ssl, int fd, sslsess_err *e);
 int sslsess_ssl_set_host(SSL *ssl, const char *name, sslsess_err *e);
-int sslsess_ssl_connect(SSL *ssl, sslsess_err *e);
-int sslsess_ssl_accept(SSL *ssl, sslsess_err *e);
-int sslsess_ssl_read(SSL *ssl, void *buf, int n, sslsess_err *e);
-int sslsess_ssl_write(SSL *ssl, const void *buf, int n, sslsess_err *e);
-int sslsess_ssl_shutdown(SSL *ssl, sslsess_err *e);
 
 /* Errors. sslsess_err_capture drains this thread's error queue into e (or
  * just clears it when e is NULL). */
@@ -128,13 +119,6 @@ int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **
 #endif
 int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, SSLSESS_EXDATA_FROM_CONST CRYPTO_EX_DATA *from, void *from_d, int idx, long argl, void *argp);
 #endif
-
-/* A test probe: marks a session so that its real free (the reference count
- * reaching zero) is observable on every version. Returns a flag that becomes
- * 1 when OpenSSL frees the session; release it with sslsess_watch_release. */
-int *sslsess_watch(SSL_SESSION *s);
-void sslsess_watch_release(int *flag);
-int sslsess_watch_freed(int *flag);
 
 /* SSL_CTX session cache: the macros of SSL_CTX_set_session_cache_mode(3),
  * SSL_CTX_sess_number(3) and friends as functions. */

@@ -18,8 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -96,7 +98,7 @@ func TestFinalizersFreeDroppedSessions(t *testing.T) {
 // really free them.
 func TestDroppedSessionsInPartialBlockAreFreed(t *testing.T) {
 	require.Zero(t, settle())
-	var watches []*sslsession.FreeWatch
+	var watches []*freewatch.Watch
 	for i := 0; i < 5; i++ {
 		s := ownedSession(t)
 		// A copy, so that the fixture connection's session is not the one
@@ -106,7 +108,7 @@ func TestDroppedSessionsInPartialBlockAreFreed(t *testing.T) {
 		require.NoError(t, s.Close())
 		d, err := sslsession.ParseDER(der)
 		require.NoError(t, err)
-		w, err := d.WatchFree()
+		w, err := freewatch.Session(d)
 		require.NoError(t, err)
 		watches = append(watches, w)
 	}
@@ -434,7 +436,7 @@ func TestBadInput(t *testing.T) {
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
 		_, err = sslsession.FromPointer(nil)
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
-		_, err = sslsession.New(nil)
+		_, err = rawssl.New(nil)
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
 		_, err = sslsession.NewCtx(nil)
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)

@@ -13,7 +13,6 @@ package sslsession
 // #cgo nocallback sslsess_get0
 // #cgo nocallback sslsess_get1
 // #cgo nocallback sslsess_free
-// #cgo nocallback sslsess_get1_free
 // #cgo nocallback sslsess_check_serial
 // #cgo nocallback sslsess_serial
 // #cgo nocallback sslsess_up_ref_checked
@@ -47,9 +46,8 @@ import (
 )
 
 // SSL is one connection's SSL object, for the session calls of
-// SSL_get_session(3). Make one with FromConn (a spacemonkeygo connection),
-// New (an SSL object this package owns) or FromPointer (an SSL* of your own
-// cgo code).
+// SSL_get_session(3). A Conn has one (Conn.SSL); make one with FromConn (a
+// spacemonkeygo connection) or FromPointer (an SSL* of your own cgo code).
 //
 // Every call that uses or changes the connection's session takes the
 // connection's lock: for a spacemonkeygo Conn it is the Conn's own mutex, the
@@ -61,11 +59,11 @@ type SSL struct {
 	mu    *sync.Mutex // the connection's lock
 	ownMu sync.Mutex  // used as mu when there is no spacemonkeygo Conn
 	conn  *openssl.Conn
-	keep  *openssl.Ctx // keeps a New SSL's context alive
-	owns  bool         // SSL_free is ours (New)
+	keep  *openssl.Ctx // keeps a socket Conn's context alive
+	owns  bool         // SSL_free is ours (a socket Conn's SSL)
 	freed atomic.Bool  // set under mu by Free
 
-	roleSet bool // SSL_is_server tells the role (under mu): a socket Conn's SSL, or Connect or Accept ran
+	roleSet bool // SSL_is_server tells the role: a socket Conn's SSL
 
 	// The borrowed wrapper of the current session, reused while the session
 	// pointer is unchanged, so Session0 does not allocate.
@@ -126,29 +124,6 @@ func FromConn(c *openssl.Conn) (*SSL, error) {
 		mu:   (*sync.Mutex)(unsafe.Add(unsafe.Pointer(c), layout.connMutex)),
 		conn: c,
 	}
-	return s, nil
-}
-
-// New makes a new SSL object from ctx (SSL_new(3)) that this package owns:
-// Free, or the garbage collector, releases it with SSL_free(3). Drive it
-// over a socket with SetFD, Connect or Accept, Read, Write and Shutdown.
-func New(ctx *openssl.Ctx) (*SSL, error) {
-	if setupErr != nil {
-		return nil, setupErr
-	}
-	cp, err := ctxPointer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var e C.sslsess_err
-	p := C.sslsess_ssl_new(cp, &e)
-	runtime.KeepAlive(ctx)
-	if p == nil {
-		return nil, newError("SSL_new", nil, &e)
-	}
-	s := &SSL{p: p, ctx: ctxID(cp), keep: ctx, owns: true}
-	s.mu = &s.ownMu
-	runtime.SetFinalizer(s, (*SSL).Free)
 	return s, nil
 }
 
@@ -276,11 +251,11 @@ func (s *SSL) Session1() (*Session, error) {
 // its own reference: sess can be closed right after.
 //
 // It is refused, with an error wrapping ErrHandshakeStarted, once the
-// connection's handshake has begun (until Clear), and with ErrServerSide on
-// a server-side SSL: a Conn from Server, or an SSL that Accept ran on. (An
-// SSL from New or FromPointer has no known role before its first Connect
-// or Accept; a session set on it before Accept is replaced by the server
-// handshake.) A refused SetSession changes nothing: neither the SSL nor the
+// connection's handshake has begun (until SSL_clear(3)), and with
+// ErrServerSide on a server-side SSL: a Conn from Server or a spacemonkeygo
+// server connection. (An SSL from FromPointer has no role this package
+// knows; a session set on a server's SSL before its handshake is replaced by
+// that handshake.) A refused SetSession changes nothing: neither the SSL nor the
 // session's context.
 func (s *SSL) SetSession(sess *Session) error {
 	if sess == nil {
@@ -327,8 +302,9 @@ func (s *SSL) SetSession(sess *Session) error {
 
 // roleKnown reports whether SSL_is_server tells the SSL's role: a
 // spacemonkeygo Conn is made client or server (SSL_set_connect_state or
-// SSL_set_accept_state) from the start; an SSL of New or FromPointer once
-// Connect or Accept ran. Call with the lock held.
+// SSL_set_accept_state) from the start, and so is a socket Conn's SSL; an
+// SSL from FromPointer has none (a new SSL_new(3) object reports itself a
+// server until its role is set). Call with the lock held.
 func (s *SSL) roleKnown() int {
 	if s.conn != nil || s.roleSet {
 		return 1
@@ -355,10 +331,10 @@ func (s *SSL) currentResumable() bool {
 	return C.sslsess_current_resumable(s.p) == 1
 }
 
-// Free is SSL_free(3) for an SSL made by New. Sessions borrowed from it
-// report ErrStale from then on; owned ones (Session1) live on. A second Free
-// does nothing. For SSLs from FromConn or FromPointer, Free only detaches:
-// the connection or the caller still owns the SSL*.
+// Free detaches the SSL: sessions borrowed from it report ErrStale from then
+// on; owned ones (Session1) live on. A second Free does nothing. The
+// connection, or the caller of FromPointer, still owns the SSL* and frees
+// it (a socket Conn's Close frees its own with SSL_free(3)).
 func (s *SSL) Free() {
 	if s == nil || s.mu == nil {
 		return
@@ -376,34 +352,6 @@ func (s *SSL) Free() {
 	}
 }
 
-// Clear is SSL_clear(3): reset the SSL for a new connection. After a clean
-// shutdown the session is kept for the next connection; after an unclean one
-// it is removed from the cache and dropped.
-func (s *SSL) Clear() error {
-	if err := s.lock(); err != nil {
-		return err
-	}
-	defer s.unlock()
-	var e C.sslsess_err
-	if C.sslsess_ssl_clear(s.p, &e) != C.SSLSESS_OK {
-		return newError("SSL_clear", nil, &e)
-	}
-	return nil
-}
-
-// SetFD is SSL_set_fd(3): run the SSL over a connected socket descriptor.
-func (s *SSL) SetFD(fd int) error {
-	if err := s.lock(); err != nil {
-		return err
-	}
-	defer s.unlock()
-	var e C.sslsess_err
-	if C.sslsess_ssl_set_fd(s.p, C.int(fd), &e) != C.SSLSESS_OK {
-		return newError("SSL_set_fd", nil, &e)
-	}
-	return nil
-}
-
 // SetServerName sets the SNI host name a client sends
 // (SSL_set_tlsext_host_name(3)).
 func (s *SSL) SetServerName(name string) error {
@@ -418,75 +366,6 @@ func (s *SSL) SetServerName(name string) error {
 		return newError("SSL_set_tlsext_host_name", nil, &e)
 	}
 	return nil
-}
-
-// The raw I/O calls below block in OpenSSL on the socket given to SetFD and
-// hold the SSL's lock meanwhile.
-
-// Connect is SSL_connect(3): the client handshake.
-func (s *SSL) Connect() error { _, err := s.io(opConnect, nil); return err }
-
-// Accept is SSL_accept(3): the server handshake.
-func (s *SSL) Accept() error { _, err := s.io(opAccept, nil); return err }
-
-// Shutdown is SSL_shutdown(3): send close_notify. A connection shut down
-// this way before Free keeps its session resumable.
-func (s *SSL) Shutdown() error { _, err := s.io(opShutdown, nil); return err }
-
-// Read is SSL_read(3).
-func (s *SSL) Read(b []byte) (int, error) { return s.io(opRead, b) }
-
-// Write is SSL_write(3).
-func (s *SSL) Write(b []byte) (int, error) { return s.io(opWrite, b) }
-
-type ioOp int
-
-const (
-	opConnect ioOp = iota
-	opAccept
-	opShutdown
-	opRead
-	opWrite
-)
-
-var ioNames = [...]string{"SSL_connect", "SSL_accept", "SSL_shutdown", "SSL_read", "SSL_write"}
-
-func (s *SSL) io(op ioOp, b []byte) (int, error) {
-	if (op == opRead || op == opWrite) && len(b) == 0 {
-		return 0, nil
-	}
-	if err := s.lock(); err != nil {
-		return 0, err
-	}
-	defer s.unlock()
-	var e C.sslsess_err
-	var rv C.int
-	if op == opConnect || op == opAccept {
-		s.roleSet = true
-	}
-	switch op {
-	case opConnect:
-		rv = C.sslsess_ssl_connect(s.p, &e)
-	case opAccept:
-		rv = C.sslsess_ssl_accept(s.p, &e)
-	case opShutdown:
-		// 0 means close_notify was sent and the peer's is not yet seen.
-		if rv = C.sslsess_ssl_shutdown(s.p, &e); rv == 0 {
-			return 0, nil
-		}
-	case opRead:
-		rv = C.sslsess_ssl_read(s.p, unsafe.Pointer(&b[0]), C.int(len(b)), &e)
-	case opWrite:
-		rv = C.sslsess_ssl_write(s.p, unsafe.Pointer(&b[0]), C.int(len(b)), &e)
-	}
-	if rv > 0 {
-		return int(rv), nil
-	}
-	class := ErrIO
-	if op == opConnect || op == opAccept {
-		class = ErrHandshake
-	}
-	return 0, newError(ioNames[op], class, &e)
 }
 
 // Version is the connection's negotiated protocol (SSL_version(3)).

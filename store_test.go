@@ -6,57 +6,9 @@ import (
 	"fmt"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/stretchr/testify/require"
 )
-
-// Exports for the external tests (cache_test.go, clientcache_test.go).
-
-// CacheHandle returns the bridge handle of c's SSL_CTX (0: none) and
-// CacheHandleLive whether it is still registered.
-func CacheHandle(c *Ctx) uintptr {
-	h, _ := hooksHandle(c)
-	return h
-}
-
-func CacheHandleLive(h uintptr) bool {
-	_, ok := hooksReg.Load(h)
-	return ok
-}
-
-// CacheCallbacks reports which bridge callbacks are set on c.
-func CacheCallbacks(c *Ctx) (newCb, getCb, removeCb bool) { return callbacksOf(c) }
-
-// SetCacheTestHooks installs probes run inside the callbacks: remove (with
-// the session ID, in the remove callback), onNew (a watch on each new
-// server session) and onGot (a watch on each session the get callback
-// returns). Nil leaves a probe off. The returned func removes them all.
-func SetCacheTestHooks(remove func(id []byte), onNew, onGot func(*FreeWatch)) (restore func()) {
-	if remove != nil {
-		testRemove.Store(&remove)
-	}
-	watch := func(fn func(*FreeWatch)) *func(unsafe.Pointer) {
-		f := func(p unsafe.Pointer) {
-			w, err := watchRaw(p)
-			if err == nil {
-				fn(w)
-			}
-		}
-		return &f
-	}
-	if onNew != nil {
-		testNew.Store(watch(onNew))
-	}
-	if onGot != nil {
-		testGot.Store(watch(onGot))
-	}
-	return func() {
-		testRemove.Store(nil)
-		testNew.Store(nil)
-		testGot.Store(nil)
-	}
-}
 
 // MemoryStore unit tests: they need no TLS.
 
@@ -176,7 +128,7 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 // the wait gives up is dropped and counted.
 func TestBridgeQueue(t *testing.T) {
 	slow := &slowStore{delay: 50 * time.Millisecond}
-	b := newBridge(slow, StoreOptions{QueueSize: 4, Timeout: time.Second}, false)
+	b := newBridge(slow, StoreOptions{QueueSize: 4, Timeout: time.Second})
 	for i := 0; i < 6; i++ {
 		b.enqueue(storeOp{id: []byte{byte(i)}})
 	}
@@ -208,7 +160,7 @@ func (s *slowStore) wait(ctx context.Context) error {
 }
 
 func TestBridgeCallRecoversPanics(t *testing.T) {
-	b := newBridge(NewMemoryStore(1), StoreOptions{}, false)
+	b := newBridge(NewMemoryStore(1), StoreOptions{})
 	require.Equal(t, resError, b.call(func(context.Context) error { panic("boom") }))
 	var dl time.Time
 	var ok bool

@@ -11,7 +11,9 @@ import (
 	"github.com/spacemonkeygo/openssl"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 // Claims in the man page's words (SSL_get_session(3), OpenSSL 1.0.2u).
@@ -172,7 +174,7 @@ func checkGet0(e *env, v sslsession.Version) (Observed, string) {
 	p := e.newPair(sctx, cctx)
 	p.handshake()
 	same := true
-	for _, side := range []*sslsession.SSL{p.Client, p.Server} {
+	for _, side := range []*rawssl.SSL{p.Client, p.Server} {
 		a, err := side.Session()
 		e.must(err, "SSL_get_session")
 		b, err := side.Session0()
@@ -286,7 +288,7 @@ func borrowedCalls(s *sslsession.Session) []func() error {
 		func() error { _, err := s.Owned(); return err },
 		func() error { return s.SetTimeout(time.Minute) },
 		func() error { return s.SetCreated(time.Now()) },
-		func() error { _, err := s.WatchFree(); return err },
+		func() error { _, err := freewatch.Session(s); return err },
 	}
 }
 
@@ -419,7 +421,7 @@ func checkNULL(e *env) (Observed, string) {
 	sctx, cctx := e.ctxPair(sslsession.TLS12, loopback.Config{})
 	p := e.newPair(sctx, cctx)
 	null := true
-	for _, side := range []*sslsession.SSL{p.Client, p.Server} {
+	for _, side := range []*rawssl.SSL{p.Client, p.Server} {
 		_, err := side.Session()
 		null = null && is(err, sslsession.ErrNoSession)
 		_, err = side.Session0()
@@ -487,9 +489,9 @@ func checkStats(e *env) (Observed, string) {
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	e.must(err, "open "+os.DevNull)
 	e.defer_(func() { null.Close() })
-	ssls := make([]*sslsession.SSL, workers)
+	ssls := make([]*rawssl.SSL, workers)
 	for i := range ssls {
-		ssls[i], err = sslsession.New(sctx)
+		ssls[i], err = rawssl.New(sctx)
 		e.must(err, "SSL_new")
 		s := ssls[i]
 		e.defer_(s.Free)
@@ -509,7 +511,7 @@ func checkStats(e *env) (Observed, string) {
 		roundEnd := time.Now().Add(statsRound)
 		for _, s := range ssls {
 			wg.Add(1)
-			go func(s *sslsession.SSL) {
+			go func(s *rawssl.SSL) {
 				defer wg.Done()
 				for time.Now().Before(roundEnd) {
 					n.Add(1)

@@ -10,7 +10,9 @@ import (
 	"github.com/spacemonkeygo/openssl"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 // failure is how a check stops on an error it cannot go on after; run
@@ -62,15 +64,15 @@ func (e *env) sessCtx(c *openssl.Ctx) *sslsession.Ctx {
 }
 
 // owned1 is Session1 of ssl, closed when the check ends.
-func (e *env) owned1(ssl *sslsession.SSL, what string) *sslsession.Session {
+func (e *env) owned1(ssl *rawssl.SSL, what string) *sslsession.Session {
 	s, err := ssl.Session1()
 	e.must(err, what+": SSL_get1_session")
 	e.defer_(func() { s.Close() })
 	return s
 }
 
-func (e *env) watch(s *sslsession.Session) *sslsession.FreeWatch {
-	w, err := s.WatchFree()
+func (e *env) watch(s *sslsession.Session) *freewatch.Watch {
+	w, err := freewatch.Session(s)
 	e.must(err, "watch session")
 	e.defer_(w.Release)
 	return w
@@ -86,7 +88,7 @@ func (e *env) info(s *sslsession.Session, what string) sslsession.Info {
 // driven by OpenSSL's socket BIO.
 type pair struct {
 	e              *env
-	Client, Server *sslsession.SSL
+	Client, Server *rawssl.SSL
 	files          []*os.File
 	closed         bool
 }
@@ -117,9 +119,9 @@ func (e *env) newPair(serverCtx, clientCtx *openssl.Ctx) *pair {
 		e.must(syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv), "receive timeout")
 		fds[i] = fd
 	}
-	p.Client, err = sslsession.New(clientCtx)
+	p.Client, err = rawssl.New(clientCtx)
 	e.must(err, "client SSL_new")
-	p.Server, err = sslsession.New(serverCtx)
+	p.Server, err = rawssl.New(serverCtx)
 	e.must(err, "server SSL_new")
 	e.must(p.Client.SetFD(fds[0]), "client SSL_set_fd")
 	e.must(p.Server.SetFD(fds[1]), "server SSL_set_fd")
