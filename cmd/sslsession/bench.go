@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -288,10 +287,6 @@ func benchPhaseRun(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, d tim
 	p.Seconds = round3(p.elapsed.Seconds())
 	return p, nil
 }
-
-func round2(f float64) float64 { return math.Round(f*100) / 100 }
-
-func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
 
 func writeBench(w io.Writer, r *benchReport) {
 	target := r.Target

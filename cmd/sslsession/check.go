@@ -358,13 +358,6 @@ func median(ds []time.Duration) time.Duration {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// labelWidth aligns the human reports.
-const labelWidth = 24
-
-func line(w io.Writer, label, format string, a ...any) {
-	fmt.Fprintf(w, "%-*s%s\n", labelWidth, label, fmt.Sprintf(format, a...))
-}
-
 func writeCheck(w io.Writer, r *checkReport) {
 	target := r.Target
 	if r.Embedded {

@@ -360,13 +360,3 @@ func (r *recordConn) Read(p []byte) (int, error) {
 	r.left -= n
 	return n, err
 }
-
-// durationMS is a duration in milliseconds, for reports.
-func durationMS(d time.Duration) float64 {
-	return float64(d.Microseconds()) / 1000
-}
-
-// fmtMS formats a duration as milliseconds with three decimals.
-func fmtMS(d time.Duration) string {
-	return fmt.Sprintf("%.3f ms", durationMS(d))
-}
