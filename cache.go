@@ -230,7 +230,7 @@ func (c *Ctx) Store() SessionStore {
 }
 
 // StoreStats returns the counters of the context's store; zero without one.
-func (c *Ctx) StoreStats() StoreStats {
+func (c *Ctx) storeStats() StoreStats {
 	defer runtime.KeepAlive(c)
 	if b := c.bridge(); b != nil {
 		return b.stats.snapshot()

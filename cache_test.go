@@ -166,7 +166,7 @@ func TestCacheCtxControls(t *testing.T) {
 	require.NoError(t, err)
 	sc, err := sslsession.NewCtx(oc)
 	require.NoError(t, err)
-	require.Same(t, oc, sc.Openssl())
+	require.Same(t, oc, sc.OpenSSL())
 
 	require.Equal(t, sslsession.CacheServer, sc.CacheMode(), "OpenSSL's default mode")
 	prev := sc.SetCacheMode(sslsession.CacheBoth | sslsession.CacheNoAutoClear)
@@ -200,8 +200,8 @@ func TestCacheCtxControls(t *testing.T) {
 	require.Equal(t, before, sc.Options(0, sslsession.OptionNoTicket)&^sslsession.OptionNoTicket)
 	require.Zero(t, sc.Options(0, 0)&sslsession.OptionNoTicket)
 
-	require.Equal(t, sslsession.Stats{}, sc.Stats(), "a new context has counted nothing")
-	require.Equal(t, sslsession.StoreStats{}, sc.StoreStats())
+	require.Equal(t, sslsession.Stats{}, sc.Metrics().Cache, "a new context has counted nothing")
+	require.Equal(t, sslsession.StoreStats{}, sc.Metrics().Store)
 	require.Nil(t, sc.Store())
 	require.NoError(t, sc.ClearStore(context.Background()), "no store: nothing to clear")
 }
@@ -230,7 +230,7 @@ func TestCacheStats(t *testing.T) {
 			}
 			require.NoError(t, srv.Close())
 
-			st := sc.Stats()
+			st := sc.Metrics().Cache
 			t.Logf("server: %+v", st)
 			require.Equal(t, int64(3), st.Accept)
 			require.Equal(t, int64(3), st.AcceptGood)
@@ -249,7 +249,7 @@ func TestCacheStats(t *testing.T) {
 			}
 			require.GreaterOrEqual(t, st.Number, 2*perHandshake)
 
-			cst := cs.Stats()
+			cst := cs.Metrics().Cache
 			t.Logf("client: %+v", cst)
 			require.Equal(t, int64(3), cst.Connect)
 			require.Equal(t, int64(3), cst.ConnectGood)
@@ -262,7 +262,7 @@ func TestCacheStats(t *testing.T) {
 			_, s4 := cacheDial(t, srv2.Addr, cctx, nil)
 			s4.Close()
 			require.NoError(t, srv2.Close())
-			st = sc.Stats()
+			st = sc.Metrics().Cache
 			require.LessOrEqual(t, st.Number, int64(1))
 			require.Positive(t, st.CacheFull)
 		})
@@ -313,7 +313,7 @@ func TestCacheAddRemoveFlush(t *testing.T) {
 	cctx := cacheClientCtx(t, v)
 	_, cs := cacheDial(t, srv.Addr, cctx, nil)
 	defer cs.Close()
-	require.Equal(t, int64(1), sc.Stats().Number)
+	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
 
 	// A session the server does not hold yet: made by another server
 	// context of the same session ID context.
@@ -323,7 +323,7 @@ func TestCacheAddRemoveFlush(t *testing.T) {
 	added, err := sc.AddSession(other)
 	require.NoError(t, err)
 	require.True(t, added)
-	require.Equal(t, int64(2), sc.Stats().Number)
+	require.Equal(t, int64(2), sc.Metrics().Cache.Number)
 	added, err = sc.AddSession(other)
 	require.NoError(t, err)
 	require.False(t, added, "already there")
@@ -342,14 +342,14 @@ func TestCacheAddRemoveFlush(t *testing.T) {
 	resumable, err := other.Resumable()
 	require.NoError(t, err)
 	require.False(t, resumable, "SSL_CTX_remove_session marks the session not resumable")
-	require.Equal(t, int64(1), sc.Stats().Number)
+	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
 
 	// Flush: nothing has expired now; everything has in 101 s.
 	require.NoError(t, sc.Flush(time.Now()))
-	require.Equal(t, int64(1), sc.Stats().Number)
+	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
 	require.NoError(t, sc.Flush(time.Now().Add(101*time.Second)))
-	require.Zero(t, sc.Stats().Number, "flush removes expired sessions")
-	require.Zero(t, sc.Stats().Timeouts, "flush does not count timeouts")
+	require.Zero(t, sc.Metrics().Cache.Number, "flush removes expired sessions")
+	require.Zero(t, sc.Metrics().Cache.Timeouts, "flush does not count timeouts")
 	reused, s3 := cacheDial(t, srv.Addr, cctx, cs)
 	require.False(t, reused, "a flushed session does not resume")
 	s3.Close()
@@ -384,15 +384,15 @@ func TestCacheFlushExpiry(t *testing.T) {
 			sc.SetTimeout(10 * time.Second)
 			_, short := cacheDial(t, srv.Addr, cctx, nil)
 			defer short.Close()
-			n := sc.Stats().Number
+			n := sc.Metrics().Cache.Number
 			require.Positive(t, n)
 			sc.SetTimeout(1000 * time.Second)
 			_, long := cacheDial(t, srv.Addr, cctx, nil)
 			defer long.Close()
-			require.Equal(t, 2*n, sc.Stats().Number)
+			require.Equal(t, 2*n, sc.Metrics().Cache.Number)
 
 			require.NoError(t, sc.Flush(time.Now().Add(20*time.Second)))
-			require.Equal(t, n, sc.Stats().Number, "only the short-lived sessions expired")
+			require.Equal(t, n, sc.Metrics().Cache.Number, "only the short-lived sessions expired")
 			if v == sslsession.TLS12 {
 				reused, s := cacheDial(t, srv.Addr, cctx, short)
 				require.False(t, reused)
@@ -403,7 +403,7 @@ func TestCacheFlushExpiry(t *testing.T) {
 				s.Close()
 			}
 			require.NoError(t, sc.Flush(time.Now().Add(2000*time.Second)))
-			require.Zero(t, sc.Stats().Number)
+			require.Zero(t, sc.Metrics().Cache.Number)
 		})
 	}
 }
@@ -475,7 +475,7 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 			puts, gets, _ := store.counts()
 			require.Positive(t, puts)
 			require.Zero(t, gets, "a full handshake offers no session")
-			require.Zero(t, sc.Stats().Number, "nothing in the internal cache")
+			require.Zero(t, sc.Metrics().Cache.Number, "nothing in the internal cache")
 			store.mu.Lock()
 			for _, e := range store.expires {
 				require.WithinDuration(t, start.Add(77*time.Second), e, 2*time.Second, "expires = created + timeout")
@@ -495,16 +495,16 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 				cur = next
 			}
 			cur.Close()
-			st := sc.StoreStats()
-			t.Logf("store: %+v, cache: %+v", st, sc.Stats())
+			st := sc.Metrics().Store
+			t.Logf("store: %+v, cache: %+v", st, sc.Metrics().Cache)
 			lookups := int64(rounds)
 			require.Equal(t, lookups, st.Gets)
 			require.Equal(t, lookups, st.Hits)
 			require.Zero(t, st.Misses)
 			require.Zero(t, st.Errors)
 			require.Zero(t, st.Invalid)
-			require.Equal(t, lookups, sc.Stats().CbHits)
-			require.Equal(t, int64(rounds), sc.Stats().Hits)
+			require.Equal(t, lookups, sc.Metrics().Cache.CbHits)
+			require.Equal(t, int64(rounds), sc.Metrics().Cache.Hits)
 
 			require.NoError(t, sc.ClearStore(context.Background()))
 			require.Nil(t, sc.Store())
@@ -644,7 +644,7 @@ func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
 				s.Close()
 			}
 			require.Zero(t, srv.Failed())
-			st := sc.StoreStats()
+			st := sc.Metrics().Store
 			t.Logf("%+v", st)
 			require.Equal(t, int64(3), st.Gets)
 			require.Equal(t, int64(3), st.Misses)
@@ -778,7 +778,7 @@ func TestStoreCallbackGuardUnderLock(t *testing.T) {
 	srv := cacheServe(t, oc)
 	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
 	s.Close()
-	require.Equal(t, int64(1), sc.Stats().Number)
+	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
 	done := make(chan error, 1)
 	go func() { done <- sc.Flush(time.Now().Add(48 * time.Hour)) }()
 	select {
@@ -788,7 +788,7 @@ func TestStoreCallbackGuardUnderLock(t *testing.T) {
 		t.Fatal("deadlock: a cache call from inside the remove callback did not return")
 	}
 	require.Len(t, inside, 1)
-	require.Zero(t, sc.Stats().Number)
+	require.Zero(t, sc.Metrics().Cache.Number)
 	mu.Lock()
 	require.Len(t, errs, 4)
 	for _, err := range errs {
@@ -827,14 +827,14 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 			defer s1.Close()
 			_, s2 := cacheDial(t, srv.Addr, cctx, nil) // evicts s1 from the internal cache
 			defer s2.Close()
-			require.Equal(t, int64(1), sc.Stats().CacheFull)
+			require.Equal(t, int64(1), sc.Metrics().Cache.CacheFull)
 			id1 := cacheSessionID(t, s1)
 			if del {
 				require.Eventually(t, func() bool {
 					_, err := store.MemoryStore.Get(context.Background(), id1)
 					return errors.Is(err, sslsession.ErrNotFound)
 				}, 5*time.Second, 5*time.Millisecond)
-				require.Eventually(t, func() bool { return sc.StoreStats().Deletes == 1 }, 5*time.Second, 5*time.Millisecond)
+				require.Eventually(t, func() bool { return sc.Metrics().Store.Deletes == 1 }, 5*time.Second, 5*time.Millisecond)
 				store.mu.Lock()
 				require.Equal(t, [][]byte{id1}, store.deletes)
 				store.mu.Unlock()
@@ -862,17 +862,17 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 			defer s3.Close()
 			_, s4 := cacheDial(t, srv.Addr, cctx, nil)
 			defer s4.Close()
-			require.Equal(t, int64(2), sc.Stats().Number)
+			require.Equal(t, int64(2), sc.Metrics().Cache.Number)
 			time.Sleep(2100 * time.Millisecond)
 			_, _, before := store.counts()
 			sc.SetTimeout(time.Minute)
 			reused, s5 := cacheDial(t, srv.Addr, cctx, s3)
 			s5.Close()
 			require.False(t, reused)
-			require.Equal(t, int64(1), sc.Stats().Timeouts, "an expired session offered: a timeout")
-			require.Equal(t, int64(2), sc.Stats().Number, "s3 removed, s5 added")
+			require.Equal(t, int64(1), sc.Metrics().Cache.Timeouts, "an expired session offered: a timeout")
+			require.Equal(t, int64(2), sc.Metrics().Cache.Number, "s3 removed, s5 added")
 			require.NoError(t, sc.Flush(time.Now()))
-			require.Equal(t, int64(1), sc.Stats().Number, "s4 flushed, s5 stays")
+			require.Equal(t, int64(1), sc.Metrics().Cache.Number, "s4 flushed, s5 stays")
 			require.NoError(t, sc.ClearStore(context.Background()))
 			_, _, after := store.counts()
 			require.Equal(t, before, after, "removing expired sessions deletes nothing")
@@ -895,14 +895,14 @@ func TestStoreAsyncPut(t *testing.T) {
 		_, s := cacheDial(t, srv.Addr, cctx, nil)
 		sessions = append(sessions, s)
 	}
-	st := sc.StoreStats()
+	st := sc.Metrics().Store
 	require.NoError(t, sc.ClearStore(context.Background()))
 	puts, _, _ := store.counts()
 	require.Equal(t, 5, puts, "ClearStore drained the queue")
 	require.Equal(t, 5, store.Len())
 	require.Zero(t, st.Dropped)
 	// The stats stay readable on the store value, not on the context.
-	require.Equal(t, sslsession.StoreStats{}, sc.StoreStats())
+	require.Equal(t, sslsession.StoreStats{}, sc.Metrics().Store)
 	for _, s := range sessions {
 		s.Close()
 	}
@@ -1036,7 +1036,7 @@ func cacheStress(t *testing.T, store sslsession.SessionStore, workers, perWorker
 	}
 	require.NoError(t, srv.Close()) // waits for the server's side of every connection
 	total := int64(workers * perWorker)
-	st, cst := sc.StoreStats(), sc.Stats()
+	st, cst := sc.Metrics().Store, sc.Metrics().Cache
 	t.Logf("%d handshakes in %s (%.0f/s), %d reused, %d flushes; store %+v; cache %+v",
 		total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), reused.Load(), flushes.Load(), st, cst)
 	require.Zero(t, failed.Load())
@@ -1159,26 +1159,26 @@ func TestFleetResume(t *testing.T) {
 			reused, sa := cacheDial(t, a.srv.Addr, cctx, nil)
 			require.False(t, reused)
 			defer sa.Close()
-			require.Positive(t, a.sc.StoreStats().Puts)
+			require.Positive(t, a.sc.Metrics().Store.Puts)
 
 			reused, sb := cacheDial(t, b.srv.Addr, cctx, sa)
 			defer sb.Close()
 			require.True(t, reused, "A's session resumes on B")
-			bs := b.sc.Stats()
+			bs := b.sc.Metrics().Cache
 			require.Equal(t, int64(1), bs.Hits, "a hit in B's statistics")
 			require.Equal(t, int64(1), bs.CbHits, "found by B's get callback")
-			require.Equal(t, int64(1), b.sc.StoreStats().Hits)
-			require.Zero(t, a.sc.Stats().Hits)
+			require.Equal(t, int64(1), b.sc.Metrics().Store.Hits)
+			require.Zero(t, a.sc.Metrics().Cache.Hits)
 
 			// B took it into its internal cache: the next resumption on B
 			// does not ask Redis (1.1.1+ ask the store only on a miss).
 			if v == sslsession.TLS12 {
-				gets := b.sc.StoreStats().Gets
+				gets := b.sc.Metrics().Store.Gets
 				reused, s := cacheDial(t, b.srv.Addr, cctx, sa)
 				require.True(t, reused)
 				s.Close()
-				require.Equal(t, gets, b.sc.StoreStats().Gets, "served from B's internal cache")
-				require.Equal(t, int64(2), b.sc.Stats().Hits)
+				require.Equal(t, gets, b.sc.Metrics().Store.Gets, "served from B's internal cache")
+				require.Equal(t, int64(2), b.sc.Metrics().Cache.Hits)
 			}
 			require.Zero(t, a.srv.Failed()+b.srv.Failed())
 		})
@@ -1273,9 +1273,9 @@ func TestFleetRedisDownAndBack(t *testing.T) {
 	require.Equal(t, 9, round(10), "Redis up: every handshake but the first resumes on the other host")
 
 	rs.Stop()
-	errorsBefore := a.sc.StoreStats().Errors + b.sc.StoreStats().Errors
+	errorsBefore := a.sc.Metrics().Store.Errors + b.sc.Metrics().Store.Errors
 	require.Zero(t, round(10), "Redis down: full handshakes, none failed")
-	require.Greater(t, a.sc.StoreStats().Errors+b.sc.StoreStats().Errors, errorsBefore, "store errors are counted")
+	require.Greater(t, a.sc.Metrics().Store.Errors+b.sc.Metrics().Store.Errors, errorsBefore, "store errors are counted")
 
 	rs.Restart()
 	// The first round after a restart may still meet dead pooled
@@ -1306,7 +1306,7 @@ func TestFleetRedisHung(t *testing.T) {
 	require.False(t, reused)
 	// Get and Put each wait for their timeout (200ms in the store).
 	require.Less(t, took, 2*time.Second, "a hung Redis delays a handshake by the timeouts only")
-	require.Positive(t, b.sc.StoreStats().Errors)
+	require.Positive(t, b.sc.Metrics().Store.Errors)
 
 	reused, s = cacheDial(t, b.srv.Addr, cctx, sa)
 	s.Close()
@@ -1369,7 +1369,7 @@ func TestFleetBadValues(t *testing.T) {
 		_, err = rs.Do(ctx, "GET", key)
 		require.ErrorIs(t, err, redistest.ErrNil, "%s: an invalid value is deleted", name)
 	}
-	st := b.sc.StoreStats()
+	st := b.sc.Metrics().Store
 	require.Equal(t, int64(len(bad)), st.Invalid)
 	require.Zero(t, st.Hits)
 	require.Zero(t, b.srv.Failed())
@@ -1381,7 +1381,7 @@ func TestFleetBadValues(t *testing.T) {
 	reused, s := cacheDial(t, b.srv.Addr, cctx, victim)
 	s.Close()
 	require.False(t, reused)
-	require.Equal(t, int64(len(bad)+1), b.sc.StoreStats().Invalid)
+	require.Equal(t, int64(len(bad)+1), b.sc.Metrics().Store.Invalid)
 
 	// And the real value still works.
 	_, err = rs.Do(ctx, "SET", key, good)
@@ -1412,7 +1412,7 @@ func TestFleetKeyRotation(t *testing.T) {
 	reused, s := cacheDial(t, c.srv.Addr, cctx, sa)
 	s.Close()
 	require.False(t, reused, "C dropped the old key")
-	require.Equal(t, int64(1), c.sc.StoreStats().Invalid)
+	require.Equal(t, int64(1), c.sc.Metrics().Store.Invalid)
 	// B seals with the new key: C reads B's sessions.
 	_, sbNew := cacheDial(t, b.srv.Addr, cctx, nil)
 	defer sbNew.Close()
@@ -1476,7 +1476,7 @@ func TestCacheSizeBound(t *testing.T) {
 	if sslsession.RuntimeVersion().Major() >= 3 {
 		held = 2
 	}
-	st := sc.Stats()
+	st := sc.Metrics().Cache
 	require.Equal(t, int64(held), st.Number)
 	require.Equal(t, int64(5-held), st.CacheFull)
 	// Newest first: the held ones resume, the evicted ones do not.
@@ -1555,11 +1555,11 @@ func TestStoreHelloRetryLooksUpTwice(t *testing.T) {
 		reused, s2 := cacheDial(t, srv.Addr, cctx, s1)
 		defer s2.Close()
 		require.True(t, reused)
-		st := sc.StoreStats()
+		st := sc.Metrics().Store
 		require.Equal(t, int64(2), st.Gets)
 		require.Equal(t, int64(2), st.Hits)
-		require.Equal(t, int64(2), sc.Stats().CbHits)
-		require.Equal(t, int64(2), sc.Stats().Hits, "OpenSSL counts a hit per ClientHello too")
+		require.Equal(t, int64(2), sc.Metrics().Cache.CbHits)
+		require.Equal(t, int64(2), sc.Metrics().Cache.Hits, "OpenSSL counts a hit per ClientHello too")
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 //
 // On a net.Conn that is not a socket (not a *net.TCPConn or a stream
 // *net.UnixConn), Client and Server fall back to spacemonkeygo's
-// connection, which works on any net.Conn through memory BIOs; Openssl
+// connection, which works on any net.Conn through memory BIOs; OpenSSL
 // returns it then. Its Read also returns application data that
 // AwaitSession read while waiting for a session ticket.
 type Conn struct {
@@ -121,9 +121,9 @@ func (c *Conn) SSL() *SSL {
 // ones).
 func (c *Conn) zero() bool { return c == nil || c.ssl == nil || (c.sc == nil && c.oc == nil) }
 
-// Openssl returns spacemonkeygo's connection when Client or Server fell
+// OpenSSL returns spacemonkeygo's connection when Client or Server fell
 // back to it (conn was not a socket), else nil.
-func (c *Conn) Openssl() *openssl.Conn { return c.oc }
+func (c *Conn) OpenSSL() *openssl.Conn { return c.oc }
 
 // Handshake runs the TLS handshake if it has not run yet; the first Read or
 // Write runs it otherwise. It obeys the connection's deadlines.

@@ -46,8 +46,8 @@ func NewCtx(c *openssl.Ctx) (*Ctx, error) {
 	return &Ctx{ctx: c, p: p}, nil
 }
 
-// Openssl returns the spacemonkeygo context.
-func (c *Ctx) Openssl() *openssl.Ctx {
+// OpenSSL returns the spacemonkeygo context.
+func (c *Ctx) OpenSSL() *openssl.Ctx {
 	if c == nil {
 		return nil
 	}
@@ -75,16 +75,31 @@ func (c *Ctx) nilCtx() bool { return c == nil || c.p == nil }
 // (SSL_CTX_set_session_cache_mode(3)).
 type CacheMode int
 
-// Cache modes.
+// Cache modes: the SSL_SESS_CACHE_* values, the same on every supported
+// OpenSSL (the build fails if a header says otherwise).
 const (
-	CacheOff              CacheMode = C.SSL_SESS_CACHE_OFF
-	CacheClient           CacheMode = C.SSL_SESS_CACHE_CLIENT
-	CacheServer           CacheMode = C.SSL_SESS_CACHE_SERVER
-	CacheBoth             CacheMode = C.SSL_SESS_CACHE_BOTH
-	CacheNoAutoClear      CacheMode = C.SSL_SESS_CACHE_NO_AUTO_CLEAR
-	CacheNoInternalLookup CacheMode = C.SSL_SESS_CACHE_NO_INTERNAL_LOOKUP
-	CacheNoInternalStore  CacheMode = C.SSL_SESS_CACHE_NO_INTERNAL_STORE
-	CacheNoInternal       CacheMode = C.SSL_SESS_CACHE_NO_INTERNAL
+	CacheOff              CacheMode = 0x000 // SSL_SESS_CACHE_OFF
+	CacheClient           CacheMode = 0x001 // SSL_SESS_CACHE_CLIENT
+	CacheServer           CacheMode = 0x002 // SSL_SESS_CACHE_SERVER
+	CacheBoth             CacheMode = 0x003 // SSL_SESS_CACHE_BOTH
+	CacheNoAutoClear      CacheMode = 0x080 // SSL_SESS_CACHE_NO_AUTO_CLEAR
+	CacheNoInternalLookup CacheMode = 0x100 // SSL_SESS_CACHE_NO_INTERNAL_LOOKUP
+	CacheNoInternalStore  CacheMode = 0x200 // SSL_SESS_CACHE_NO_INTERNAL_STORE
+	CacheNoInternal       CacheMode = 0x300 // SSL_SESS_CACHE_NO_INTERNAL
+)
+
+// Compile-time checks that the constants above, written as numbers so
+// that go doc shows them, are OpenSSL's: -uint(x) overflows unless x is 0.
+const (
+	_ = -uint(CacheOff ^ C.SSL_SESS_CACHE_OFF)
+	_ = -uint(CacheClient ^ C.SSL_SESS_CACHE_CLIENT)
+	_ = -uint(CacheServer ^ C.SSL_SESS_CACHE_SERVER)
+	_ = -uint(CacheBoth ^ C.SSL_SESS_CACHE_BOTH)
+	_ = -uint(CacheNoAutoClear ^ C.SSL_SESS_CACHE_NO_AUTO_CLEAR)
+	_ = -uint(CacheNoInternalLookup ^ C.SSL_SESS_CACHE_NO_INTERNAL_LOOKUP)
+	_ = -uint(CacheNoInternalStore ^ C.SSL_SESS_CACHE_NO_INTERNAL_STORE)
+	_ = -uint(CacheNoInternal ^ C.SSL_SESS_CACHE_NO_INTERNAL)
+	_ = -uint(OptionNoTicket ^ C.SSL_OP_NO_TICKET)
 )
 
 // SetCacheMode sets the cache mode and returns the previous one.
@@ -216,20 +231,24 @@ func (c *Ctx) RemoveSession(sess *Session) (bool, error) {
 	return removed, err
 }
 
+// Option is a set of SSL_OP_* flags (SSL_CTX_set_options(3)).
+type Option uint64
+
+// OptionNoTicket is SSL_OP_NO_TICKET: no stateless session tickets (on
+// OpenSSL 1.1.1+ TLS 1.3 then uses stateful tickets, kept in the cache).
+const OptionNoTicket Option = 0x4000
+
 // Options sets then clears SSL_OP_* options (SSL_CTX_set_options(3)) and
 // returns the result; Options(0, 0) reads them. Session-related ones are
-// SSL_OP_NO_TICKET (OptionNoTicket).
-func (c *Ctx) Options(set, clear int64) int64 {
+// SSL_OP_NO_TICKET (OptionNoTicket); any other SSL_OP_* value may be given
+// as Option(value).
+func (c *Ctx) Options(set, clear Option) Option {
 	if c.nilCtx() {
 		return 0
 	}
 	defer runtime.KeepAlive(c)
-	return int64(C.sslsess_ctx_options(c.p, C.long(set), C.long(clear)))
+	return Option(uint64(C.sslsess_ctx_options(c.p, C.long(set), C.long(clear))))
 }
-
-// OptionNoTicket is SSL_OP_NO_TICKET: no stateless session tickets (on
-// OpenSSL 1.1.1+ TLS 1.3 then uses stateful tickets, kept in the cache).
-const OptionNoTicket int64 = C.SSL_OP_NO_TICKET
 
 // Stats are the SSL_CTX_sess_*(3) counters of a context. OpenSSL 1.1.0+
 // counts atomically; OpenSSL 1.0.2 increments plain ints without a lock, so
@@ -250,7 +269,7 @@ type Stats struct {
 }
 
 // Stats reads every counter in one call.
-func (c *Ctx) Stats() Stats {
+func (c *Ctx) cacheStats() Stats {
 	if c.nilCtx() {
 		return Stats{}
 	}

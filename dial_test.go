@@ -51,7 +51,7 @@ func TestDialConfigDialerWrapCache(t *testing.T) {
 					c, err := sslsession.Dial("tcp", srv.Addr, cfg)
 					require.NoError(t, err)
 					require.Positive(t, c.HandshakeDuration(), "Dial times its handshake")
-					require.Equal(t, wrapped, c.Openssl() != nil, "a wrapped conn runs on spacemonkeygo's path")
+					require.Equal(t, wrapped, c.OpenSSL() != nil, "a wrapped conn runs on spacemonkeygo's path")
 					require.Equal(t, round > 0 || wrapped, c.SessionReused(), "the cache resumes, round %d", round)
 					cacheEcho(t, c)
 					require.NoError(t, c.Close())

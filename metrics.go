@@ -24,7 +24,7 @@ func (c *Ctx) Metrics() Metrics {
 	if c.nilCtx() {
 		return Metrics{}
 	}
-	return Metrics{Cache: c.Stats(), Store: c.StoreStats(), HasStore: c.Store() != nil, Tickets: c.TicketStats()}
+	return Metrics{Cache: c.cacheStats(), Store: c.storeStats(), HasStore: c.Store() != nil, Tickets: c.ticketStats()}
 }
 
 var (

@@ -79,7 +79,7 @@ func TestStoreHostileGetNeverCrashes(t *testing.T) {
 			require.False(t, reused)
 			s.Close()
 			require.Zero(t, srv.Failed())
-			st := sc.StoreStats()
+			st := sc.Metrics().Store
 			require.Equal(t, int64(1), st.Gets)
 			require.Equal(t, int64(1), st.Misses)
 			require.Zero(t, st.Hits)
@@ -122,10 +122,10 @@ func TestStoreHostilePutDeleteNeverCrash(t *testing.T) {
 				s.Close()
 			}
 			require.Eventually(t, func() bool {
-				st := sc.StoreStats()
+				st := sc.Metrics().Store
 				return st.Puts == 4 && st.Deletes >= 1 && st.Errors == st.Puts+st.Deletes
-			}, 5*time.Second, 10*time.Millisecond, "%+v", sc.StoreStats())
-			st := sc.StoreStats()
+			}, 5*time.Second, 10*time.Millisecond, "%+v", sc.Metrics().Store)
+			st := sc.Metrics().Store
 			require.NoError(t, sc.ClearStore(context.Background()))
 			require.Zero(t, srv.Failed())
 			require.Equal(t, st.Puts+st.Deletes, st.Errors, "%+v", st)

@@ -67,7 +67,7 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 	for name, c := range map[string]*sslsession.Ctx{"zero": {}, "nil": nil} {
 		t.Run("Ctx/"+name, func(t *testing.T) {
 			require.NotPanics(t, func() {
-				require.Nil(t, c.Openssl())
+				require.Nil(t, c.OpenSSL())
 				require.Zero(t, c.SetCacheMode(sslsession.CacheServer))
 				require.Zero(t, c.CacheMode())
 				require.Zero(t, c.SetCacheSize(3))
@@ -81,13 +81,13 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				_, err = c.RemoveSession(sess)
 				isNil(t, err)
 				require.Zero(t, c.Options(0, 0))
-				require.Zero(t, c.Stats())
+				require.Zero(t, c.Metrics().Cache)
 				isNil(t, c.SetProtocolRange(sslsession.TLS12, 0))
 				isNil(t, c.UseSystemRoots())
 				isNil(t, c.SetStore(sslsession.NewMemoryStore(1), sslsession.StoreOptions{}))
 				isNil(t, c.ClearStore(ctx))
 				require.Nil(t, c.Store())
-				require.Zero(t, c.StoreStats())
+				require.Zero(t, c.Metrics().Store)
 				require.Zero(t, c.Metrics())
 				isNil(t, sslsession.PublishExpvar("sslsession-zero-ctx", c))
 			})

@@ -32,9 +32,9 @@ var ErrTicketKeys = errors.New("sslsession: invalid ticket keys")
 
 // Sizes of a ticket key's parts, and of its serialized form.
 const (
-	TicketKeyNameSize = C.SSLSESS_TK_NAME
-	TicketKeyAESSize  = C.SSLSESS_TK_AES
-	TicketKeyHMACSize = C.SSLSESS_TK_HMAC
+	TicketKeyNameSize = 16
+	TicketKeyAESSize  = 32
+	TicketKeyHMACSize = 32
 	// TicketKeySize is the length of TicketKey.Bytes: name, HMAC key, AES
 	// key, the layout of nginx's 80-byte ssl_session_ticket_key files.
 	TicketKeySize = TicketKeyNameSize + TicketKeyHMACSize + TicketKeyAESSize
@@ -152,7 +152,15 @@ type TicketStats struct {
 }
 
 // TicketAgeBuckets is the length of TicketStats.DecryptedAge.
-const TicketAgeBuckets = C.SSLSESS_TK_AGES - 1
+const TicketAgeBuckets = 8
+
+// The C side's sizes are the ones above (-uint(x) overflows unless x is 0).
+const (
+	_ = -uint(TicketKeyNameSize ^ C.SSLSESS_TK_NAME)
+	_ = -uint(TicketKeyAESSize ^ C.SSLSESS_TK_AES)
+	_ = -uint(TicketKeyHMACSize ^ C.SSLSESS_TK_HMAC)
+	_ = -uint(TicketAgeBuckets ^ (C.SSLSESS_TK_AGES - 1))
+)
 
 // Decrypted is the sum of all decryptions.
 func (s TicketStats) Decrypted() int64 {
@@ -259,7 +267,7 @@ func (c *Ctx) EncryptingTicketKey(t time.Time) ([TicketKeyNameSize]byte, bool) {
 }
 
 // TicketStats reads the ticket-key counters; zero before SetTicketKeys.
-func (c *Ctx) TicketStats() TicketStats {
+func (c *Ctx) ticketStats() TicketStats {
 	var s C.sslsess_tk_stats
 	C.sslsess_tk_stats_get(c.p, &s)
 	runtime.KeepAlive(c)

@@ -111,7 +111,7 @@ func TestTicketKeysAcrossContexts(t *testing.T) {
 			assert.True(t, tc.dial(t, srvA.Addr), "and B's ticket on A")
 			assert.False(t, tc.dial(t, srvC.Addr), "a server with other keys makes a full handshake, no error")
 
-			sa, sb := a.TicketStats(), b.TicketStats()
+			sa, sb := a.Metrics().Tickets, b.Metrics().Tickets
 			assert.GreaterOrEqual(t, sa.Issued, int64(1))
 			assert.GreaterOrEqual(t, sb.DecryptedAge[0], int64(1))
 			assert.Zero(t, sa.Errors+sb.Errors+sa.UnknownKey+sb.UnknownKey)
@@ -147,21 +147,21 @@ func TestTicketKeysRotation(t *testing.T) {
 			tc2 := newTicketClient(t, v)
 			require.False(t, tc2.dial(t, ahead.Addr))
 			require.Equal(t, k2.Name(), tc2.lastName(t))
-			before0 := sc.TicketStats()
+			before0 := sc.Metrics().Tickets
 			assert.True(t, tc2.dial(t, srv.Addr), "a ticket under the published next key resumes")
-			assert.Equal(t, int64(1), sc.TicketStats().DecryptedNext)
+			assert.Equal(t, int64(1), sc.Metrics().Tickets.DecryptedNext)
 			assert.Equal(t, k2.Name(), tc2.lastName(t), "a ticket under the next key is not renewed")
-			assert.Equal(t, before0.Renewed, sc.TicketStats().Renewed)
+			assert.Equal(t, before0.Renewed, sc.Metrics().Tickets.Renewed)
 
 			// Rotate: k2 encrypts, k1 decrypts for a while.
 			require.NoError(t, sc.SetTicketKeys([]sslsession.TicketRingKey{
 				{Key: k1, Encrypt: true, Start: now.Add(-time.Hour), Until: now.Add(time.Hour)},
 				{Key: k2, Encrypt: true, Start: now.Add(-time.Second)},
 			}))
-			before := sc.TicketStats()
+			before := sc.Metrics().Tickets
 			assert.True(t, tc.dial(t, srv.Addr), "a ticket under the previous key still resumes")
 			assert.Equal(t, k2.Name(), tc.lastName(t), "the renewed ticket carries the encrypting key's name")
-			after := sc.TicketStats()
+			after := sc.Metrics().Tickets
 			assert.Equal(t, before.Renewed+1, after.Renewed)
 			assert.Equal(t, before.DecryptedAge[1]+1, after.DecryptedAge[1], "counted as one rotation old")
 
@@ -176,16 +176,16 @@ func TestTicketKeysRotation(t *testing.T) {
 				{Key: k1, Encrypt: true, Start: now.Add(-time.Hour), Until: now.Add(-time.Millisecond)},
 				{Key: k2, Encrypt: true, Start: now.Add(-time.Second)},
 			}))
-			before = sc.TicketStats()
+			before = sc.Metrics().Tickets
 			assert.False(t, tc3.dial(t, srv.Addr), "an expired key's ticket gives a full handshake")
-			assert.Equal(t, before.Expired+1, sc.TicketStats().Expired)
+			assert.Equal(t, before.Expired+1, sc.Metrics().Tickets.Expired)
 
 			// Unknown key name.
 			require.NoError(t, sc.SetTicketKeys([]sslsession.TicketRingKey{{Key: mustTicketKey(t), Encrypt: true}}))
-			before = sc.TicketStats()
+			before = sc.Metrics().Tickets
 			assert.False(t, tc.dial(t, srv.Addr))
-			assert.Equal(t, before.UnknownKey+1, sc.TicketStats().UnknownKey)
-			assert.Zero(t, sc.TicketStats().Errors)
+			assert.Equal(t, before.UnknownKey+1, sc.Metrics().Tickets.UnknownKey)
+			assert.Zero(t, sc.Metrics().Tickets.Errors)
 		})
 	}
 }

@@ -42,7 +42,7 @@ func pair(t testing.TB, v sslsession.Version, cfg loopback.Config) (client, serv
 	require.NoError(t, err)
 	server, err = sslsession.Server(sraw, sctx)
 	require.NoError(t, err)
-	require.Nil(t, client.Openssl(), "a TCP connection must not fall back to spacemonkeygo")
+	require.Nil(t, client.OpenSSL(), "a TCP connection must not fall back to spacemonkeygo")
 	t.Cleanup(func() {
 		client.Close()
 		server.Close()
@@ -486,7 +486,7 @@ func TestConnFallbackOnPipe(t *testing.T) {
 	require.NoError(t, err)
 	server, err := sslsession.Server(b, sctx)
 	require.NoError(t, err)
-	require.NotNil(t, client.Openssl())
+	require.NotNil(t, client.OpenSSL())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

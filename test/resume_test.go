@@ -72,7 +72,7 @@ func TestResumeEndToEnd(t *testing.T) {
 				require.NoError(t, srv.Close())
 				assert.Equal(t, int64(1), srv.Reused(), "server must see the resumption")
 				if tc.name == "session-id" {
-					assert.GreaterOrEqual(t, stats.Stats().Hits, int64(1), "an ID resumption is a cache hit")
+					assert.GreaterOrEqual(t, stats.Metrics().Cache.Hits, int64(1), "an ID resumption is a cache hit")
 				}
 			})
 		}

@@ -127,7 +127,7 @@ func BenchmarkFleetSessionIDResume(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			addr, sc := server(mode) // host B resumes A's session
 			benchPair(b, [2]string{"internal", "redis"}, [2]string{internalAddr, addr}, cctx, [2]*sslsession.Session{internalSess, session(makerAddr)})
-			require.Positive(b, sc.StoreStats().Hits, "resumed through Redis")
+			require.Positive(b, sc.Metrics().Store.Hits, "resumed through Redis")
 		})
 	}
 }

@@ -334,7 +334,7 @@ func TestFleetTicketsRedisRestartUnderLoad(t *testing.T) {
 		st.Fallbacks += s.Fallbacks
 		st.Rejoins += s.Rejoins
 		assert.False(t, s.Local, "rejoined")
-		assert.Zero(t, h.sc.TicketStats().Errors)
+		assert.Zero(t, h.sc.Metrics().Tickets.Errors)
 	}
 	assert.Positive(t, st.RefreshErrors)
 	t.Logf("ring: %d refresh errors, %d fallbacks, %d rejoins", st.RefreshErrors, st.Fallbacks, st.Rejoins)

@@ -57,5 +57,5 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer ln.Close()
-	// ... serve ln; watch ring.Stats() and sc.TicketStats().
+	// ... serve ln; watch ring.Stats() and sc.Metrics().Tickets.
 }

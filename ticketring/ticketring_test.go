@@ -267,7 +267,7 @@ func TestRotationWhileClientsReturn(t *testing.T) {
 					assert.Greater(t, resumedUntil, interval, "resumed across at least one rotation")
 					assert.LessOrEqual(t, resumedUntil, 2*interval+lifetime+interval/2)
 					assert.Positive(t, renewed, "tickets under older keys were renewed")
-					st := bh.sc.TicketStats()
+					st := bh.sc.Metrics().Tickets
 					assert.Positive(t, st.Renewed)
 					assert.Positive(t, st.Expired+st.UnknownKey)
 					assert.Zero(t, st.Errors)
@@ -417,7 +417,7 @@ func TestOtherSealingKeys(t *testing.T) {
 	g := newGoClient(t, sslsession.TLS12, false)
 	require.False(t, mustDial(t, g, a.srv.Addr))
 	assert.False(t, mustDial(t, g, d.srv.Addr), "full handshake on the odd server, no error")
-	assert.Positive(t, d.sc.TicketStats().UnknownKey)
+	assert.Positive(t, d.sc.Metrics().Tickets.UnknownKey)
 }
 
 // A tampered ring is counted, logged once and replaced with one carrying

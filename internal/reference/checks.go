@@ -244,15 +244,15 @@ func checkUnclean(e *env, v sslsession.Version) (Observed, string) {
 	cs := e.owned1(clean.Client, "clean client")
 	clean.shutdown()
 	clean.close()
-	n := stats.Stats().Number
+	n := stats.Metrics().Cache.Number
 
 	bad := e.newPair(sctx, cctx)
 	bad.handshake()
 	bs := e.owned1(bad.Client, "unclean client")
 	ss := e.owned1(bad.Server, "unclean server")
-	withBad := stats.Stats().Number
+	withBad := stats.Metrics().Cache.Number
 	bad.close() // SSL_free without SSL_shutdown
-	after := stats.Stats().Number
+	after := stats.Metrics().Cache.Number
 	si := e.info(ss, "server session")
 	o := Observed{
 		"entries_per_handshake":    withBad - n,
@@ -353,14 +353,14 @@ func checkFlush(e *env, v sslsession.Version) (Observed, string) {
 		clients = append(clients, e.owned1(p.Client, "client"))
 		servers = append(servers, e.owned1(p.Server, "server"))
 	}
-	entries := cache.Stats().Number
+	entries := cache.Metrics().Cache.Number
 	// Age the first server session: made two hours ago with a one-hour
 	// timeout, it has timed out now.
 	e.must(servers[0].SetTimeout(time.Hour), "SSL_SESSION_set_timeout")
 	e.must(servers[0].SetCreated(time.Now().Add(-2*time.Hour)), "SSL_SESSION_set_time")
-	timeouts := cache.Stats().Timeouts
+	timeouts := cache.Metrics().Cache.Timeouts
 	e.must(cache.Flush(time.Now().Add(e.opts.FlushSkew)), "SSL_CTX_flush_sessions")
-	left := cache.Stats().Number
+	left := cache.Metrics().Cache.Number
 	b, err := pairs[0].Server.Session0()
 	alive := err == nil
 	if alive {
@@ -368,7 +368,7 @@ func checkFlush(e *env, v sslsession.Version) (Observed, string) {
 		alive = err == nil
 	}
 	o := Observed{"entries": entries, "removed_by_flush": entries - left,
-		"timeouts_counted": cache.Stats().Timeouts - timeouts, "in_use_session_alive": alive}
+		"timeouts_counted": cache.Metrics().Cache.Timeouts - timeouts, "in_use_session_alive": alive}
 	if v == sslsession.TLS12 {
 		// By session ID: the flushed session no longer resumes, the others do.
 		o["flushed_session_resumes"] = e.resumes(sctx, cctx, clients[0])
@@ -379,7 +379,7 @@ func checkFlush(e *env, v sslsession.Version) (Observed, string) {
 		o["others_resume"] = others
 	}
 	e.must(cache.Flush(time.Now().Add(24*time.Hour+e.opts.FlushSkew)), "SSL_CTX_flush_sessions")
-	o["left_after_flush_all"] = cache.Stats().Number
+	o["left_after_flush_all"] = cache.Metrics().Cache.Number
 	detail := fmt.Sprintf("flush removed %d of %d entries", entries-left, entries)
 	if e.opts.FlushSkew != 0 {
 		detail += fmt.Sprintf(" (flush clock skewed by %s)", e.opts.FlushSkew)
@@ -464,7 +464,7 @@ func checkCacheBound(e *env) (Observed, string) {
 		p.shutdown()
 		p.close()
 	}
-	st := sc.Stats()
+	st := sc.Metrics().Cache
 	// Newest first, until one does not resume (a full handshake then adds
 	// a session and evicts another).
 	resumed := 0
@@ -532,7 +532,7 @@ func checkStats(e *env) (Observed, string) {
 			e.must(err, "concurrent SSL_accept")
 		}
 		started += n.Load()
-		got := sc.Stats().Accept
+		got := sc.Metrics().Cache.Accept
 		if got > started {
 			e.fail("SSL_CTX_sess_accept counted %d handshakes, more than the %d started", got, started)
 		}
