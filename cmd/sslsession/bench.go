@@ -107,15 +107,11 @@ func runBench(out io.Writer, f *benchFlags, args []string) error {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	stop := &stopper{sigs: sigs}
-	tgt, err := openTarget(args)
+	tgt, cl, err := openClient(&f.conn, args)
 	if err != nil {
 		return err
 	}
 	defer tgt.close()
-	cl, err := newClient(&f.conn, tgt.addr, tgt.trustPEM)
-	if err != nil {
-		return err
-	}
 	ctx, err := cl.newCtx(false)
 	if err != nil {
 		return err

@@ -128,15 +128,11 @@ func runCheck(out io.Writer, f *checkFlags, args []string) error {
 	if f.ticketWait <= 0 {
 		return usageError("--ticket-wait must be positive")
 	}
-	tgt, err := openTarget(args)
+	tgt, cl, err := openClient(&f.conn, args)
 	if err != nil {
 		return err
 	}
 	defer tgt.close()
-	cl, err := newClient(&f.conn, tgt.addr, tgt.trustPEM)
-	if err != nil {
-		return err
-	}
 	rep, err := check(cl, tgt.embedded, f.attempts, f.ticketWait)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/loopback"
 )
 
 // connFlags are the flags of every command that connects to a server.
@@ -139,16 +140,8 @@ func (c *client) loadClientCert(certFile, keyFile string) error {
 // the client refuse tickets (SSL_OP_NO_TICKET): it then sends no ticket
 // extension and a TLS 1.2 server falls back to its session-ID cache.
 func (c *client) newCtx(noTicket bool) (*openssl.Ctx, error) {
-	ctx, err := openssl.NewCtxWithVersion(openssl.AnyVersion)
+	ctx, sc, err := loopback.NewCtx(c.min, c.max)
 	if err != nil {
-		return nil, err
-	}
-	ctx.SetOptions(openssl.NoSSLv2 | openssl.NoSSLv3)
-	sc, err := sslsession.NewCtx(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := sc.SetProtocolRange(c.min, c.max); err != nil {
 		return nil, err
 	}
 	if noTicket {

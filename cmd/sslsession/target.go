@@ -32,3 +32,18 @@ func (t *target) close() {
 		_ = t.srv.Close()
 	}
 }
+
+// openClient opens the target of args and makes a client for it with the
+// connection flags f; the caller closes the target.
+func openClient(f *connFlags, args []string) (*target, *client, error) {
+	tgt, err := openTarget(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := newClient(f, tgt.addr, tgt.trustPEM)
+	if err != nil {
+		tgt.close()
+		return nil, nil, err
+	}
+	return tgt, cl, nil
+}

@@ -145,23 +145,32 @@ func ClientCtx(cert *Cert, min, max sslsession.Version) (*openssl.Ctx, error) {
 	return ctx, nil
 }
 
+// newCtx is NewCtx with TLS 1.2 as the lowest version by default.
 func newCtx(min, max sslsession.Version) (*openssl.Ctx, error) {
+	if min == 0 {
+		min = sslsession.TLS12
+	}
+	ctx, _, err := NewCtx(min, max)
+	return ctx, err
+}
+
+// NewCtx makes a context that speaks min to max (0: OpenSSL's own bound),
+// without SSLv2 and SSLv3: the base of every context the tests, the demo
+// and the command make.
+func NewCtx(min, max sslsession.Version) (*openssl.Ctx, *sslsession.Ctx, error) {
 	ctx, err := openssl.NewCtxWithVersion(openssl.AnyVersion)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ctx.SetOptions(openssl.NoSSLv2 | openssl.NoSSLv3)
 	sc, err := sslsession.NewCtx(ctx)
 	if err != nil {
-		return nil, err
-	}
-	if min == 0 {
-		min = sslsession.TLS12
+		return nil, nil, err
 	}
 	if err := sc.SetProtocolRange(min, max); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ctx, nil
+	return ctx, sc, nil
 }
 
 // Server is an echo server on 127.0.0.1: each connection is handshaken,
