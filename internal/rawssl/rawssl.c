@@ -45,31 +45,43 @@ int rawssl_set_fd(SSL *ssl, int fd, rawssl_err *e)
 
 int rawssl_io(SSL *ssl, int op, void *buf, int n, rawssl_err *e)
 {
-    int rv = -1;
-    ERR_clear_error();
-    switch (op) {
-    case RAWSSL_CONNECT:
-        rv = SSL_connect(ssl);
-        break;
-    case RAWSSL_ACCEPT:
-        rv = SSL_accept(ssl);
-        break;
-    case RAWSSL_SHUTDOWN:
-        rv = SSL_shutdown(ssl);
-        break;
-    case RAWSSL_READ:
-        rv = SSL_read(ssl, buf, n);
-        break;
-    case RAWSSL_WRITE:
-        rv = SSL_write(ssl, buf, n);
-        break;
-    }
-    if (rv <= 0) {
-        e->ssl_error = SSL_get_error(ssl, rv);
-        e->sys_errno = errno;
+    for (;;) {
+        int rv = -1, err, saved;
+        ERR_clear_error();
+        errno = 0;
+        switch (op) {
+        case RAWSSL_CONNECT:
+            rv = SSL_connect(ssl);
+            break;
+        case RAWSSL_ACCEPT:
+            rv = SSL_accept(ssl);
+            break;
+        case RAWSSL_SHUTDOWN:
+            rv = SSL_shutdown(ssl);
+            break;
+        case RAWSSL_READ:
+            rv = SSL_read(ssl, buf, n);
+            break;
+        case RAWSSL_WRITE:
+            rv = SSL_write(ssl, buf, n);
+            break;
+        }
+        if (rv > 0)
+            return rv;
+        saved = errno;
+        err = SSL_get_error(ssl, rv);
+        /* A signal interrupted the blocking socket call: Go preempts
+         * goroutines with SIGURG, and a socket with SO_RCVTIMEO or
+         * SO_SNDTIMEO is not restarted after a handler (signal(7)), so
+         * OpenSSL sees EINTR and reports WANT_READ or WANT_WRITE. Retry;
+         * a real timeout is EAGAIN and is reported. */
+        if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && saved == EINTR)
+            continue;
+        e->ssl_error = err;
+        e->sys_errno = saved;
         capture(e);
+        return rv;
     }
-    return rv;
 }
 
 void rawssl_err_string(unsigned long code, char *buf, size_t n) { ERR_error_string_n(code, buf, n); }
