@@ -10,7 +10,7 @@
 #           DIR/include)
 #   system  the OpenSSL pkg-config finds, without OPENSSL_PREFIX
 #
-# Each leg runs `make -k matrix-leg`: vet, every package once (the command's
+# Each leg runs `make -k matrix-leg`: every package once (the command's
 # tests and test/ included) under -race, which turns checkptr on too, and the
 # script checks. The system leg runs without -race: `make test` runs it
 # under -race. -k: a failing step does not stop the others, so every step
