@@ -62,7 +62,7 @@ func hooksOf(p *C.SSL_CTX, create bool) (*hooks, error) {
 		}
 		if create {
 			// Released: only SSL_CTX_free does that.
-			return nil, &Error{Func: "SSL_CTX_get_ex_data", Err: ErrNilSSL}
+			return nil, &Error{Func: "SSL_CTX_get_ex_data", Err: fmt.Errorf("%w: the SSL_CTX's session hooks were released by SSL_CTX_free", ErrFreed)}
 		}
 		return nil, nil
 	}
@@ -170,7 +170,7 @@ func (c *Ctx) SetStore(store SessionStore, opts StoreOptions) error {
 		return errNilCtx
 	}
 	if store == nil {
-		return fmt.Errorf("%w: nil SessionStore", ErrMalformed)
+		return fmt.Errorf("%w: nil SessionStore", ErrInvalidArgument)
 	}
 	if err := callbackGuard("SSL_CTX_sess_set_new_cb"); err != nil {
 		return err
@@ -494,13 +494,8 @@ func (b *bridge) newSession(p *C.SSL_SESSION) {
 	}
 	id := C.GoBytes(unsafe.Pointer(&ci.id[0]), C.int(ci.id_len))
 	expires := time.Unix(int64(ci.time), 0).Add(time.Duration(ci.timeout) * time.Second)
-	var n C.int
-	if C.sslsess_i2d(nil, p, nil, 0, &n) != C.SSLSESS_OK || n <= 0 {
-		b.stats.errors.Add(1)
-		return
-	}
-	der := make([]byte, int(n))
-	if C.sslsess_i2d(nil, p, (*C.uchar)(unsafe.Pointer(&der[0])), n, &n) != C.SSLSESS_OK {
+	der, err := encodeDER(nil, p)
+	if err != nil {
 		b.stats.errors.Add(1)
 		return
 	}
@@ -562,16 +557,12 @@ func (b *bridge) get(id []byte) *C.SSL_SESSION {
 
 // decode turns der into a session whose ID is id, or nil.
 func (b *bridge) decode(id, der []byte) *C.SSL_SESSION {
-	if len(der) == 0 || len(der) > MaxDERSize {
-		return nil
-	}
-	var used C.long
-	p := C.sslsess_d2i((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)), &used, nil)
-	if p == nil {
+	p, err := decodeDER(der)
+	if err != nil {
 		return nil
 	}
 	var ci C.sslsess_info
-	if int(used) != len(der) || C.sslsess_info_get(nil, p, &ci) != C.SSLSESS_OK ||
+	if C.sslsess_info_get(nil, p, &ci) != C.SSLSESS_OK ||
 		!bytes.Equal(C.GoBytes(unsafe.Pointer(&ci.id[0]), C.int(ci.id_len)), id) {
 		C.sslsess_free(p)
 		return nil

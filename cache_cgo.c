@@ -6,10 +6,6 @@
 
 #include "_cgo_export.h"
 
-#if OPENSSL_VERSION_NUMBER < 0x10100000L
-#define SSLSESS_CACHE_OSSL102 1
-#endif
-
 /* ex_data slots: the SSL_CTX's hooks handle, and a client connection's
  * cache key. */
 static int ctx_idx = -1;
@@ -88,7 +84,7 @@ void sslsess_cache_leave(void) { in_callback--; }
  * SSL's current context is used (install the store on every SNI context). */
 static SSL_CTX *callback_ctx(SSL *ssl)
 {
-#ifdef SSLSESS_CACHE_OSSL102
+#ifdef SSLSESS_OSSL102
     return ssl->session_ctx;
 #else
     return SSL_get_SSL_CTX(ssl);
@@ -119,7 +115,7 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
  * d2i_SSL_SESSION gave it; *copy = 0 hands that reference to OpenSSL
  * instead of letting it take another. 1.0.2 passes the ID as unsigned
  * char *, 1.1.0+ as const unsigned char *. */
-#ifdef SSLSESS_CACHE_OSSL102
+#ifdef SSLSESS_OSSL102
 static SSL_SESSION *get_cb(SSL *ssl, unsigned char *id, int len, int *copy)
 #else
 static SSL_SESSION *get_cb(SSL *ssl, const unsigned char *id, int len, int *copy)

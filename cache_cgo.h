@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include "session_cgo.h"
 
-/* Which callbacks sslsess_cache_install sets. */
+/* Which callbacks sslsess_cache_set_callbacks sets. */
 #define SSLSESS_CB_NEW 1
 #define SSLSESS_CB_GET 2
 #define SSLSESS_CB_REMOVE 4

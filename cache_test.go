@@ -158,7 +158,7 @@ func cacheSessionID(t testing.TB, s *sslsession.Session) []byte {
 	return id
 }
 
-// ---- item 1: SSL_CTX cache control --------------------------------------
+// ---- SSL_CTX cache control ---------------------------------------------
 
 func TestCacheCtxControls(t *testing.T) {
 	cacheLeakCheck(t)
@@ -190,8 +190,8 @@ func TestCacheCtxControls(t *testing.T) {
 	require.Equal(t, 42*time.Second, sc.Timeout(), "whole seconds")
 
 	require.NoError(t, sc.SetSessionIDContext([]byte("ctx")))
-	require.ErrorIs(t, sc.SetSessionIDContext(nil), sslsession.ErrMalformed)
-	require.ErrorIs(t, sc.SetSessionIDContext(make([]byte, 33)), sslsession.ErrMalformed)
+	require.ErrorIs(t, sc.SetSessionIDContext(nil), sslsession.ErrInvalidArgument)
+	require.ErrorIs(t, sc.SetSessionIDContext(make([]byte, 33)), sslsession.ErrInvalidArgument)
 	require.NoError(t, sc.SetSessionIDContext(make([]byte, 32)))
 
 	before := sc.Options(0, 0)
@@ -408,7 +408,7 @@ func TestCacheFlushExpiry(t *testing.T) {
 	}
 }
 
-// ---- item 2: the callbacks -----------------------------------------------
+// ---- the session callbacks and the store -------------------------------
 
 // recordStore wraps a MemoryStore and records calls.
 type recordStore struct {
@@ -945,7 +945,7 @@ func TestStoreReplace(t *testing.T) {
 	require.NoError(t, sc.SetStore(a, sslsession.StoreOptions{}))
 	require.NoError(t, sc.SetStore(b, sslsession.StoreOptions{}))
 	require.Same(t, b, sc.Store())
-	require.ErrorIs(t, sc.SetStore(nil, sslsession.StoreOptions{}), sslsession.ErrMalformed)
+	require.ErrorIs(t, sc.SetStore(nil, sslsession.StoreOptions{}), sslsession.ErrInvalidArgument)
 	srv := cacheServe(t, oc)
 	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
 	s.Close()
@@ -1065,7 +1065,7 @@ func cacheDialLight(addr string, cctx *openssl.Ctx, sess *sslsession.Session) (b
 	return reused, next, err
 }
 
-// ---- item 5: numbers -------------------------------------------------------
+// ---- statistics through expvar -----------------------------------------
 
 func TestCachePublishExpvar(t *testing.T) {
 	cacheLeakCheck(t)

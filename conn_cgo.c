@@ -5,11 +5,7 @@
 #include <string.h>
 #include <openssl/x509v3.h>
 
-#if OPENSSL_VERSION_NUMBER < 0x10100000L
-#define SSLSESS_CONN_OSSL102 1
-#endif
-
-#ifdef SSLSESS_CONN_OSSL102
+#ifdef SSLSESS_OSSL102
 /* 1.0.2 has no SSL_OP_NO_RENEGOTIATION. A client ignores HelloRequest when
  * SSL3_FLAGS_NO_RENEGOTIATE_CIPHERS is set (after each handshake, since
  * SSL_clear resets it); a server notices a new handshake in the info
@@ -33,7 +29,7 @@ SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e)
 {
     SSL *ssl;
     ERR_clear_error();
-#ifdef SSLSESS_CONN_OSSL102
+#ifdef SSLSESS_OSSL102
     pthread_once(&reneg_once, reneg_init);
     if (reneg_idx < 0) {
         sslsess_err_capture(e);
@@ -57,7 +53,7 @@ SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e)
 #ifdef SSL_OP_NO_RENEGOTIATION
     SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
 #endif
-#ifdef SSLSESS_CONN_OSSL102
+#ifdef SSLSESS_OSSL102
     SSL_set_info_callback(ssl, reneg_info_cb);
 #endif
     if (server)
@@ -69,7 +65,7 @@ SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e)
 
 void sslsess_conn_established(SSL *ssl)
 {
-#ifdef SSLSESS_CONN_OSSL102
+#ifdef SSLSESS_OSSL102
     ssl->s3->flags |= SSL3_FLAGS_NO_RENEGOTIATE_CIPHERS;
     SSL_set_ex_data(ssl, reneg_idx, RENEG_ESTABLISHED);
 #else
@@ -123,7 +119,7 @@ int sslsess_conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
         return SSLSESS_IO_FAIL;
     }
     r->e.sys_errno = errno;
-#ifdef SSLSESS_CONN_OSSL102
+#ifdef SSLSESS_OSSL102
     if (SSL_get_ex_data(ssl, reneg_idx) == RENEG_STARTED) {
         sslsess_err_capture(NULL);
         return SSLSESS_IO_RENEGOTIATION;

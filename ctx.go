@@ -166,7 +166,7 @@ func (c *Ctx) SetSessionIDContext(id []byte) error {
 		return errNilCtx
 	}
 	if len(id) == 0 || len(id) > C.SSL_MAX_SID_CTX_LENGTH {
-		return fmt.Errorf("%w: session ID context must be 1 to %d bytes", ErrMalformed, C.SSL_MAX_SID_CTX_LENGTH)
+		return fmt.Errorf("%w: session ID context must be 1 to %d bytes", ErrInvalidArgument, C.SSL_MAX_SID_CTX_LENGTH)
 	}
 	var e C.sslsess_err
 	rc := C.sslsess_ctx_set_sid_ctx(c.p, (*C.uchar)(unsafe.Pointer(&id[0])), C.uint(len(id)), &e)
@@ -293,10 +293,11 @@ func (c *Ctx) SetProtocolRange(min, max Version) error {
 	if c.nilCtx() {
 		return errNilCtx
 	}
-	rc := C.sslsess_ctx_set_proto_range(c.p, C.int(min), C.int(max))
+	var e C.sslsess_err
+	rc := C.sslsess_ctx_set_proto_range(c.p, C.int(min), C.int(max), &e)
 	runtime.KeepAlive(c)
 	if rc != C.SSLSESS_OK {
-		return &Error{Func: "SSL_CTX_set_min_proto_version", Err: fmt.Errorf("%w: protocol range %s..%s", ErrUnsupported, min, max)}
+		return newError("SSL_CTX_set_min_proto_version", fmt.Errorf("%w: protocol range %s..%s", ErrUnsupported, min, max), &e)
 	}
 	return nil
 }

@@ -27,7 +27,8 @@ var (
 	ErrNilSession = errors.New("sslsession: nil session")
 	// ErrNilSSL: a nil *SSL, *openssl.Conn, *openssl.Ctx or raw pointer was passed.
 	ErrNilSSL = errors.New("sslsession: nil connection or context")
-	// ErrFreed: the SSL object was freed with (*SSL).Free.
+	// ErrFreed: the SSL object was freed with (*SSL).Free, or an SSL_CTX's
+	// session hooks were already released by SSL_CTX_free.
 	ErrFreed = errors.New("sslsession: SSL object was freed")
 	// ErrWrongContext: SetSession refused a session that belongs to another
 	// SSL_CTX. SSL_get_session(3): one SSL_SESSION "must therefore only be

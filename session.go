@@ -90,10 +90,10 @@ func (s *Session) release() { s.use.Add(-1) }
 // Borrowed reports whether the session is borrowed from a connection.
 func (s *Session) Borrowed() bool { return s != nil && s.ssl != nil }
 
-// do runs fn on the session pointer under the lock that keeps it valid: the
+// do runs fn on the session pointer while it is sure to be valid: under the
 // connection's lock for a borrowed session (and fn's C call checks that the
-// pointer is still the connection's session), the session's own for an
-// owned one. fn gets the SSL* to check against, or nil. name is the
+// pointer is still the connection's session); for an owned one, holding a
+// use of its atomic use count, which Close waits to drain. fn gets the SSL* to check against, or nil. name is the
 // OpenSSL function a failure is reported under.
 func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 	if s == nil {
@@ -344,7 +344,7 @@ func (s *Session) Resumable() (bool, error) {
 // (SSL_SESSION_set_timeout(3)).
 func (s *Session) SetTimeout(d time.Duration) error {
 	if d < time.Second {
-		return fmt.Errorf("%w: timeout %s is under one second", ErrMalformed, d)
+		return fmt.Errorf("%w: timeout %s is under one second", ErrInvalidArgument, d)
 	}
 	return s.do("SSL_SESSION_set_timeout", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		return C.sslsess_set_timeout(ssl, p, C.long(d/time.Second))
@@ -421,9 +421,41 @@ func (s *Session) twoStep(fn string, enc func(ssl *C.SSL, p *C.SSL_SESSION, buf 
 // `openssl sess_id -inform DER` reads. The DER holds the master key: store
 // it as a secret.
 func (s *Session) MarshalBinary() ([]byte, error) {
-	return s.twoStep("i2d_SSL_SESSION", func(ssl *C.SSL, p *C.SSL_SESSION, buf *C.uchar, n *C.int) C.int {
-		return C.sslsess_i2d(ssl, p, buf, *n, n)
+	var der []byte
+	var encErr error
+	err := s.do("i2d_SSL_SESSION", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
+		der, encErr = encodeDER(ssl, p)
+		return C.SSLSESS_OK
 	})
+	if err == nil {
+		err = encErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return der, nil
+}
+
+// encodeDER is i2d_SSL_SESSION(3): the one encoder, for MarshalBinary and
+// the store bridge. With ssl set, p is borrowed from it and is checked to be
+// its session still; call it where p cannot be freed meanwhile (Session.do,
+// or inside an OpenSSL callback).
+func encodeDER(ssl *C.SSL, p *C.SSL_SESSION) ([]byte, error) {
+	var e C.sslsess_err
+	var n C.int
+	rc := C.sslsess_i2d(ssl, p, nil, 0, &n, &e)
+	var der []byte
+	if rc == C.SSLSESS_OK {
+		der = make([]byte, int(n)) // n > 0: the shim fails otherwise
+		rc = C.sslsess_i2d(ssl, p, (*C.uchar)(unsafe.Pointer(&der[0])), n, &n, &e)
+	}
+	switch rc {
+	case C.SSLSESS_OK:
+		return der, nil
+	case C.SSLSESS_FAIL:
+		return nil, newError("i2d_SSL_SESSION", nil, &e)
+	}
+	return nil, statusError("i2d_SSL_SESSION", rc)
 }
 
 // PEMType is the PEM block type of an SSL session, as written by
@@ -453,6 +485,18 @@ func ParseDER(der []byte) (*Session, error) {
 	if setupErr != nil {
 		return nil, setupErr
 	}
+	p, err := decodeDER(der)
+	if err != nil {
+		return nil, err
+	}
+	return newOwned(p, 0), nil
+}
+
+// decodeDER is d2i_SSL_SESSION(3) under ParseDER's rules (MaxDERSize, the
+// 1.0.2 master-key check, exactly one session and no trailing bytes): the
+// one decoder, for ParseDER and the store bridge. The session returned
+// carries one reference for the caller.
+func decodeDER(der []byte) (*C.SSL_SESSION, error) {
 	switch {
 	case len(der) == 0:
 		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: empty input", ErrMalformed)}
@@ -468,12 +512,11 @@ func ParseDER(der []byte) (*Session, error) {
 	if p == nil {
 		return nil, newError("d2i_SSL_SESSION", ErrMalformed, &e)
 	}
-	s := newOwned(p, 0)
 	if int(used) != len(der) {
-		s.Close()
+		C.sslsess_free(p)
 		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: %d trailing bytes after the session", ErrMalformed, len(der)-int(used))}
 	}
-	return s, nil
+	return p, nil
 }
 
 // checkMasterKeyLength refuses, on OpenSSL 1.0.2, a session whose master
@@ -556,14 +599,14 @@ func Parse(data []byte) (*Session, error) {
 // the decoded session is held by the package, and s forwards to it. Close s
 // when done, or let the garbage collector give the reference back once s is
 // unreachable. A second UnmarshalBinary into the same Session, or one into a
-// Session already in use, returns an error wrapping ErrMalformed and changes
-// nothing. Prefer ParseDER.
+// Session already in use, returns an error wrapping ErrInvalidArgument and
+// changes nothing. Prefer ParseDER.
 func (s *Session) UnmarshalBinary(der []byte) error {
 	if s == nil {
 		return ErrNilSession
 	}
 	if s.use.Load() != 0 || s.p != nil || s.ssl != nil || s.fwd.Load() != nil {
-		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrMalformed)}
+		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrInvalidArgument)}
 	}
 	d, err := ParseDER(der)
 	if err != nil {
@@ -571,7 +614,7 @@ func (s *Session) UnmarshalBinary(der []byte) error {
 	}
 	if !s.fwd.CompareAndSwap(nil, d) {
 		d.Close()
-		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrMalformed)}
+		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrInvalidArgument)}
 	}
 	return nil
 }

@@ -6,10 +6,6 @@
 #include <string.h>
 #include <openssl/crypto.h>
 
-#if OPENSSL_VERSION_NUMBER < 0x10100000L
-#define SSLSESS_OSSL102 1
-#endif
-
 /* ---- versions and thread setup ---------------------------------------- */
 
 unsigned long sslsess_build_version(void) { return OPENSSL_VERSION_NUMBER; }
@@ -289,20 +285,21 @@ int sslsess_peer_der(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap
 
 /* ---- DER --------------------------------------------------------------- */
 
-int sslsess_i2d(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n)
+int sslsess_i2d(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n, sslsess_err *e)
 {
     int rc = sslsess_check(ssl, s);
     if (rc != SSLSESS_OK)
         return rc;
+    ERR_clear_error();
     *n = i2d_SSL_SESSION(s, NULL);
-    if (*n <= 0) {
-        ERR_clear_error();
+    if (*n <= 0 || (out != NULL && cap < *n)) {
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
     }
-    if (out != NULL && cap >= *n) {
+    if (out != NULL) {
         unsigned char *p = out;
         if (i2d_SSL_SESSION(s, &p) != *n) {
-            ERR_clear_error();
+            sslsess_err_capture(e);
             return SSLSESS_FAIL;
         }
     }
@@ -453,7 +450,7 @@ int sslsess_max_supported_proto(void)
 #endif
 }
 
-int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max)
+int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max, sslsess_err *e)
 {
     if (min != 0 && min > sslsess_max_supported_proto())
         return SSLSESS_FAIL;
@@ -472,10 +469,11 @@ int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max)
         return SSLSESS_OK;
     }
 #else
-    if (SSL_CTX_set_min_proto_version(ctx, min) != 1)
+    ERR_clear_error();
+    if (SSL_CTX_set_min_proto_version(ctx, min) != 1 || SSL_CTX_set_max_proto_version(ctx, max) != 1) {
+        sslsess_err_capture(e);
         return SSLSESS_FAIL;
-    if (SSL_CTX_set_max_proto_version(ctx, max) != 1)
-        return SSLSESS_FAIL;
+    }
     return SSLSESS_OK;
 #endif
 }

@@ -1,8 +1,11 @@
 /*
- * The only C in sslsession. Every OpenSSL macro and every difference between
- * OpenSSL versions sits behind one function here, so the Go files never see a
- * version number. Functions that can fail drain OpenSSL's per-thread error
- * queue into an sslsess_err inside the same call.
+ * The C shim of sslsession's session calls, and the header every other C
+ * file of the package includes (cache_cgo.* the session callbacks, conn_cgo.*
+ * the socket connection, ticketkeys_cgo.* the ticket keys). OpenSSL macros
+ * and differences between versions sit behind functions of these files, so
+ * the Go files never see a version number; SSLSESS_OSSL102, defined here
+ * only, is the one switch for 1.0.2. Functions that can fail drain OpenSSL's
+ * per-thread error queue into an sslsess_err inside the same call.
  */
 #ifndef SSLSESSION_SESSION_CGO_H
 #define SSLSESSION_SESSION_CGO_H
@@ -18,7 +21,13 @@
 #error "sslsession needs OpenSSL 1.0.2 or later"
 #endif
 
-/* Status codes shared with Go (session.go mirrors them). */
+/* OpenSSL 1.0.2: opaque structures, no TLS 1.3, other callback signatures. */
+#if OPENSSL_VERSION_NUMBER < 0x10100000L
+#define SSLSESS_OSSL102 1
+#endif
+
+/* Status codes the Go side reads as C.SSLSESS_*; statusError (errors.go)
+ * turns them into errors. */
 #define SSLSESS_OK 0
 #define SSLSESS_FAIL -1      /* OpenSSL failed; see the sslsess_err */
 #define SSLSESS_STALE -2     /* borrowed pointer is no longer the SSL's session */
@@ -82,7 +91,8 @@ int sslsess_set_timeout(const SSL *ssl, SSL_SESSION *s, long t);
 int sslsess_set_time(const SSL *ssl, SSL_SESSION *s, long t);
 int sslsess_master_key(const SSL *ssl, SSL_SESSION *s, unsigned char *out, size_t cap, size_t *n);
 int sslsess_peer_der(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n);
-int sslsess_i2d(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n);
+/* With out NULL, the DER's length in *n; else the DER into out (cap bytes). */
+int sslsess_i2d(const SSL *ssl, SSL_SESSION *s, unsigned char *out, int cap, int *n, sslsess_err *e);
 SSL_SESSION *sslsess_d2i(const unsigned char *in, long len, long *used, sslsess_err *e);
 int sslsess_up_ref_checked(const SSL *ssl, SSL_SESSION *s);
 
@@ -112,7 +122,7 @@ const char *sslsess_verify_string(long code);
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 int sslsess_exdata_nodup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d, int idx, long argl, void *argp);
 #else
-#if OPENSSL_VERSION_NUMBER < 0x10100000L
+#ifdef SSLSESS_OSSL102
 #define SSLSESS_EXDATA_FROM_CONST
 #else
 #define SSLSESS_EXDATA_FROM_CONST const
@@ -134,8 +144,9 @@ int sslsess_ctx_add(SSL_CTX *ctx, SSL_SESSION *s);
 int sslsess_ctx_remove(SSL_CTX *ctx, SSL_SESSION *s);
 long sslsess_ctx_options(SSL_CTX *ctx, long set, long clear);
 /* Protocol range, 0 for no bound. SSLSESS_FAIL when the library cannot
- * speak min (TLS 1.3 on 1.0.2). */
-int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max);
+ * speak min (TLS 1.3 on 1.0.2; e stays empty) or OpenSSL refuses a bound
+ * (e holds its queue). */
+int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max, sslsess_err *e);
 int sslsess_max_supported_proto(void);
 int sslsess_ctx_default_verify_paths(SSL_CTX *ctx, sslsess_err *e);
 int sslsess_ssl_version(const SSL *ssl);

@@ -252,7 +252,7 @@ func TestInfoAndAccessors(t *testing.T) {
 	d, err := s.Timeout()
 	require.NoError(t, err)
 	assert.Equal(t, 90*time.Second, d)
-	assert.ErrorIs(t, s.SetTimeout(time.Millisecond), sslsession.ErrMalformed)
+	assert.ErrorIs(t, s.SetTimeout(time.Millisecond), sslsession.ErrInvalidArgument)
 	when := time.Unix(1_700_000_000, 0)
 	require.NoError(t, s.SetCreated(when))
 	created, err := s.Created()
@@ -346,7 +346,7 @@ func TestDERAndPEMRoundTrip(t *testing.T) {
 	d, err := sslsession.ParseDER(der)
 	require.NoError(t, err)
 	defer d.Close()
-	assert.ErrorIs(t, d.UnmarshalBinary(der), sslsession.ErrMalformed)
+	assert.ErrorIs(t, d.UnmarshalBinary(der), sslsession.ErrInvalidArgument)
 }
 
 // Bad input gets a typed error and loses nothing: never a panic, never a
