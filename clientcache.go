@@ -1,6 +1,6 @@
 package sslsession
 
-// #include "cache_cgo.h"
+// #include "callbacks_cgo.h"
 import "C"
 
 import (

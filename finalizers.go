@@ -135,36 +135,6 @@ func (b *block) finalize() {
 // forget drops s's bookkeeping after its reference was given back.
 func forget(*Session) { liveSessions.Add(-1) }
 
-// Close gives the owned session's reference back (SSL_SESSION_free(3)). It
-// is safe to call twice, and from several goroutines: the reference is given
-// back exactly once. Methods called after Close return ErrClosed. For a
-// borrowed session Close does nothing: it holds no reference.
-func (s *Session) Close() error {
-	if s == nil {
-		return nil
-	}
-	s = s.target()
-	if s.ssl != nil {
-		return nil
-	}
-	for {
-		v := s.use.Load()
-		if v < 0 {
-			return nil // closed already
-		}
-		if v == 0 && s.use.CompareAndSwap(0, closedState) {
-			break
-		}
-		runtime.Gosched() // a call is using the session: let it finish
-	}
-	if s.p == nil {
-		return nil // a zero Session: nothing to give back
-	}
-	C.sslsess_free(s.p)
-	forget(s)
-	return nil
-}
-
 // finalize gives back a reference nobody closed.
 func (s *Session) finalize() {
 	if s.p != nil && s.use.Load() >= 0 {

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,8 +23,9 @@ import (
 //
 //   - Owned (from SSL.Session1, Session.Owned, ParseDER, ParsePEM): holds one
 //     reference. Close gives it back exactly once; a second Close is a
-//     no-op; if Close is never called the garbage collector gives it back.
-//     Any use after Close returns ErrClosed.
+//     no-op; if Close is never called the garbage collector gives it back,
+//     once every session allocated in the same block of 64 is unreachable
+//     (see Close). Any use after Close returns ErrClosed.
 //   - Borrowed (from SSL.Session, SSL.Session0): holds no reference and
 //     keeps its connection alive. It is usable while it is still the
 //     connection's session; afterwards every method returns ErrStale.
@@ -86,6 +88,42 @@ func (s *Session) acquire() bool {
 }
 
 func (s *Session) release() { s.use.Add(-1) }
+
+// Close gives the owned session's reference back (SSL_SESSION_free(3)). It
+// is safe to call twice, and from several goroutines: the reference is given
+// back exactly once. Methods called after Close return ErrClosed. For a
+// borrowed session Close does nothing: it holds no reference.
+//
+// Without Close, the garbage collector gives the reference back, but later:
+// owned sessions are allocated 64 to a block with one finalizer per block
+// (finalizers.go), so a dropped session is given back only once all 63
+// others of its block are unreachable too. One live session keeps its
+// block's dropped siblings, and their SSL_SESSIONs, alive until it goes.
+func (s *Session) Close() error {
+	if s == nil {
+		return nil
+	}
+	s = s.target()
+	if s.ssl != nil {
+		return nil
+	}
+	for {
+		v := s.use.Load()
+		if v < 0 {
+			return nil // closed already
+		}
+		if v == 0 && s.use.CompareAndSwap(0, closedState) {
+			break
+		}
+		runtime.Gosched() // a call is using the session: let it finish
+	}
+	if s.p == nil {
+		return nil // a zero Session: nothing to give back
+	}
+	C.sslsess_free(s.p)
+	forget(s)
+	return nil
+}
 
 // Borrowed reports whether the session is borrowed from a connection.
 func (s *Session) Borrowed() bool { return s != nil && s.ssl != nil }

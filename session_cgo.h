@@ -1,6 +1,6 @@
 /*
  * The C shim of sslsession's session calls, and the header every other C
- * file of the package includes (cache_cgo.* the session callbacks, conn_cgo.*
+ * file of the package includes (callbacks_cgo.* the session callbacks, conn_cgo.*
  * the socket connection, ticketkeys_cgo.* the ticket keys). OpenSSL macros
  * and differences between versions sit behind functions of these files, so
  * the Go files never see a version number; SSLSESS_OSSL102, defined here

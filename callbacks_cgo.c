@@ -1,4 +1,4 @@
-#include "cache_cgo.h"
+#include "callbacks_cgo.h"
 
 #include <pthread.h>
 #include <stdlib.h>

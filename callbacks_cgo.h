@@ -1,12 +1,12 @@
 /*
- * The C half of the session-cache bridge (cache.go): OpenSSL's new, remove
- * and get session callbacks, installed on an SSL_CTX, call Go through the
- * functions cache.go exports. The Go side is found through an integer handle
+ * OpenSSL's new, remove and get session callbacks, installed on an SSL_CTX
+ * for a store (bridge.go) or a client cache (clientcache.go), call Go
+ * through the functions callbacks.go exports. The Go side is found through an integer handle
  * kept in the SSL_CTX's ex_data, never a Go pointer. Every version
- * difference of these callbacks sits in cache_cgo.c.
+ * difference of these callbacks sits in callbacks_cgo.c.
  */
-#ifndef SSLSESSION_CACHE_CGO_H
-#define SSLSESSION_CACHE_CGO_H
+#ifndef SSLSESSION_CALLBACKS_CGO_H
+#define SSLSESSION_CALLBACKS_CGO_H
 
 #include <stdint.h>
 #include <stdlib.h>
