@@ -1,0 +1,297 @@
+package sslsession_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/spacemonkeygo/openssl"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sslsession/sslsession"
+)
+
+// The SSL_CTX session cache: its controls, counters, internal cache, expiry
+// and bound (ctx.go).
+
+func TestCacheCtxControls(t *testing.T) {
+	cacheLeakCheck(t)
+	oc, err := openssl.NewCtx()
+	require.NoError(t, err)
+	sc, err := sslsession.NewCtx(oc)
+	require.NoError(t, err)
+	require.Same(t, oc, sc.OpenSSL())
+
+	require.Equal(t, sslsession.CacheServer, sc.CacheMode(), "OpenSSL's default mode")
+	prev := sc.SetCacheMode(sslsession.CacheBoth | sslsession.CacheNoAutoClear)
+	require.Equal(t, sslsession.CacheServer, prev)
+	require.Equal(t, sslsession.CacheBoth|sslsession.CacheNoAutoClear, sc.CacheMode())
+	require.Equal(t, sslsession.CacheNoInternalLookup|sslsession.CacheNoInternalStore, sslsession.CacheNoInternal)
+	require.Equal(t, sslsession.CacheClient|sslsession.CacheServer, sslsession.CacheBoth)
+
+	require.Equal(t, 20480, sc.CacheSize(), "SSL_SESSION_CACHE_MAX_SIZE_DEFAULT")
+	require.Equal(t, 20480, sc.SetCacheSize(7))
+	require.Equal(t, 7, sc.CacheSize())
+
+	// The default timeout is the method's: 300 s for 1.0.2's SSLv23_method,
+	// 7200 s for 1.1.0+'s TLS_method.
+	def := 7200 * time.Second
+	if cacheIs102() {
+		def = 300 * time.Second
+	}
+	require.Equal(t, def, sc.Timeout(), "OpenSSL's default session timeout")
+	require.Equal(t, def, sc.SetTimeout(42*time.Second+900*time.Millisecond))
+	require.Equal(t, 42*time.Second, sc.Timeout(), "whole seconds")
+
+	require.NoError(t, sc.SetSessionIDContext([]byte("ctx")))
+	require.ErrorIs(t, sc.SetSessionIDContext(nil), sslsession.ErrInvalidArgument)
+	require.ErrorIs(t, sc.SetSessionIDContext(make([]byte, 33)), sslsession.ErrInvalidArgument)
+	require.NoError(t, sc.SetSessionIDContext(make([]byte, 32)))
+
+	before := sc.Options(0, 0)
+	after := sc.Options(sslsession.OptionNoTicket, 0)
+	require.NotZero(t, after&sslsession.OptionNoTicket)
+	require.Equal(t, before, sc.Options(0, sslsession.OptionNoTicket)&^sslsession.OptionNoTicket)
+	require.Zero(t, sc.Options(0, 0)&sslsession.OptionNoTicket)
+
+	require.Equal(t, sslsession.Stats{}, sc.Metrics().Cache, "a new context has counted nothing")
+	require.Equal(t, sslsession.StoreStats{}, sc.Metrics().Store)
+	require.Nil(t, sc.Store())
+	require.NoError(t, sc.ClearStore(context.Background()), "no store: nothing to clear")
+}
+
+// Every SSL_CTX_sess_* counter, after real handshakes on both sides.
+func TestCacheStats(t *testing.T) {
+	cacheLeakCheck(t)
+	for _, v := range cacheVersions(t) {
+		t.Run(v.String(), func(t *testing.T) {
+			oc, sc := cacheServerCtx(t, v, "stats")
+			srv := cacheServe(t, oc)
+			cctx := cacheClientCtx(t, v)
+			cs, err := sslsession.NewCtx(cctx)
+			require.NoError(t, err)
+			cs.SetCacheMode(sslsession.CacheClient | sslsession.CacheNoInternalStore)
+
+			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+			reused, s2 := cacheDial(t, srv.Addr, cctx, s1)
+			require.True(t, reused)
+			// A session ID the server never issued: a miss.
+			bogus := cacheForeignSession(t, v)
+			reused, s3 := cacheDial(t, srv.Addr, cctx, bogus)
+			require.False(t, reused)
+			for _, s := range []*sslsession.Session{s1, s2, s3, bogus} {
+				s.Close()
+			}
+			require.NoError(t, srv.Close())
+
+			st := sc.Metrics().Cache
+			t.Logf("server: %+v", st)
+			require.Equal(t, int64(3), st.Accept)
+			require.Equal(t, int64(3), st.AcceptGood)
+			require.Equal(t, int64(1), st.Hits)
+			require.Equal(t, int64(1), st.Misses)
+			require.Zero(t, st.CbHits, "no store")
+			require.Zero(t, st.Timeouts)
+			require.Zero(t, st.CacheFull)
+			require.Zero(t, st.Connect)
+			require.Zero(t, st.AcceptRenegotiate)
+			// TLS 1.2: one session per full handshake; TLS 1.3 stateful
+			// tickets: one entry per ticket, two tickets per handshake.
+			perHandshake := int64(1)
+			if v == sslsession.TLS13 {
+				perHandshake = 2
+			}
+			require.GreaterOrEqual(t, st.Number, 2*perHandshake)
+
+			cst := cs.Metrics().Cache
+			t.Logf("client: %+v", cst)
+			require.Equal(t, int64(3), cst.Connect)
+			require.Equal(t, int64(3), cst.ConnectGood)
+			require.Zero(t, cst.Accept)
+			require.Zero(t, cst.Number, "no internal store on the client")
+
+			// The cache bound: one entry left, the rest counted as full.
+			sc.SetCacheSize(1)
+			srv2 := cacheServe(t, oc)
+			_, s4 := cacheDial(t, srv2.Addr, cctx, nil)
+			s4.Close()
+			require.NoError(t, srv2.Close())
+			st = sc.Metrics().Cache
+			require.LessOrEqual(t, st.Number, int64(1))
+			require.Positive(t, st.CacheFull)
+		})
+	}
+}
+
+// cacheForeignSession makes a resumable session on a server nobody else
+// uses, so offering it elsewhere is a miss. It is decoded from DER: bound to
+// no context, usable by any client.
+func cacheForeignSession(t testing.TB, v sslsession.Version) *sslsession.Session {
+	t.Helper()
+	oc, _ := cacheServerCtx(t, v, "foreign")
+	srv := cacheServe(t, oc)
+	_, c := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
+	require.NoError(t, srv.Close())
+	d, err := sslsession.ParseDER(mustDER(t, c))
+	require.NoError(t, err)
+	c.Close()
+	return d
+}
+
+// cacheServerSession makes a TLS 1.2 session on a new server with session
+// ID context sidCtx and returns the client's session (of cctx) and the
+// server's (from the server's store, decoded from DER).
+func cacheServerSession(t testing.TB, cctx *openssl.Ctx, sidCtx string) (client, server *sslsession.Session) {
+	t.Helper()
+	oc, sc := cacheServerCtx(t, sslsession.TLS12, sidCtx)
+	store := newRecordStore()
+	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
+	srv := cacheServe(t, oc)
+	_, client = cacheDial(t, srv.Addr, cctx, nil)
+	require.NoError(t, srv.Close())
+	der, err := store.MemoryStore.Get(context.Background(), cacheSessionID(t, client))
+	require.NoError(t, err)
+	server, err = sslsession.ParseDER(der)
+	require.NoError(t, err)
+	return client, server
+}
+
+// AddSession, RemoveSession and Flush on the internal cache, with sessions
+// decoded from DER.
+func TestCacheAddRemoveFlush(t *testing.T) {
+	cacheLeakCheck(t)
+	v := sslsession.TLS12
+	oc, sc := cacheServerCtx(t, v, "addremove")
+	sc.SetTimeout(100 * time.Second)
+	srv := cacheServe(t, oc)
+	cctx := cacheClientCtx(t, v)
+	_, cs := cacheDial(t, srv.Addr, cctx, nil)
+	defer cs.Close()
+	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
+
+	// A session the server does not hold yet: made by another server
+	// context of the same session ID context.
+	otherClient, other := cacheServerSession(t, cctx, "addremove")
+	defer otherClient.Close()
+	defer other.Close()
+	added, err := sc.AddSession(other)
+	require.NoError(t, err)
+	require.True(t, added)
+	require.Equal(t, int64(2), sc.Metrics().Cache.Number)
+	added, err = sc.AddSession(other)
+	require.NoError(t, err)
+	require.False(t, added, "already there")
+
+	// It now resumes on this server.
+	reused, s2 := cacheDial(t, srv.Addr, cctx, otherClient)
+	require.True(t, reused, "a session added with AddSession resumes")
+	s2.Close()
+
+	removed, err := sc.RemoveSession(other)
+	require.NoError(t, err)
+	require.True(t, removed)
+	removed, err = sc.RemoveSession(other)
+	require.NoError(t, err)
+	require.False(t, removed)
+	resumable, err := other.Resumable()
+	require.NoError(t, err)
+	require.False(t, resumable, "SSL_CTX_remove_session marks the session not resumable")
+	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
+
+	// Flush: nothing has expired now; everything has in 101 s.
+	require.NoError(t, sc.Flush(time.Now()))
+	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
+	require.NoError(t, sc.Flush(time.Now().Add(101*time.Second)))
+	require.Zero(t, sc.Metrics().Cache.Number, "flush removes expired sessions")
+	require.Zero(t, sc.Metrics().Cache.Timeouts, "flush does not count timeouts")
+	reused, s3 := cacheDial(t, srv.Addr, cctx, cs)
+	require.False(t, reused, "a flushed session does not resume")
+	s3.Close()
+
+	closed, err := sslsession.ParseDER(mustDER(t, cs))
+	require.NoError(t, err)
+	closed.Close()
+	_, err = sc.AddSession(closed)
+	require.ErrorIs(t, err, sslsession.ErrClosed)
+	_, err = sc.RemoveSession(closed)
+	require.ErrorIs(t, err, sslsession.ErrClosed)
+}
+
+func mustDER(t testing.TB, s *sslsession.Session) []byte {
+	t.Helper()
+	der, err := s.MarshalBinary()
+	require.NoError(t, err)
+	return der
+}
+
+// Expiry in the internal cache: sessions expire by their own time and
+// timeout, and Flush removes exactly the expired ones.
+func TestCacheFlushExpiry(t *testing.T) {
+	cacheLeakCheck(t)
+	for _, v := range cacheVersions(t) {
+		t.Run(v.String(), func(t *testing.T) {
+			oc, sc := cacheServerCtx(t, v, "expiry")
+			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoAutoClear)
+			srv := cacheServe(t, oc)
+			cctx := cacheClientCtx(t, v)
+
+			sc.SetTimeout(10 * time.Second)
+			_, short := cacheDial(t, srv.Addr, cctx, nil)
+			defer short.Close()
+			n := sc.Metrics().Cache.Number
+			require.Positive(t, n)
+			sc.SetTimeout(1000 * time.Second)
+			_, long := cacheDial(t, srv.Addr, cctx, nil)
+			defer long.Close()
+			require.Equal(t, 2*n, sc.Metrics().Cache.Number)
+
+			require.NoError(t, sc.Flush(time.Now().Add(20*time.Second)))
+			require.Equal(t, n, sc.Metrics().Cache.Number, "only the short-lived sessions expired")
+			if v == sslsession.TLS12 {
+				reused, s := cacheDial(t, srv.Addr, cctx, short)
+				require.False(t, reused)
+				s.Close()
+				// The long-lived session still resumes.
+				reused, s = cacheDial(t, srv.Addr, cctx, long)
+				require.True(t, reused)
+				s.Close()
+			}
+			require.NoError(t, sc.Flush(time.Now().Add(2000*time.Second)))
+			require.Zero(t, sc.Metrics().Cache.Number)
+		})
+	}
+}
+
+// The internal cache's bound, SSL_CTX_sess_set_cache_size(3): the oldest
+// sessions go first, each counted in CacheFull. OpenSSL 1.0.2 holds up to
+// the bound; 3.0 evicts while the count (the new session already counted)
+// is at the bound, so it holds one session less.
+func TestCacheSizeBound(t *testing.T) {
+	cacheLeakCheck(t)
+	v := sslsession.TLS12
+	oc, sc := cacheServerCtx(t, v, "bound")
+	require.Equal(t, 20480, sc.SetCacheSize(3))
+	srv := cacheServe(t, oc)
+	cctx := cacheClientCtx(t, v)
+	var sessions []*sslsession.Session
+	for i := 0; i < 5; i++ {
+		_, s := cacheDial(t, srv.Addr, cctx, nil)
+		sessions = append(sessions, s)
+	}
+	// SSL_CTX_sess_set_cache_size(n): 1.0.2 and 1.1.1 hold n sessions;
+	// 3.x evicts when the cache reaches n and holds n-1.
+	held := 3
+	if sslsession.RuntimeVersion().Major() >= 3 {
+		held = 2
+	}
+	st := sc.Metrics().Cache
+	require.Equal(t, int64(held), st.Number)
+	require.Equal(t, int64(5-held), st.CacheFull)
+	// Newest first: the held ones resume, the evicted ones do not.
+	for i := len(sessions) - 1; i >= 0; i-- {
+		reused, next := cacheDial(t, srv.Addr, cctx, sessions[i])
+		require.Equal(t, i >= len(sessions)-held, reused, "session %d", i)
+		next.Close()
+		sessions[i].Close()
+	}
+}
