@@ -75,7 +75,7 @@ static tk_state *state_of(SSL_CTX *ctx)
  * current context is used (install the keys on every SNI context). */
 static tk_state *state_of_ssl(SSL *ssl)
 {
-#ifdef SSLSESS_OSSL102
+#if OPENSSL_VERSION_NUMBER < 0x10100000L
     tk_state *s = state_of(ssl->session_ctx);
     if (s != NULL)
         return s;
@@ -129,10 +129,10 @@ static int mac_init(sslsess_tk_mac *h, const unsigned char *key)
  * such answer (it would send a ticket under an unset key), so it fails the
  * handshake. Go never publishes an empty ring on a context that issues
  * tickets, so this is only reached after ClearTicketKeys races a handshake. */
-#ifdef SSLSESS_OSSL102
-#define NO_TICKET -1
-#else
+#if OPENSSL_VERSION_NUMBER >= 0x10100000L
 #define NO_TICKET 0
+#else
+#define NO_TICKET -1
 #endif
 
 static int tk_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx, sslsess_tk_mac *hctx, int enc)
@@ -213,7 +213,7 @@ static void install(SSL_CTX *ctx, int on)
 {
 #ifdef SSLSESS_TK_EVP_MAC
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on ? tk_cb : NULL);
-#elif defined(SSLSESS_OSSL102)
+#elif OPENSSL_VERSION_NUMBER < 0x10100000L
     /* 1.0.2's macro passes the callback to SSL_CTX_callback_ctrl uncast. */
     SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, on ? (void (*)(void))tk_cb : NULL);
 #else
