@@ -147,7 +147,7 @@ type TicketStats struct {
 	Renewed       int64                   `json:"renewed"`          // decrypted under an older key: reissued under the current one
 	UnknownKey    int64                   `json:"unknown_key"`      // key name not in the ring: full handshake
 	Expired       int64                   `json:"expired"`          // key past its Until: full handshake
-	NoKey         int64                   `json:"no_key"`           // no key to encrypt with: no ticket issued
+	NoKey         int64                   `json:"no_key"`           // no key to encrypt with: no ticket issued (before 3.0: one under a throwaway key)
 	Errors        int64                   `json:"errors"`           // OpenSSL failed to set up the cipher or the MAC
 }
 

@@ -125,14 +125,35 @@ static int mac_init(sslsess_tk_mac *h, const unsigned char *key)
 #endif
 }
 
-/* No ticket: 1.1.0+ sends none when the callback returns 0; 1.0.2 has no
- * such answer (it would send a ticket under an unset key), so it fails the
- * handshake. Go never publishes an empty ring on a context that issues
- * tickets, so this is only reached after ClearTicketKeys races a handshake. */
-#if OPENSSL_VERSION_NUMBER >= 0x10100000L
-#define NO_TICKET 0
+/* No key to encrypt with (every key's Until has passed, or ClearTicketKeys
+ * raced a handshake). 3.0 then sends no ticket when the callback returns 0
+ * (an empty one in TLS 1.2, as RFC 5077 allows). Before 3.0 that answer is
+ * broken: 1.0.2 goes on to send a ticket under an unset key and fails the
+ * handshake, and 1.1.1 sends a TLS 1.3 NewSessionTicket with an empty
+ * ticket, which clients reject as malformed (crypto/tls: "error decoding
+ * message"). There the ticket is sealed under a throwaway key instead,
+ * random and forgotten at once: no server can open it, so it costs its
+ * client one full handshake later, never a failed one. */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+static int no_ticket(unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx, sslsess_tk_mac *hctx)
+{
+    (void)name, (void)iv, (void)cctx, (void)hctx;
+    return 0;
+}
 #else
-#define NO_TICKET -1
+static int no_ticket(unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx, sslsess_tk_mac *hctx)
+{
+    sslsess_tk_key k;
+    int ok = RAND_bytes(k.name, SSLSESS_TK_NAME) == 1 && RAND_bytes(k.aes, SSLSESS_TK_AES) == 1 &&
+             RAND_bytes(k.hmac, SSLSESS_TK_HMAC) == 1 &&
+             RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) == 1;
+    if (ok) {
+        memcpy(name, k.name, SSLSESS_TK_NAME);
+        ok = EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1 && mac_init(hctx, k.hmac);
+    }
+    OPENSSL_cleanse(&k, sizeof(k));
+    return ok ? 1 : -1;
+}
 #endif
 
 static int tk_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx, sslsess_tk_mac *hctx, int enc)
@@ -143,7 +164,7 @@ static int tk_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CT
     int i, rc = 1, age = 0;
 
     if (s == NULL)
-        return enc ? NO_TICKET : 0;
+        return enc ? no_ticket(name, iv, cctx, hctx) : 0;
     pthread_mutex_lock(&s->mu);
     if (enc) {
         i = pick_current(s, now);
@@ -174,7 +195,7 @@ static int tk_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CT
     if (i < 0) {
         if (enc) {
             COUNT(s->st.no_key);
-            return NO_TICKET;
+            return no_ticket(name, iv, cctx, hctx);
         }
         COUNT(s->st.unknown);
         return 0;

@@ -277,3 +277,51 @@ func TestTicketKeyNeverPrinted(t *testing.T) {
 	}
 	assert.Contains(t, string(j), hex.EncodeToString(b[:16]), "the name is public: tickets carry it")
 }
+
+// A ring whose every key has passed its Until has nothing to encrypt with:
+// handshakes still succeed, without a ticket (3.x) or with one under a
+// throwaway key that no server can open (1.0.2 cannot decline to send one;
+// 1.1.1 declines TLS 1.3 tickets with a malformed message), and NoKey
+// counts them.
+func TestTicketKeysAllExpired(t *testing.T) {
+	cacheLeakCheck(t)
+	for _, v := range cacheVersions(t) {
+		t.Run(v.String(), func(t *testing.T) {
+			k := mustTicketKey(t)
+			until := time.Now().Add(300 * time.Millisecond)
+			sc, srv := ticketServer(t, v, []sslsession.TicketRingKey{
+				{Key: k, Encrypt: true, Start: time.Now().Add(-time.Hour), Until: until},
+			})
+			tc := newTicketClient(t, v)
+			require.False(t, tc.dial(t, srv.Addr))
+			require.Equal(t, k.Name(), tc.lastName(t), "issued under the key while it lasts")
+			time.Sleep(time.Until(until) + 50*time.Millisecond)
+
+			fresh := newTicketClient(t, v)
+			require.False(t, fresh.dial(t, srv.Addr), "a full handshake, not a failed one")
+			require.False(t, tc.dial(t, srv.Addr), "the expired key's ticket gives a full handshake")
+			perHandshake := int64(1) // TLS 1.2: one ticket
+			if v == sslsession.TLS13 {
+				perHandshake = 2 // OpenSSL's two TLS 1.3 tickets
+			}
+			st := sc.Metrics().Tickets
+			require.Equal(t, 2*perHandshake, st.NoKey)
+			require.Equal(t, int64(1), st.Expired)
+			require.Zero(t, st.Errors)
+			fresh.mu.Lock()
+			last := fresh.last
+			fresh.mu.Unlock()
+			if sslsession.RuntimeVersion() < 0x30000000 {
+				name, ok := sslsession.TicketKeyName(last)
+				require.True(t, ok, "before 3.0 a ticket is sent all the same")
+				require.NotEqual(t, k.Name(), name, "under a throwaway key")
+				require.False(t, fresh.dial(t, srv.Addr), "which no server can open")
+				require.Equal(t, 3*perHandshake, sc.Metrics().Tickets.NoKey)
+			} else {
+				// TLS 1.2: an empty NewSessionTicket (RFC 5077 3.3); TLS
+				// 1.3: none.
+				require.Empty(t, last, "3.x sends no ticket")
+			}
+		})
+	}
+}
