@@ -75,7 +75,7 @@ static tk_state *state_of(SSL_CTX *ctx)
  * current context is used (install the keys on every SNI context). */
 static tk_state *state_of_ssl(SSL *ssl)
 {
-#if OPENSSL_VERSION_NUMBER < 0x10100000L
+#ifdef SSLSESS_OSSL102
     tk_state *s = state_of(ssl->session_ctx);
     if (s != NULL)
         return s;
@@ -234,7 +234,7 @@ static void install(SSL_CTX *ctx, int on)
 {
 #ifdef SSLSESS_TK_EVP_MAC
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, on ? tk_cb : NULL);
-#elif OPENSSL_VERSION_NUMBER < 0x10100000L
+#elif defined(SSLSESS_OSSL102)
     /* 1.0.2's macro passes the callback to SSL_CTX_callback_ctrl uncast. */
     SSL_CTX_callback_ctrl(ctx, SSL_CTRL_SET_TLSEXT_TICKET_KEY_CB, on ? (void (*)(void))tk_cb : NULL);
 #else
