@@ -6,7 +6,6 @@ import (
 	"log"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/loopback"
 )
 
 // Two servers of a fleet share one store: a session made on host A resumes
@@ -14,41 +13,29 @@ import (
 // session ID context. Here the store is in memory; across processes it is
 // redisstore.
 func ExampleCtx_SetStore() {
-	cert, err := loopback.SelfSigned()
-	if err != nil {
-		log.Fatal(err)
-	}
+	cert := newExampleCert()
 	store := sslsession.NewMemoryStore(0) // a fleet: redisstore.New(client, opts)
 
-	var hosts []*loopback.Server
+	var hosts []*exampleServer
 	for i := 0; i < 2; i++ {
-		ctx, err := loopback.ServerCtx(cert, loopback.Config{
-			Max:              sslsession.TLS12,
-			NoTickets:        true, // resume by session ID, through the store
-			SessionIDContext: []byte("my-fleet"),
-		})
+		ctx := exampleServerCtx(cert, sslsession.TLS12)
+		sc, err := sslsession.NewCtx(ctx)
 		if err != nil {
 			log.Fatal(err)
 		}
-		sc, err := sslsession.NewCtx(ctx)
-		if err != nil {
+		sc.Options(sslsession.OptionNoTicket, 0) // resume by session ID, through the store
+		if err := sc.SetSessionIDContext([]byte("my-fleet")); err != nil {
 			log.Fatal(err)
 		}
 		if err := sc.SetStore(store, sslsession.StoreOptions{}); err != nil {
 			log.Fatal(err)
 		}
-		srv, err := loopback.Serve(ctx, cert)
-		if err != nil {
-			log.Fatal(err)
-		}
+		srv := exampleServe(ctx)
 		defer srv.Close()
 		hosts = append(hosts, srv)
 	}
 
-	client, err := loopback.ClientCtx(cert, 0, sslsession.TLS12)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := exampleClientCtx(cert, sslsession.TLS12)
 	var sess *sslsession.Session
 	for i, host := range hosts {
 		c, err := sslsession.Dial("tcp", host.Addr, &sslsession.DialConfig{Ctx: client, ServerName: "localhost", Session: sess})
@@ -80,15 +67,10 @@ func ExampleCtx_SetStore() {
 // A client that resumes on its own: the ClientCache offers the session of
 // the last connection to the same server.
 func ExampleClientCache() {
-	srv, err := loopback.Start(loopback.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
+	cert := newExampleCert()
+	srv := exampleServe(exampleServerCtx(cert, 0))
 	defer srv.Close()
-	ctx, err := loopback.ClientCtx(srv.Cert, 0, 0)
-	if err != nil {
-		log.Fatal(err)
-	}
+	ctx := exampleClientCtx(cert, 0)
 	cache, err := sslsession.NewClientCache(ctx, 100)
 	if err != nil {
 		log.Fatal(err)

@@ -6,15 +6,14 @@ import (
 	"net"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/loopback"
 )
 
 // A server on which OpenSSL reads and writes the accepted sockets itself:
 // net.Listen, then Server on each connection. The client half-closes with
 // CloseWrite (close_notify) and still reads the reply.
 func ExampleServer() {
-	cert, _ := loopback.SelfSigned()
-	sctx, _ := loopback.ServerCtx(cert, loopback.Config{})
+	cert := newExampleCert()
+	sctx := exampleServerCtx(cert, 0)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Println(err)
@@ -36,7 +35,7 @@ func ExampleServer() {
 		fmt.Fprintf(c, "got %q", req)
 	}()
 
-	cctx, _ := loopback.ClientCtx(cert, 0, 0)
+	cctx := exampleClientCtx(cert, 0)
 	c, err := sslsession.Dial("tcp", ln.Addr().String(), &sslsession.DialConfig{Ctx: cctx, ServerName: "localhost"})
 	if err != nil {
 		fmt.Println(err)

@@ -5,15 +5,15 @@ import (
 	"time"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/loopback"
 )
 
 // Save a session after one connection and resume it on the next: the whole
 // cycle, through PEM as a program that stores sessions would.
 func Example_saveAndResume() {
-	srv, _ := loopback.Start(loopback.Config{})
+	cert := newExampleCert()
+	srv := exampleServe(exampleServerCtx(cert, 0))
 	defer srv.Close()
-	ctx, _ := loopback.ClientCtx(srv.Cert, 0, 0)
+	ctx := exampleClientCtx(cert, 0)
 	cfg := &sslsession.DialConfig{Ctx: ctx, ServerName: "localhost"}
 
 	// First connection: a full handshake.
@@ -57,9 +57,10 @@ func Example_saveAndResume() {
 // Borrow the connection's session (SSL_get0_session), read it, and keep it
 // beyond the connection with Owned (an up-ref, like SSL_get1_session).
 func ExampleSSL_Session0() {
-	srv, _ := loopback.Start(loopback.Config{Max: sslsession.TLS12})
+	cert := newExampleCert()
+	srv := exampleServe(exampleServerCtx(cert, sslsession.TLS12))
 	defer srv.Close()
-	ctx, _ := loopback.ClientCtx(srv.Cert, 0, 0)
+	ctx := exampleClientCtx(cert, 0)
 	c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: ctx, ServerName: "localhost"})
 	if err != nil {
 		fmt.Println(err)

@@ -6,17 +6,13 @@ import (
 	"time"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/loopback"
 )
 
 // Two servers share a ring of ticket keys: a ticket issued by one resumes on
 // the other, with no session store. A fleet gets its ring from
 // ticketring.New instead of building it by hand.
 func ExampleCtx_SetTicketKeys() {
-	cert, err := loopback.SelfSigned()
-	if err != nil {
-		log.Fatal(err)
-	}
+	cert := newExampleCert()
 	current, err := sslsession.NewTicketKey()
 	if err != nil {
 		log.Fatal(err)
@@ -32,30 +28,22 @@ func ExampleCtx_SetTicketKeys() {
 		// decrypt what the first one to switch will issue.
 		{Key: next, Encrypt: true, Start: now.Add(time.Hour)},
 	}
-	var hosts []*loopback.Server
+	var hosts []*exampleServer
 	for i := 0; i < 2; i++ {
-		ctx, err := loopback.ServerCtx(cert, loopback.Config{Max: sslsession.TLS12, NoCache: true})
-		if err != nil {
-			log.Fatal(err)
-		}
+		ctx := exampleServerCtx(cert, sslsession.TLS12)
 		sc, err := sslsession.NewCtx(ctx)
 		if err != nil {
 			log.Fatal(err)
 		}
+		sc.SetCacheMode(sslsession.CacheOff) // resume by ticket only
 		if err := sc.SetTicketKeys(ring); err != nil {
 			log.Fatal(err)
 		}
-		srv, err := loopback.Serve(ctx, cert)
-		if err != nil {
-			log.Fatal(err)
-		}
+		srv := exampleServe(ctx)
 		defer srv.Close()
 		hosts = append(hosts, srv)
 	}
-	client, err := loopback.ClientCtx(cert, 0, sslsession.TLS12)
-	if err != nil {
-		log.Fatal(err)
-	}
+	client := exampleClientCtx(cert, sslsession.TLS12)
 	var sess *sslsession.Session
 	for i, host := range hosts {
 		c, err := sslsession.Dial("tcp", host.Addr, &sslsession.DialConfig{Ctx: client, ServerName: "localhost", Session: sess})
