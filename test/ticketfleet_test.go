@@ -34,7 +34,10 @@ import (
 )
 
 // fleetProc is one examples/fleet-server process.
-type fleetProc struct{ addr, metrics string }
+type fleetProc struct {
+	addr, metrics string
+	log           *lockedBuffer // its stdout and stderr
+}
 
 // startFleet builds examples/fleet-server and starts n of them on redisAddr
 // with one certificate and sealing key.
@@ -55,8 +58,9 @@ func startFleet(t *testing.T, redisAddr string, n int, extra ...string) []fleetP
 		args := append([]string{"-addr", p.addr, "-redis", redisAddr, "-cert", cert, "-key", key,
 			"-seal-key", hex.EncodeToString(seal), "-metrics", p.metrics}, extra...)
 		cmd := exec.Command(bin, args...)
-		var log lockedBuffer
-		cmd.Stdout, cmd.Stderr = &log, &log
+		log := &lockedBuffer{}
+		p.log = log
+		cmd.Stdout, cmd.Stderr = log, log
 		require.NoError(t, cmd.Start())
 		name := string(rune('A' + i))
 		t.Cleanup(func() {

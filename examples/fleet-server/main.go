@@ -41,7 +41,9 @@ func main() {
 	timeout := flag.Duration("session-timeout", 10*time.Minute, "session and ticket lifetime")
 	interval := flag.Duration("ticket-interval", ticketring.DefaultInterval, "how long each ticket key encrypts, and how long before its turn it is published")
 	lifetime := flag.Duration("ticket-lifetime", 0, "how long a ticket key decrypts after its turn (default: -session-timeout)")
+	logEvery := flag.Duration("log-incomplete-every", 10*time.Second, "log incomplete handshakes (health checks, failures) as one summary line at most this often")
 	flag.Parse()
+	incomplete := newHandshakeLog(*logEvery)
 
 	key, err := hex.DecodeString(*sealKey)
 	if err != nil || len(key) != 32 {
@@ -119,6 +121,7 @@ func main() {
 		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(prommetrics.New("sslsession", prommetrics.Sources{Ctx: sc, Store: store, Ring: ring}),
+			incomplete.total,
 			collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		http.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		go func() { log.Println(http.ListenAndServe(*metrics, nil)) }()
@@ -145,7 +148,7 @@ func main() {
 			defer c.Close()
 			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			if err := c.Handshake(); err != nil {
-				log.Printf("%s: handshake: %v", c.RemoteAddr(), err)
+				incomplete.add(c.RemoteAddr(), err)
 				return
 			}
 			log.Printf("%s: resumed=%v", c.RemoteAddr(), c.SessionReused())
