@@ -23,10 +23,7 @@ import (
 // certificate and sealing key; a session made on host A resumes on host B.
 func TestFleetServerExample(t *testing.T) {
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fleet-server")
-	build := exec.Command("go", "build", "-o", bin, "../examples/fleet-server")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := fleetServerBinary(t)
 
 	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	require.NoError(t, os.WriteFile(cert, testCert(t).CertPEM, 0o600))

@@ -26,7 +26,38 @@ import (
 	"github.com/sslsession/sslsession/internal/loopback"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+func TestMain(m *testing.M) {
+	leakcheck.Main(m, func() {
+		if fleetBin.dir != "" {
+			_ = os.RemoveAll(fleetBin.dir)
+		}
+	})
+}
+
+// fleetBin is examples/fleet-server, built once for the tests that run it.
+var fleetBin struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// fleetServerBinary builds examples/fleet-server on first use and returns
+// its path.
+func fleetServerBinary(t testing.TB) string {
+	t.Helper()
+	fleetBin.once.Do(func() {
+		if fleetBin.dir, fleetBin.err = os.MkdirTemp("", "sslsession-fleet-server-"); fleetBin.err != nil {
+			return
+		}
+		fleetBin.path = filepath.Join(fleetBin.dir, "fleet-server")
+		out, err := exec.Command("go", "build", "-o", fleetBin.path, "../examples/fleet-server").CombinedOutput()
+		if err != nil {
+			fleetBin.err = fmt.Errorf("go build: %v: %s", err, out)
+		}
+	})
+	require.NoError(t, fleetBin.err)
+	return fleetBin.path
+}
 
 // versions are the protocol versions to test on the linked OpenSSL.
 func versions() []sslsession.Version {

@@ -44,9 +44,7 @@ type fleetProc struct {
 func startFleet(t *testing.T, redisAddr string, n int, extra ...string) []fleetProc {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "fleet-server")
-	out, err := exec.Command("go", "build", "-o", bin, "../examples/fleet-server").CombinedOutput()
-	require.NoError(t, err, "go build: %s", out)
+	bin := fleetServerBinary(t)
 	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
 	require.NoError(t, os.WriteFile(cert, testCert(t).CertPEM, 0o600))
 	require.NoError(t, os.WriteFile(key, testCert(t).KeyPEM, 0o600))

@@ -14,9 +14,12 @@ import (
 )
 
 // Main runs the tests and exits, failing when owned sessions are still live
-// after GC. Use it as TestMain: func TestMain(m *testing.M) { leakcheck.Main(m) }.
-func Main(m *testing.M) {
+// after GC; cleanup runs after the tests. Use it as TestMain: func TestMain(m *testing.M) { leakcheck.Main(m) }.
+func Main(m *testing.M, cleanup ...func()) {
 	code := m.Run()
+	for _, f := range cleanup {
+		f()
+	}
 	if code == 0 {
 		if n := Settle(); n != 0 {
 			fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
