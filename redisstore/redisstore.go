@@ -4,9 +4,10 @@
 //
 // Each session is one Redis string: the key is the prefix and the session
 // ID in hex, the value the session's DER sealed with AES-GCM (the DER holds
-// the master key), the TTL the session's remaining lifetime. Keys rotate:
-// new values are sealed with the first key, and values sealed with any key
-// given are opened.
+// the master key), the TTL the session's remaining lifetime. Keys rotate
+// (Options.Keys): new values are sealed with the first key, values sealed
+// with any key given are opened, and a value sealed with a key this server
+// lacks is left alone, never deleted.
 //
 // Failures never fail a handshake: every call is bounded by Options.Timeout
 // and an error makes the handshake a full one (the sslsession bridge turns
@@ -38,18 +39,31 @@ type Options struct {
 	// not share sessions use different prefixes (or databases).
 	Prefix string
 	// Keys are AES keys (16, 24 or 32 bytes: AES-128, -192, -256) that seal
-	// the values. Keys[0] seals new values; every key opens. To rotate, put
-	// the new key first on every server, and drop the old one after the
-	// session timeout has passed. With no keys, values are stored as the
-	// session's plain DER: the master keys are then readable by anyone
-	// who can read Redis; only do that on a private, trusted Redis.
+	// the values. Keys[0] seals new values; every key, and every OpenKeys
+	// key, opens. With no keys, values are stored as the session's plain
+	// DER: the master keys are then readable by anyone who can read Redis;
+	// only do that on a private, trusted Redis.
+	//
+	// To rotate from K1 to K2 without any server losing a session, in three
+	// rolling restarts: (1) every server gets K2 in OpenKeys (Keys {K1},
+	// OpenKeys {K2}); (2) once all have it, every server seals with K2
+	// (Keys {K2}, OpenKeys {K1}): a server still at step 1 opens what K2
+	// seals, one at step 2 opens what K1 sealed; (3) after the session
+	// timeout, drop K1. A value sealed with a key a server lacks is a miss
+	// there, counted in Stats.UnknownKey and never deleted: another server
+	// may hold the key.
 	Keys [][]byte
+	// OpenKeys only open values, never seal: a key being introduced (step 1
+	// above) or retired (step 2).
+	OpenKeys [][]byte
 	// Timeout bounds each Redis call, default 100ms. It needs a client
 	// that honours context deadlines (go-redis's ContextTimeoutEnabled);
 	// New refuses clients that do not.
 	Timeout time.Duration
-	// KeepInvalid leaves values that cannot be opened in Redis. By default
-	// Get deletes them, so that they are not read again.
+	// KeepInvalid leaves values that cannot be opened in Redis (garbage,
+	// tampered, truncated, or sealed with a known key that does not open
+	// them). By default Get deletes them, so that they are not read again.
+	// Values sealed with a key this server lacks are never deleted.
 	KeepInvalid bool
 }
 
@@ -73,11 +87,14 @@ type Stats struct {
 	Misses  int64 `json:"misses"`
 	Deletes int64 `json:"deletes"`
 	Errors  int64 `json:"errors"`  // Redis errors and timeouts
-	Invalid int64 `json:"invalid"` // values that could not be opened
+	Invalid int64 `json:"invalid"` // values that could not be opened: deleted unless KeepInvalid
+	// UnknownKey counts values sealed with a key this server lacks (another
+	// server's, during a rotation): misses, never deleted.
+	UnknownKey int64 `json:"unknown_key"`
 }
 
 type counters struct {
-	puts, gets, hits, misses, deletes, errors, invalid atomic.Int64
+	puts, gets, hits, misses, deletes, errors, invalid, unknownKey atomic.Int64
 }
 
 // Value format. A sealed value is
@@ -94,6 +111,10 @@ const (
 	keyIDLen      = 4
 	headerLen     = 1 + keyIDLen
 )
+
+// errUnknownKey is open's answer for a value sealed with a key this store
+// does not have.
+var errUnknownKey = errors.New("redisstore: sealed with a key this server does not have")
 
 // ErrNoContextTimeout is New's error for a go-redis client whose
 // ContextTimeoutEnabled is off: it would ignore the per-call timeout and
@@ -115,14 +136,21 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if s.timeout <= 0 {
 		s.timeout = 100 * time.Millisecond
 	}
-	for i, k := range opts.Keys {
+	if len(opts.Keys) == 0 && len(opts.OpenKeys) > 0 {
+		return nil, errors.New("redisstore: OpenKeys without Keys (nothing would seal)")
+	}
+	for i, k := range append(append([][]byte{}, opts.Keys...), opts.OpenKeys...) {
+		which := fmt.Sprintf("key %d", i)
+		if i >= len(opts.Keys) {
+			which = fmt.Sprintf("open key %d", i-len(opts.Keys))
+		}
 		block, err := aes.NewCipher(k)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: key %d: %w", i, err)
+			return nil, fmt.Errorf("redisstore: %s: %w", which, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("redisstore: key %d: %w", i, err)
+			return nil, fmt.Errorf("redisstore: %s: %w", which, err)
 		}
 		s.aeads = append(s.aeads, aead)
 		s.ids = append(s.ids, keyID(k))
@@ -150,7 +178,7 @@ func (s *Store) Stats() Stats {
 	c := &s.stats
 	return Stats{
 		Puts: c.puts.Load(), Gets: c.gets.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(),
-		Deletes: c.deletes.Load(), Errors: c.errors.Load(), Invalid: c.invalid.Load(),
+		Deletes: c.deletes.Load(), Errors: c.errors.Load(), Invalid: c.invalid.Load(), UnknownKey: c.unknownKey.Load(),
 	}
 }
 
@@ -201,6 +229,12 @@ func (s *Store) Get(ctx context.Context, id []byte) ([]byte, error) {
 		return nil, fmt.Errorf("redisstore: GET: %w", err)
 	}
 	der, err := s.open(id, value)
+	if errors.Is(err, errUnknownKey) {
+		// Another server's key: not ours to judge, nor to delete.
+		s.stats.unknownKey.Add(1)
+		s.stats.misses.Add(1)
+		return nil, fmt.Errorf("%w (%w)", sslsession.ErrNotFound, err)
+	}
 	if err != nil {
 		s.stats.invalid.Add(1)
 		if !s.keepInvalid {
@@ -278,7 +312,7 @@ func (s *Store) open(id, value []byte) ([]byte, error) {
 		}
 	}
 	if !tried {
-		return nil, invalid("sealed with an unknown key")
+		return nil, errUnknownKey
 	}
 	return nil, invalid("does not open (tampered, or stored under another session ID)")
 }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -194,9 +196,7 @@ func TestInvalidValues(t *testing.T) {
 		"short":                 {sealed, good[:4]},
 		"truncated":             {sealed, good[:30]},
 		"tampered nonce":        {sealed, string(flipped)},
-		"other key ID":          {sealed, string(headerFlip)},
 		"moved":                 {sealed, moved},
-		"wrong key":             {other, good},
 		"plain in sealed store": {sealed, "\x00" + string(der)},
 		"sealed in plain store": {plain, good},
 		"empty plain":           {plain, "\x00"},
@@ -213,6 +213,26 @@ func TestInvalidValues(t *testing.T) {
 			require.ErrorIs(t, err, redistest.ErrNil, "deleted")
 		})
 	}
+	// Sealed with a key this server lacks (another server's, during a
+	// rotation; or a key ID changed in transit): a miss, counted apart,
+	// never deleted.
+	for name, value := range map[string]string{"another server's key": good, "other key ID": string(headerFlip)} {
+		t.Run(name, func(t *testing.T) {
+			_, err := rs.Do(ctx, "SET", other.Key(id), value)
+			require.NoError(t, err)
+			before := other.Stats()
+			_, err = other.Get(ctx, id)
+			require.ErrorIs(t, err, sslsession.ErrNotFound)
+			require.NotErrorIs(t, err, sslsession.ErrInvalidValue)
+			after := other.Stats()
+			require.Equal(t, before.UnknownKey+1, after.UnknownKey)
+			require.Equal(t, before.Invalid, after.Invalid)
+			v, err := rs.Do(ctx, "GET", other.Key(id))
+			require.NoError(t, err)
+			require.Equal(t, value, v, "left for the servers that hold the key")
+		})
+	}
+
 	_, err = rs.Do(ctx, "SET", keep.Key(id), "garbage")
 	require.NoError(t, err)
 	_, err = keep.Get(ctx, id)
@@ -236,7 +256,8 @@ func TestKeyRotation(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, der, got)
 	_, err = newStoreOnly.Get(ctx, id)
-	require.ErrorIs(t, err, sslsession.ErrInvalidValue, "the old key is gone")
+	require.ErrorIs(t, err, sslsession.ErrNotFound, "the old key is gone: a miss")
+	require.Equal(t, int64(1), newStoreOnly.Stats().UnknownKey)
 
 	require.NoError(t, rotating.Put(ctx, id, der, time.Now().Add(time.Minute)))
 	got, err = newStoreOnly.Get(ctx, id)
@@ -244,7 +265,70 @@ func TestKeyRotation(t *testing.T) {
 	require.Equal(t, der, got)
 	require.NoError(t, rotating.Put(ctx, id, der, time.Now().Add(time.Minute)))
 	_, err = oldStore.Get(ctx, id)
-	require.ErrorIs(t, err, sslsession.ErrInvalidValue, "new values are sealed with the new key")
+	require.ErrorIs(t, err, sslsession.ErrNotFound, "new values are sealed with the new key")
+	_, err = newStoreOnly.Get(ctx, id)
+	require.NoError(t, err, "and the miss on the old store deleted nothing")
+}
+
+// The documented rotation, K1 to K2, across three servers restarted one by
+// one at each step: at every moment each server opens what every other one
+// sealed, and none deletes anything; after the last step, values sealed
+// with the dropped key are misses, still in Redis.
+func TestKeyRotationAcrossThreeServers(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	k1, k2 := key16, key32
+	steps := []redisstore.Options{
+		{Keys: [][]byte{k1}},
+		{Keys: [][]byte{k1}, OpenKeys: [][]byte{k2}}, // 1: K2 opens everywhere
+		{Keys: [][]byte{k2}, OpenKeys: [][]byte{k1}}, // 2: K2 seals
+		{Keys: [][]byte{k2}},                         // 3: K1 dropped
+	}
+	servers := make([]*redisstore.Store, 3)
+	for i := range servers {
+		servers[i] = newStore(t, rs.Addr, steps[0])
+	}
+	var written [][]byte // session IDs written so far, by any server
+	n := 0
+	round := func(t *testing.T, label string, lastStep bool) {
+		for i, s := range servers {
+			n++
+			wid := []byte(fmt.Sprintf("%s-server%d-%d", label, i, n))
+			require.NoError(t, s.Put(ctx, wid, der, time.Now().Add(time.Hour)))
+			written = append(written, wid)
+		}
+		for i, s := range servers {
+			for _, wid := range written {
+				got, err := s.Get(ctx, wid)
+				if lastStep && errors.Is(err, sslsession.ErrNotFound) {
+					continue // sealed with K1 before step 2 finished; checked below
+				}
+				require.NoError(t, err, "%s: server %d reads %s", label, i, wid)
+				require.Equal(t, der, got)
+			}
+		}
+	}
+	round(t, "start", false)
+	for step := 1; step < len(steps); step++ {
+		for i := range servers {
+			servers[i] = newStore(t, rs.Addr, steps[step])
+			round(t, fmt.Sprintf("step%d-restarted%d", step, i), step == 3)
+		}
+	}
+	for _, wid := range written {
+		v, err := rs.Do(ctx, "EXISTS", servers[0].Key(wid))
+		require.NoError(t, err)
+		require.Equal(t, "1", v, "nothing deleted: %s", wid)
+	}
+	var invalid, deletes, unknown int64
+	for _, s := range servers {
+		invalid += s.Stats().Invalid
+		deletes += s.Stats().Deletes
+		unknown += s.Stats().UnknownKey
+	}
+	require.Zero(t, invalid, "no server ever judged another's value invalid")
+	require.Zero(t, deletes)
+	require.Positive(t, unknown, "after step 3, K1's values are misses")
 }
 
 // Redis down or hung: every call returns an error within the timeout.
