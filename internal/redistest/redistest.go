@@ -14,6 +14,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -109,7 +110,13 @@ func (s *Server) start() error {
 		default:
 		}
 		if err := s.Ping(); err == nil {
-			return nil
+			// Another test's redis-server may hold the port (ours then
+			// fails to bind and exits): only ours counts.
+			if s.answersAs(cmd.Process.Pid) {
+				return nil
+			}
+			s.kill()
+			return fmt.Errorf("port %s answered by another redis-server", port)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -324,4 +331,21 @@ func (c *Cluster) Addrs() []string {
 		out = append(out, n.Addr)
 	}
 	return out
+}
+
+// answersAs reports whether the redis-server answering on s.Addr is the
+// process pid (INFO server's process_id).
+func (s *Server) answersAs(pid int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := s.Do(ctx, "INFO", "server")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return v == strconv.Itoa(pid)
+		}
+	}
+	return false
 }
