@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // The bridge under load: concurrent handshakes through the callbacks.
@@ -31,7 +32,7 @@ func cacheStress(t *testing.T, store sslsession.SessionStore, workers, perWorker
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternalLookup)
 	sc.SetCacheSize(cacheSize)
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{DeleteOnRemove: true, Timeout: time.Second}))
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	cctx := cacheClientCtx(t, v)
 
 	start := time.Now()

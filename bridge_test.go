@@ -16,6 +16,7 @@ import (
 	"github.com/sslsession/sslsession/internal/cbprobe"
 	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // The session callbacks and the store behind them (callbacks.go,
@@ -65,7 +66,7 @@ func (r *recordStore) counts() (puts, gets, deletes int) {
 // With the internal cache off, every resumption goes through the store.
 func TestStoreResumesThroughCallbacks(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			oc, sc := cacheServerCtx(t, v, "callbacks")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
@@ -79,7 +80,7 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 			require.False(t, removeCb, "no remove callback without DeleteOnRemove")
 			require.Equal(t, sslsession.CacheServer|sslsession.CacheNoInternal, sc.CacheMode())
 
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 			start := time.Now().Truncate(time.Second)
 			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
@@ -135,7 +136,7 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 // is really freed once OpenSSL is done with it.
 func TestStoreCallbackReferences(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			var mu sync.Mutex
 			var newW, gotW []*freewatch.Watch
@@ -157,7 +158,7 @@ func TestStoreCallbackReferences(t *testing.T) {
 			// its get callback handed to OpenSSL.
 			restore := cbprobe.Install(sc, cbprobe.Probes{New: watchInto(&newW), Got: watchInto(&gotW)})
 			defer restore()
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
 			cur := s1
@@ -244,7 +245,7 @@ func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			timeout := 50 * time.Millisecond
 			require.NoError(t, sc.SetStore(tc.store(sslsession.NewMemoryStore(0)), sslsession.StoreOptions{Timeout: timeout}))
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
 			defer s1.Close()
@@ -335,7 +336,7 @@ func TestStoreCallbackGuard(t *testing.T) {
 	// The store holds the context (and a session): only ClearStore lets
 	// them go (see SetStore).
 	defer func() { require.NoError(t, sc.ClearStore(context.Background())) }()
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	cctx := cacheClientCtx(t, v)
 	_, s1 := cacheDial(t, srv.Addr, cctx, nil)
 	defer s1.Close()
@@ -387,7 +388,7 @@ func TestStoreCallbackGuardUnderLock(t *testing.T) {
 	require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 	restore := cbprobe.Install(sc, cbprobe.Probes{Remove: probe})
 	defer restore()
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
 	s.Close()
 	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
@@ -433,7 +434,7 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 			require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{DeleteOnRemove: del}))
 			_, _, removeCb := sslsession.CacheCallbacks(sc)
 			require.Equal(t, del, removeCb)
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
 			defer s1.Close()
@@ -500,7 +501,7 @@ func TestStoreAsyncPut(t *testing.T) {
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 	store := newRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{AsyncPut: true}))
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	cctx := cacheClientCtx(t, v)
 	var sessions []*sslsession.Session
 	for i := 0; i < 5; i++ {
@@ -558,7 +559,7 @@ func TestStoreReplace(t *testing.T) {
 	require.NoError(t, sc.SetStore(b, sslsession.StoreOptions{}))
 	require.Same(t, b, sc.Store())
 	require.ErrorIs(t, sc.SetStore(nil, sslsession.StoreOptions{}), sslsession.ErrInvalidArgument)
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
 	s.Close()
 	pa, _, _ := a.counts()
@@ -592,7 +593,7 @@ func TestStoreRemoveCallbackOnExplicitRemove(t *testing.T) {
 	require.False(t, removed, "not in the internal cache")
 	require.NoError(t, sc.ClearStore(context.Background())) // drains the queue
 	_, _, deletes := store.counts()
-	if cacheIs102() {
+	if sesstest.Is102() {
 		require.Zero(t, deletes, "1.0.2: no callback for an uncached session")
 	} else {
 		require.Equal(t, 1, deletes, "1.1.1+: the callback runs for an uncached session too")
@@ -621,17 +622,17 @@ func TestStoreRemoveCallbackOnExplicitRemove(t *testing.T) {
 // cacheVersions asserts it, and the loop has nothing to run.)
 func TestStoreHelloRetryLooksUpTwice(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		if v != sslsession.TLS13 {
 			continue
 		}
 		oc, sc := cacheServerCtx(t, v, "hrr")
 		sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 		require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
-		srv := cacheServe(t, oc)
+		srv := sesstest.Serve(t, oc)
 		// The default client offers an X25519 key share; the server only
 		// has P-256.
-		cctx, err := loopback.ClientCtx(cacheCert(t), v, v)
+		cctx, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 		require.NoError(t, err)
 		_, s1 := cacheDial(t, srv.Addr, cctx, nil)
 		defer s1.Close()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // cacheEcho writes and reads back one message, which (TLS 1.3) also reads
@@ -30,14 +31,14 @@ func cacheEcho(t testing.TB, c *sslsession.Conn) {
 // cacheTicketServer is a server with OpenSSL's defaults: stateless tickets.
 func cacheTicketServer(t testing.TB, v sslsession.Version) *loopback.Server {
 	t.Helper()
-	oc, err := loopback.ServerCtx(cacheCert(t), loopback.Config{Min: v, Max: v})
+	oc, err := loopback.ServerCtx(sesstest.Cert(t), loopback.Config{Min: v, Max: v})
 	require.NoError(t, err)
-	return cacheServe(t, oc)
+	return sesstest.Serve(t, oc)
 }
 
 func TestClientCacheDialResumes(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			srv := cacheTicketServer(t, v)
 			cctx := cacheClientCtx(t, v)
@@ -265,7 +266,7 @@ func TestClientCacheDropsAndClose(t *testing.T) {
 // Many goroutines share one cache (under -race).
 func TestClientCacheConcurrent(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			srvs := []*loopback.Server{cacheTicketServer(t, v), cacheTicketServer(t, v)}
 			cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 2)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // The SSL_CTX session cache: its controls, counters, internal cache, expiry
@@ -36,7 +37,7 @@ func TestCacheCtxControls(t *testing.T) {
 	// The default timeout is the method's: 300 s for 1.0.2's SSLv23_method,
 	// 7200 s for 1.1.0+'s TLS_method.
 	def := 7200 * time.Second
-	if cacheIs102() {
+	if sesstest.Is102() {
 		def = 300 * time.Second
 	}
 	require.Equal(t, def, sc.Timeout(), "OpenSSL's default session timeout")
@@ -63,10 +64,10 @@ func TestCacheCtxControls(t *testing.T) {
 // Every SSL_CTX_sess_* counter, after real handshakes on both sides.
 func TestCacheStats(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			oc, sc := cacheServerCtx(t, v, "stats")
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 			cs, err := sslsession.NewCtx(cctx)
 			require.NoError(t, err)
@@ -112,7 +113,7 @@ func TestCacheStats(t *testing.T) {
 
 			// The cache bound: one entry left, the rest counted as full.
 			sc.SetCacheSize(1)
-			srv2 := cacheServe(t, oc)
+			srv2 := sesstest.Serve(t, oc)
 			_, s4 := cacheDial(t, srv2.Addr, cctx, nil)
 			s4.Close()
 			require.NoError(t, srv2.Close())
@@ -129,7 +130,7 @@ func TestCacheStats(t *testing.T) {
 func cacheForeignSession(t testing.TB, v sslsession.Version) *sslsession.Session {
 	t.Helper()
 	oc, _ := cacheServerCtx(t, v, "foreign")
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	_, c := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
 	require.NoError(t, srv.Close())
 	d, err := sslsession.ParseDER(mustDER(t, c))
@@ -146,7 +147,7 @@ func cacheServerSession(t testing.TB, cctx *openssl.Ctx, sidCtx string) (client,
 	oc, sc := cacheServerCtx(t, sslsession.TLS12, sidCtx)
 	store := newRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	_, client = cacheDial(t, srv.Addr, cctx, nil)
 	require.NoError(t, srv.Close())
 	der, err := store.MemoryStore.Get(context.Background(), cacheSessionID(t, client))
@@ -163,7 +164,7 @@ func TestCacheAddRemoveFlush(t *testing.T) {
 	v := sslsession.TLS12
 	oc, sc := cacheServerCtx(t, v, "addremove")
 	sc.SetTimeout(100 * time.Second)
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	cctx := cacheClientCtx(t, v)
 	_, cs := cacheDial(t, srv.Addr, cctx, nil)
 	defer cs.Close()
@@ -228,11 +229,11 @@ func mustDER(t testing.TB, s *sslsession.Session) []byte {
 // timeout, and Flush removes exactly the expired ones.
 func TestCacheFlushExpiry(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			oc, sc := cacheServerCtx(t, v, "expiry")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoAutoClear)
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 
 			sc.SetTimeout(10 * time.Second)
@@ -271,7 +272,7 @@ func TestCacheSizeBound(t *testing.T) {
 	v := sslsession.TLS12
 	oc, sc := cacheServerCtx(t, v, "bound")
 	require.Equal(t, 20480, sc.SetCacheSize(3))
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	cctx := cacheClientCtx(t, v)
 	var sessions []*sslsession.Session
 	for i := 0; i < 5; i++ {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // countingConn counts the bytes the TLS client reads through it.
@@ -27,7 +28,7 @@ func (c countingConn) Read(b []byte) (int, error) {
 // the handshake's duration, on both connection paths.
 func TestDialConfigDialerWrapCache(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			srv := cacheTicketServer(t, v)
 			cctx := cacheClientCtx(t, v)

@@ -17,6 +17,7 @@ import (
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 )
 
@@ -58,7 +59,7 @@ func cacheFleetHost(t testing.TB, v sslsession.Version, redisAddr string, keys [
 	store, err := redisstore.New(cacheRedisClient(t, redisAddr), redisstore.Options{Prefix: "fleet:", Keys: keys, Timeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{Timeout: 300 * time.Millisecond}))
-	return &cacheHost{oc: oc, sc: sc, srv: cacheServe(t, oc), store: store}
+	return &cacheHost{oc: oc, sc: sc, srv: sesstest.Serve(t, oc), store: store}
 }
 
 var cacheFleetKeys = [][]byte{bytes.Repeat([]byte{0x42}, 32)}
@@ -67,7 +68,7 @@ var cacheFleetKeys = [][]byte{bytes.Repeat([]byte{0x42}, 32)}
 func TestFleetResume(t *testing.T) {
 	cacheLeakCheck(t)
 	rs := redistest.Start(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer)
 			b := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer)

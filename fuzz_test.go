@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // seedDER is a real session's DER, the fuzzers' starting point.
@@ -160,7 +161,7 @@ func FuzzStoreLookup(f *testing.F) {
 	if err := sc.SetStore(store, sslsession.StoreOptions{Timeout: time.Second}); err != nil {
 		f.Fatal(err)
 	}
-	srv := cacheServe(f, oc)
+	srv := sesstest.Serve(f, oc)
 	cctx := cacheClientCtx(f, v)
 	_, s1 := cacheDial(f, srv.Addr, cctx, nil)
 	der := mustDER(f, s1)

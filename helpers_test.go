@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,52 +15,21 @@ import (
 	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 func asError[T error](err error, target *T) bool { return errors.As(err, target) }
 
 // Helpers for the cache tests (ctx_test.go, bridge_test.go,
-// bridge_stress_test.go, fleet_redis_test.go, clientcache_test.go): a
-// certificate, contexts, a server and dials. Their names start with
-// "cache".
-
-var (
-	cacheCertOnce sync.Once
-	cacheCertVal  *loopback.Cert
-)
-
-func cacheCert(t testing.TB) *loopback.Cert {
-	cacheCertOnce.Do(func() {
-		c, err := loopback.SelfSigned()
-		if err != nil {
-			panic(err)
-		}
-		cacheCertVal = c
-	})
-	return cacheCertVal
-}
-
-// cacheVersions are the protocol versions of the linked OpenSSL. On 1.0.2
-// there is no TLS 1.3, which the check asserts rather than skips.
-func cacheVersions(t testing.TB) []sslsession.Version {
-	if cacheIs102() {
-		require.Equal(t, sslsession.TLS12, sslsession.MaxSupportedVersion(), "OpenSSL 1.0.2 speaks up to TLS 1.2")
-		return []sslsession.Version{sslsession.TLS12}
-	}
-	require.Equal(t, sslsession.TLS13, sslsession.MaxSupportedVersion())
-	return []sslsession.Version{sslsession.TLS12, sslsession.TLS13}
-}
-
-func cacheIs102() bool {
-	v := sslsession.RuntimeVersion()
-	return v.Major() == 1 && v.Minor() == 0
-}
+// bridge_stress_test.go, fleet_redis_test.go, clientcache_test.go):
+// contexts, dials and the leak check. Their names start with "cache"; what
+// test/ needs too is in internal/sesstest.
 
 // cacheServerCtx makes a server context pinned to v that resumes by session
 // ID (TLS 1.2) or stateful ticket (TLS 1.3): no stateless tickets.
 func cacheServerCtx(t testing.TB, v sslsession.Version, sidCtx string) (*openssl.Ctx, *sslsession.Ctx) {
 	t.Helper()
-	oc, err := loopback.ServerCtx(cacheCert(t), loopback.Config{Min: v, Max: v, NoTickets: true, SessionIDContext: []byte(sidCtx)})
+	oc, err := loopback.ServerCtx(sesstest.Cert(t), loopback.Config{Min: v, Max: v, NoTickets: true, SessionIDContext: []byte(sidCtx)})
 	require.NoError(t, err)
 	sc, err := sslsession.NewCtx(oc)
 	require.NoError(t, err)
@@ -70,21 +38,13 @@ func cacheServerCtx(t testing.TB, v sslsession.Version, sidCtx string) (*openssl
 
 func cacheClientCtx(t testing.TB, v sslsession.Version) *openssl.Ctx {
 	t.Helper()
-	oc, err := loopback.ClientCtx(cacheCert(t), v, v)
+	oc, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 	require.NoError(t, err)
 	// The server's only group is P-256: a client offering its default
 	// X25519 key share gets a HelloRetryRequest, and OpenSSL then looks a
 	// TLS 1.3 ticket up twice (once per ClientHello). Offer P-256 at once.
 	require.NoError(t, oc.SetEllipticCurve(openssl.Prime256v1))
 	return oc
-}
-
-func cacheServe(t testing.TB, oc *openssl.Ctx) *loopback.Server {
-	t.Helper()
-	srv, err := loopback.Serve(oc, cacheCert(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	return srv
 }
 
 // cacheDial makes one connection offering sess, echoes a message (so the

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // The context's counters published through expvar (metrics.go).
@@ -22,7 +23,7 @@ func TestCachePublishExpvar(t *testing.T) {
 	name := fmt.Sprintf("sslsession_test_%d", time.Now().UnixNano())
 	require.NoError(t, sslsession.PublishExpvar(name, sc))
 	require.NoError(t, sslsession.PublishExpvar(name, sc), "publishing twice does not panic")
-	srv := cacheServe(t, oc)
+	srv := sesstest.Serve(t, oc)
 	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, sslsession.TLS12), nil)
 	s.Close()
 

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // hostileStore is a SessionStore whose Get does what get says: return odd
@@ -71,7 +72,7 @@ func TestStoreHostileGetNeverCrashes(t *testing.T) {
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			mem := sslsession.NewMemoryStore(0)
 			require.NoError(t, sc.SetStore(hostileStore{mem, tc.get}, sslsession.StoreOptions{Timeout: 200 * time.Millisecond}))
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
 			defer s1.Close()
@@ -115,7 +116,7 @@ func TestStoreHostilePutDeleteNeverCrash(t *testing.T) {
 			// that DeleteOnRemove forwards to Delete.
 			sc.SetCacheSize(1)
 			require.NoError(t, sc.SetStore(goexitStore{sslsession.NewMemoryStore(0)}, sslsession.StoreOptions{AsyncPut: async, DeleteOnRemove: true}))
-			srv := cacheServe(t, oc)
+			srv := sesstest.Serve(t, oc)
 			cctx := cacheClientCtx(t, v)
 			for i := 0; i < 4; i++ {
 				_, s := cacheDial(t, srv.Addr, cctx, nil)

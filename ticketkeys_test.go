@@ -18,19 +18,20 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // ticketServer serves with a stateless-ticket context: the session cache is
 // off, so a resumption can only come from a ticket.
 func ticketServer(t testing.TB, v sslsession.Version, ring []sslsession.TicketRingKey) (*sslsession.Ctx, *loopback.Server) {
 	t.Helper()
-	oc, err := loopback.ServerCtx(cacheCert(t), loopback.Config{Min: v, Max: v, NoCache: true, NoTickets: true})
+	oc, err := loopback.ServerCtx(sesstest.Cert(t), loopback.Config{Min: v, Max: v, NoCache: true, NoTickets: true})
 	require.NoError(t, err)
 	sc, err := sslsession.NewCtx(oc)
 	require.NoError(t, err)
 	require.NoError(t, sc.SetTicketKeys(ring), "SetTicketKeys clears OptionNoTicket")
 	require.Zero(t, sc.Options(0, 0)&sslsession.OptionNoTicket)
-	return sc, cacheServe(t, oc)
+	return sc, sesstest.Serve(t, oc)
 }
 
 // ticketClient is a crypto/tls client that records the last ticket it got.
@@ -43,7 +44,7 @@ type ticketClient struct {
 
 func newTicketClient(t testing.TB, v sslsession.Version) *ticketClient {
 	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(cacheCert(t).CertPEM))
+	require.True(t, pool.AppendCertsFromPEM(sesstest.Cert(t).CertPEM))
 	tc := &ticketClient{ClientSessionCache: tls.NewLRUClientSessionCache(8)}
 	tc.cfg = &tls.Config{
 		RootCAs: pool, ServerName: "localhost", ClientSessionCache: tc,
@@ -96,7 +97,7 @@ func mustTicketKey(t testing.TB) sslsession.TicketKey {
 
 func TestTicketKeysAcrossContexts(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			k := mustTicketKey(t)
 			ring := []sslsession.TicketRingKey{{Key: k, Encrypt: true, Start: time.Now().Add(-time.Minute)}}
@@ -127,7 +128,7 @@ func TestTicketKeysAcrossContexts(t *testing.T) {
 // encrypting key until the old key's Until, then gives a full handshake.
 func TestTicketKeysRotation(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			now := time.Now()
 			k1, k2 := mustTicketKey(t), mustTicketKey(t)
@@ -193,7 +194,7 @@ func TestTicketKeysRotation(t *testing.T) {
 // The keys also resume this package's own clients (OpenSSL on both sides).
 func TestTicketKeysDial(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			ring := []sslsession.TicketRingKey{{Key: mustTicketKey(t), Encrypt: true}}
 			_, a := ticketServer(t, v, ring)
@@ -213,7 +214,7 @@ func TestTicketKeysDial(t *testing.T) {
 }
 
 func TestSetTicketKeysErrors(t *testing.T) {
-	oc, err := loopback.ServerCtx(cacheCert(t), loopback.Config{})
+	oc, err := loopback.ServerCtx(sesstest.Cert(t), loopback.Config{})
 	require.NoError(t, err)
 	sc, err := sslsession.NewCtx(oc)
 	require.NoError(t, err)
@@ -285,7 +286,7 @@ func TestTicketKeyNeverPrinted(t *testing.T) {
 // counts them.
 func TestTicketKeysAllExpired(t *testing.T) {
 	cacheLeakCheck(t)
-	for _, v := range cacheVersions(t) {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			k := mustTicketKey(t)
 			until := time.Now().Add(300 * time.Millisecond)

@@ -20,6 +20,7 @@ import (
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // The connection on which OpenSSL drives the socket (Client, Server,
@@ -115,10 +116,10 @@ func TestConnWriteDeadlinePeerNotReading(t *testing.T) {
 // 1 MiB of random bytes each way through the echo server, written and read
 // at the same time on one connection.
 func TestConnConcurrentReadWriteMiB(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			sctx, cctx := ctxPair(t, v, loopback.Config{})
-			srv := serve(t, sctx)
+			srv := sesstest.Serve(t, sctx)
 			c := dial(t, srv.Addr, cctx, nil)
 			want := make([]byte, 1<<20)
 			_, err := rand.Read(want)
@@ -175,7 +176,7 @@ func TestConnPeerClosesMidHandshake(t *testing.T) {
 // A proxy between client and server forwards the handshake and then only
 // the first bytes of the server's next record before it hangs up.
 func TestConnPeerClosesMidRecord(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			sctx, cctx := ctxPair(t, v, loopback.Config{NoTickets: true, NoCache: true})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -258,7 +259,7 @@ func TestConnPeerClosesMidRecord(t *testing.T) {
 }
 
 func TestConnHalfClose(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			client, server := pair(t, v, loopback.Config{})
 			require.Error(t, client.CloseWrite(), "CloseWrite before the handshake")
@@ -298,7 +299,7 @@ func TestConnKeyUpdateDuringTransfer(t *testing.T) {
 		return
 	}
 	sctx, cctx := ctxPair(t, sslsession.TLS13, loopback.Config{})
-	srv := serve(t, sctx)
+	srv := sesstest.Serve(t, sctx)
 	c := dial(t, srv.Addr, cctx, nil)
 	want := make([]byte, 256<<10)
 	_, err := rand.Read(want)
@@ -398,7 +399,7 @@ func runClientTool(t testing.TB, first, second string, args ...string) string {
 // descriptor, goroutine or owned session is left.
 func TestConnTenThousandNoLeak(t *testing.T) {
 	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
-	srv := serve(t, sctx)
+	srv := sesstest.Serve(t, sctx)
 	first := dial(t, srv.Addr, cctx, nil)
 	sess, err := first.AwaitSession(5 * time.Second)
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // The README's "Sharing sessions across servers" example, run as written:
@@ -26,8 +27,8 @@ func TestFleetServerExample(t *testing.T) {
 	bin := fleetServerBinary(t)
 
 	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	require.NoError(t, os.WriteFile(cert, testCert(t).CertPEM, 0o600))
-	require.NoError(t, os.WriteFile(key, testCert(t).KeyPEM, 0o600))
+	require.NoError(t, os.WriteFile(cert, sesstest.Cert(t).CertPEM, 0o600))
+	require.NoError(t, os.WriteFile(key, sesstest.Cert(t).KeyPEM, 0o600))
 	seal := make([]byte, 32)
 	_, _ = rand.Read(seal)
 	redis := redistest.Start(t)
@@ -59,9 +60,9 @@ func TestFleetServerExample(t *testing.T) {
 	}
 	hostA, hostB := start("host A"), start("host B")
 
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			cctx, err := loopback.ClientCtx(testCert(t), v, v)
+			cctx, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 			require.NoError(t, err)
 			a := dial(t, hostA, cctx, nil)
 			echo(t, a)

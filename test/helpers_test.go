@@ -24,6 +24,7 @@ import (
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 func TestMain(m *testing.M) {
@@ -59,38 +60,14 @@ func fleetServerBinary(t testing.TB) string {
 	return fleetBin.path
 }
 
-// versions are the protocol versions to test on the linked OpenSSL.
-func versions() []sslsession.Version {
-	if sslsession.MaxSupportedVersion() >= sslsession.TLS13 {
-		return []sslsession.Version{sslsession.TLS12, sslsession.TLS13}
-	}
-	return []sslsession.Version{sslsession.TLS12}
-}
-
-var (
-	certOnce sync.Once
-	certVal  *loopback.Cert
-)
-
-func testCert(t testing.TB) *loopback.Cert {
-	certOnce.Do(func() {
-		c, err := loopback.SelfSigned()
-		if err != nil {
-			panic(err)
-		}
-		certVal = c
-	})
-	return certVal
-}
-
 // ctxPair makes a server context (configured by cfg, pinned to v) and a
 // client context trusting it.
 func ctxPair(t testing.TB, v sslsession.Version, cfg loopback.Config) (server, client *openssl.Ctx) {
 	t.Helper()
 	cfg.Min, cfg.Max = v, v
-	s, err := loopback.ServerCtx(testCert(t), cfg)
+	s, err := loopback.ServerCtx(sesstest.Cert(t), cfg)
 	require.NoError(t, err)
-	c, err := loopback.ClientCtx(testCert(t), v, v)
+	c, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 	require.NoError(t, err)
 	return s, c
 }
@@ -149,8 +126,8 @@ func sServer(t testing.TB, extra ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	require.NoError(t, os.WriteFile(cert, testCert(t).CertPEM, 0o600))
-	require.NoError(t, os.WriteFile(key, testCert(t).KeyPEM, 0o600))
+	require.NoError(t, os.WriteFile(cert, sesstest.Cert(t).CertPEM, 0o600))
+	require.NoError(t, os.WriteFile(key, sesstest.Cert(t).KeyPEM, 0o600))
 	port := freePort(t)
 	// 1.0.2's s_server takes a bare port (and listens on every address);
 	// later ones take host:port.
@@ -212,16 +189,6 @@ func freePort(t testing.TB) int {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// serve runs the echo server until the test ends, after the test's
-// connections are closed (cleanups run last-in, first-out).
-func serve(t testing.TB, sctx *openssl.Ctx) *loopback.Server {
-	t.Helper()
-	srv, err := loopback.Serve(sctx, testCert(t))
-	require.NoError(t, err)
-	t.Cleanup(func() { srv.Close() })
-	return srv
 }
 
 // dial dials addr with ctx, offering sess, exchanges one echo (so a

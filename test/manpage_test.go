@@ -16,6 +16,7 @@ import (
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/reference"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // runCheck runs one reference check; it must run to its end and match a
@@ -191,16 +192,10 @@ func TestManPageReferenceReport(t *testing.T) {
 	assert.Empty(t, reference.Compare(rep, rep))
 }
 
-// is102 reports whether the linked OpenSSL is 1.0.2.
-func is102() bool {
-	v := sslsession.RuntimeVersion()
-	return v.Major() == 1 && v.Minor() == 0
-}
-
 // On 1.0.2 there is no TLS 1.3: the claims above run for TLS 1.2 only, and
 // this checks that the library reports it rather than silently skipping.
 func TestManPageVersionsCovered(t *testing.T) {
-	vs := versions()
+	vs := sesstest.Versions(t)
 	rt := sslsession.RuntimeVersion()
 	if rt.Major() == 1 && rt.Minor() == 0 {
 		assert.Equal(t, []sslsession.Version{sslsession.TLS12}, vs)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // echo sends a probe and reads it back: the read also takes in a TLS 1.3
@@ -41,11 +42,11 @@ func TestResumeEndToEnd(t *testing.T) {
 		{"session-id", loopback.Config{NoTickets: true}},
 		{"ticket", loopback.Config{NoCache: true}},
 	}
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		for _, tc := range cases {
 			t.Run(v.String()+"/"+tc.name, func(t *testing.T) {
 				sctx, cctx := ctxPair(t, v, tc.cfg)
-				srv := serve(t, sctx)
+				srv := sesstest.Serve(t, sctx)
 				stats := sessCtx(t, sctx)
 
 				first := dial(t, srv.Addr, cctx, nil)
@@ -83,14 +84,14 @@ func TestResumeEndToEnd(t *testing.T) {
 // so where the client can tell (TLS 1.2), and a second connection is a full
 // handshake on every version.
 func TestNoResumptionWhenServerCachesNothing(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			sctx, cctx := ctxPair(t, v, loopback.Config{NoTickets: true, NoCache: true})
-			srv := serve(t, sctx)
+			srv := sesstest.Serve(t, sctx)
 			first := dial(t, srv.Addr, cctx, nil)
 			echo(t, first)
 			sess, err := first.AwaitSession(300 * time.Millisecond)
-			if v == sslsession.TLS12 || is102() {
+			if v == sslsession.TLS12 || sesstest.Is102() {
 				// No session ID and no ticket: the client can tell.
 				require.ErrorIs(t, err, sslsession.ErrNotResumable)
 				sess, err = first.Session1()
@@ -109,10 +110,10 @@ func TestNoResumptionWhenServerCachesNothing(t *testing.T) {
 
 // AwaitSession keeps application data that arrives before the ticket.
 func TestAwaitSessionLosesNoData(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			sctx, cctx := ctxPair(t, v, loopback.Config{})
-			srv := serve(t, sctx)
+			srv := sesstest.Serve(t, sctx)
 			c := dial(t, srv.Addr, cctx, nil)
 			msg := strings.Repeat("data before the ticket is read;", 100)
 			_, err := c.Write([]byte(msg))
@@ -139,7 +140,7 @@ func TestAwaitSessionLosesNoData(t *testing.T) {
 // takes &session[0]). The library's Dial resumes the same session.
 func TestSpacemonkeyDialSessionPanicsWhereDialWorks(t *testing.T) {
 	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
-	srv := serve(t, sctx)
+	srv := sesstest.Serve(t, sctx)
 	first := dial(t, srv.Addr, cctx, nil)
 	s, err := first.Session1()
 	require.NoError(t, err)
@@ -193,7 +194,7 @@ func TestSpacemonkeyDialSessionPanicsWhereDialWorks(t *testing.T) {
 // Resumption against `openssl s_server` of the same OpenSSL, by session ID
 // (-no_ticket) and by ticket.
 func TestResumeAgainstOpenSSLServer(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		for _, mode := range []string{"session-id", "ticket"} {
 			t.Run(v.String()+"/"+mode, func(t *testing.T) {
 				var args []string
@@ -225,7 +226,7 @@ func TestResumeAgainstOpenSSLServer(t *testing.T) {
 func TestPEMInteropWithOpenSSLTool(t *testing.T) {
 	dir := t.TempDir()
 	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
-	srv := serve(t, sctx)
+	srv := sesstest.Serve(t, sctx)
 	c := dial(t, srv.Addr, cctx, nil)
 	s, err := c.Session1()
 	require.NoError(t, err)
@@ -268,7 +269,7 @@ func TestPEMInteropWithOpenSSLTool(t *testing.T) {
 }
 
 func TestSessionFromOpenSSLClientResumes(t *testing.T) {
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			addr := sServer(t)
 			out := filepath.Join(t.TempDir(), "sess.pem")

@@ -12,6 +12,7 @@ import (
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 )
 
@@ -64,14 +65,14 @@ func BenchmarkFleetTicketResume(b *testing.B) {
 	ring := []sslsession.TicketRingKey{{Key: k, Encrypt: true, Start: time.Now().Add(-time.Minute)}}
 	var addrs [2]string
 	for i := range addrs {
-		oc, err := loopback.ServerCtx(testCert(b), loopback.Config{Max: sslsession.TLS12, NoCache: true})
+		oc, err := loopback.ServerCtx(sesstest.Cert(b), loopback.Config{Max: sslsession.TLS12, NoCache: true})
 		require.NoError(b, err)
 		sc, err := sslsession.NewCtx(oc)
 		require.NoError(b, err)
 		require.NoError(b, sc.SetTicketKeys(ring))
-		addrs[i] = serve(b, oc).Addr
+		addrs[i] = sesstest.Serve(b, oc).Addr
 	}
-	cctx, err := loopback.ClientCtx(testCert(b), sslsession.TLS12, sslsession.TLS12)
+	cctx, err := loopback.ClientCtx(sesstest.Cert(b), sslsession.TLS12, sslsession.TLS12)
 	require.NoError(b, err)
 	c, err := sslsession.Dial("tcp", addrs[0], &sslsession.DialConfig{Ctx: cctx, ServerName: "localhost"})
 	require.NoError(b, err)
@@ -95,10 +96,10 @@ func BenchmarkFleetSessionIDResume(b *testing.B) {
 	defer client.Close()
 	store, err := redisstore.New(client, redisstore.Options{Prefix: "bench:", Keys: [][]byte{seal}})
 	require.NoError(b, err)
-	cctx, err := loopback.ClientCtx(testCert(b), sslsession.TLS12, sslsession.TLS12)
+	cctx, err := loopback.ClientCtx(sesstest.Cert(b), sslsession.TLS12, sslsession.TLS12)
 	require.NoError(b, err)
 	server := func(mode string) (string, *sslsession.Ctx) {
-		oc, err := loopback.ServerCtx(testCert(b), loopback.Config{Max: sslsession.TLS12, NoTickets: true})
+		oc, err := loopback.ServerCtx(sesstest.Cert(b), loopback.Config{Max: sslsession.TLS12, NoTickets: true})
 		require.NoError(b, err)
 		sc, err := sslsession.NewCtx(oc)
 		require.NoError(b, err)
@@ -109,7 +110,7 @@ func BenchmarkFleetSessionIDResume(b *testing.B) {
 			require.NoError(b, sc.SetStore(store, sslsession.StoreOptions{}))
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 		}
-		return serve(b, oc).Addr, sc
+		return sesstest.Serve(b, oc).Addr, sc
 	}
 	session := func(addr string) *sslsession.Session {
 		c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: cctx, ServerName: "localhost"})

@@ -29,6 +29,7 @@ import (
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 	"github.com/sslsession/sslsession/ticketring"
 )
@@ -46,8 +47,8 @@ func startFleet(t *testing.T, redisAddr string, n int, extra ...string) []fleetP
 	dir := t.TempDir()
 	bin := fleetServerBinary(t)
 	cert, key := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
-	require.NoError(t, os.WriteFile(cert, testCert(t).CertPEM, 0o600))
-	require.NoError(t, os.WriteFile(key, testCert(t).KeyPEM, 0o600))
+	require.NoError(t, os.WriteFile(cert, sesstest.Cert(t).CertPEM, 0o600))
+	require.NoError(t, os.WriteFile(key, sesstest.Cert(t).KeyPEM, 0o600))
 	seal := make([]byte, 32)
 	_, _ = rand.Read(seal)
 	var procs []fleetProc
@@ -86,7 +87,7 @@ func startFleet(t *testing.T, redisAddr string, n int, extra ...string) []fleetP
 // goTLSClient is crypto/tls with its ClientSessionCache.
 func goTLSClient(t testing.TB, v sslsession.Version) *tls.Config {
 	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(testCert(t).CertPEM))
+	require.True(t, pool.AppendCertsFromPEM(sesstest.Cert(t).CertPEM))
 	return &tls.Config{RootCAs: pool, ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(4),
 		MinVersion: uint16(v), MaxVersion: uint16(v), CurvePreferences: []tls.CurveID{tls.CurveP256}}
 }
@@ -137,10 +138,10 @@ func TestFleetServerTickets(t *testing.T) {
 	hosts := startFleet(t, redisSrv.Addr, 3)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caFile, testCert(t).CertPEM, 0o600))
+	require.NoError(t, os.WriteFile(caFile, sesstest.Cert(t).CertPEM, 0o600))
 	chain := []string{hosts[0].addr, hosts[1].addr, hosts[2].addr}
 
-	for _, v := range versions() {
+	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			t.Run("crypto/tls", func(t *testing.T) {
 				cfg := goTLSClient(t, v)
@@ -215,7 +216,7 @@ func TestFleetServerTickets(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^sslsession_tickets_decrypted_total\{key_age="0"\} (\d+)$`).FindSubmatch(body)
 	require.NotNil(t, m, "%s", body)
 	n, _ := strconv.Atoi(string(m[1]))
-	assert.GreaterOrEqual(t, n, 4*len(versions()), "B decrypted A's tickets")
+	assert.GreaterOrEqual(t, n, 4*len(sesstest.Versions(t)), "B decrypted A's tickets")
 	for _, name := range []string{"sslsession_tickets_issued_total", "sslsession_ticket_ring_events_total{event=\"refreshes\"}",
 		"sslsession_ticket_ring_local 0", "sslsession_cache_accept_total", "sslsession_redisstore_calls_total{op=\"get\"}"} {
 		assert.Contains(t, string(body), name)
@@ -230,7 +231,7 @@ func TestFleetServerTickets(t *testing.T) {
 
 func clientCtx(t testing.TB, v sslsession.Version) *openssl.Ctx {
 	t.Helper()
-	c, err := loopback.ClientCtx(testCert(t), v, v)
+	c, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 	require.NoError(t, err)
 	return c
 }
@@ -245,7 +246,7 @@ type inFleet struct {
 
 func newInFleet(t testing.TB, addr string, seal []byte, opts ticketring.Options) *inFleet {
 	t.Helper()
-	oc, err := loopback.ServerCtx(testCert(t), loopback.Config{SessionIDContext: []byte("in-fleet")})
+	oc, err := loopback.ServerCtx(sesstest.Cert(t), loopback.Config{SessionIDContext: []byte("in-fleet")})
 	require.NoError(t, err)
 	sc, err := sslsession.NewCtx(oc)
 	require.NoError(t, err)
@@ -262,7 +263,7 @@ func newInFleet(t testing.TB, addr string, seal []byte, opts ticketring.Options)
 	t.Cleanup(func() { ring.Close() })
 	require.NoError(t, ring.Install(sc))
 	require.NoError(t, ring.Sync(t.Context()))
-	srv, err := loopback.Serve(oc, testCert(t))
+	srv, err := loopback.Serve(oc, sesstest.Cert(t))
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
 	return &inFleet{sc: sc, ring: ring, srv: srv}
@@ -285,7 +286,7 @@ func TestFleetTicketsRedisRestartUnderLoad(t *testing.T) {
 	var firstErr atomic.Pointer[error]
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	vs := versions()
+	vs := sesstest.Versions(t)
 	for w := 0; w < 8; w++ {
 		wg.Add(1)
 		go func() {
