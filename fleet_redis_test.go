@@ -272,7 +272,6 @@ func TestFleetBadValues(t *testing.T) {
 		"truncated":       good[:10],
 		"tampered":        string(flipped),
 		"moved":           moved,
-		"wrong key":       wrongKey,
 		"plain DER":       "\x00\x30\x03abc",
 		"unknown version": "\x09" + good[1:],
 	}
@@ -287,6 +286,19 @@ func TestFleetBadValues(t *testing.T) {
 		_, err = rs.Do(ctx, "GET", key)
 		require.ErrorIs(t, err, redistest.ErrNil, "%s: an invalid value is deleted", name)
 	}
+	// A value sealed with a key this server lacks may be another server's
+	// in the middle of a rotation: a miss, counted as UnknownKey, and kept.
+	invalid, unknown := b.store.Stats().Invalid, b.store.Stats().UnknownKey
+	_, err = rs.Do(ctx, "SET", key, wrongKey)
+	require.NoError(t, err)
+	reused, s := cacheDial(t, b.srv.Addr, cctx, victim)
+	s.Close()
+	require.False(t, reused, "wrong key")
+	require.Equal(t, invalid, b.store.Stats().Invalid, "wrong key")
+	require.Equal(t, unknown+1, b.store.Stats().UnknownKey, "wrong key")
+	kept, err := rs.Do(ctx, "GET", key)
+	require.NoError(t, err, "a value under an unknown key is kept")
+	require.Equal(t, wrongKey, kept)
 	st := b.sc.Metrics().Store
 	require.Equal(t, int64(len(bad)), st.Invalid)
 	require.Zero(t, st.Hits)
@@ -296,7 +308,7 @@ func TestFleetBadValues(t *testing.T) {
 	sealer, err := redisstore.New(cacheRedisClient(t, rs.Addr), redisstore.Options{Prefix: "fleet:", Keys: cacheFleetKeys})
 	require.NoError(t, err)
 	require.NoError(t, sealer.Put(ctx, id, []byte("\x30\x03abc"), time.Now().Add(time.Minute)))
-	reused, s := cacheDial(t, b.srv.Addr, cctx, victim)
+	reused, s = cacheDial(t, b.srv.Addr, cctx, victim)
 	s.Close()
 	require.False(t, reused)
 	require.Equal(t, int64(len(bad)+1), b.sc.Metrics().Store.Invalid)
@@ -330,7 +342,8 @@ func TestFleetKeyRotation(t *testing.T) {
 	reused, s := cacheDial(t, c.srv.Addr, cctx, sa)
 	s.Close()
 	require.False(t, reused, "C dropped the old key")
-	require.Equal(t, int64(1), c.sc.Metrics().Store.Invalid)
+	require.Zero(t, c.sc.Metrics().Store.Invalid, "a value under a key C lacks is a miss, not invalid")
+	require.Equal(t, int64(1), c.store.Stats().UnknownKey)
 	// B seals with the new key: C reads B's sessions.
 	_, sbNew := cacheDial(t, b.srv.Addr, cctx, nil)
 	defer sbNew.Close()
