@@ -3,6 +3,7 @@ package sslsession_test
 import (
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/sslsession/sslsession"
 )
@@ -76,4 +77,33 @@ func ExampleSSL_Session0() {
 	// Output:
 	// TLSv1.2 resumable: true
 	// borrowed: true kept: true
+}
+
+// Lend a session's SSL_SESSION* to your own cgo code for the length of a
+// call. Here the pointers only show that Owned takes a reference to the
+// same SSL_SESSION instead of copying it.
+func ExampleSession_WithPointer() {
+	cert := newExampleCert()
+	srv := exampleServe(exampleServerCtx(cert, sslsession.TLS12))
+	defer srv.Close()
+	c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: exampleClientCtx(cert, 0), ServerName: "localhost"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	s, _ := c.SSL().Session1()
+	defer s.Close()
+	kept, _ := s.Owned()
+	defer kept.Close()
+
+	var same bool
+	s.WithPointer(func(p unsafe.Pointer) error { // your C call here
+		return kept.WithPointer(func(q unsafe.Pointer) error {
+			same = p != nil && p == q
+			return nil
+		})
+	})
+	fmt.Println("one SSL_SESSION:", same)
+	// Output: one SSL_SESSION: true
 }
