@@ -285,13 +285,7 @@ func benchPhaseRun(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, d tim
 }
 
 func writeBench(w io.Writer, r *benchReport) {
-	target := r.Target
-	if r.Embedded {
-		target += " (embedded server)"
-	}
-	line(w, "target", "%s", target)
-	line(w, "openssl", "%s", r.OpenSSL)
-	line(w, "protocol", "%s", r.Protocol)
+	writeHeader(w, r.Target, r.Embedded, r.OpenSSL, r.Protocol)
 	if r.Interrupted != "" {
 		line(w, "interrupted", "by %s: partial results", r.Interrupted)
 	}

@@ -355,13 +355,7 @@ func median(ds []time.Duration) time.Duration {
 }
 
 func writeCheck(w io.Writer, r *checkReport) {
-	target := r.Target
-	if r.Embedded {
-		target += " (embedded server)"
-	}
-	line(w, "target", "%s", target)
-	line(w, "openssl", "%s", r.OpenSSL)
-	line(w, "protocol", "%s", r.Protocol)
+	writeHeader(w, r.Target, r.Embedded, r.OpenSSL, r.Protocol)
 	line(w, "cipher", "%s", r.Cipher)
 	switch {
 	case !r.Verified:

@@ -57,3 +57,14 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 
 // round3 rounds to three decimals.
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// writeHeader writes the lines every connection report opens with: the
+// target, the OpenSSL and the protocol.
+func writeHeader(w io.Writer, target string, embedded bool, openssl, protocol string) {
+	if embedded {
+		target += " (embedded server)"
+	}
+	line(w, "target", "%s", target)
+	line(w, "openssl", "%s", openssl)
+	line(w, "protocol", "%s", protocol)
+}
