@@ -22,18 +22,18 @@ import (
 // that is never looked up (so every resumption goes through the get
 // callback), DeleteOnRemove, and a goroutine flushing concurrently.
 func TestStoreStress(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	cacheStress(t, sslsession.NewMemoryStore(0), 8, 500, 32)
 }
 
 func cacheStress(t *testing.T, store sslsession.SessionStore, workers, perWorker, cacheSize int) {
 	v := sslsession.TLS12
-	oc, sc := cacheServerCtx(t, v, "stress")
+	oc, sc := statefulServerCtx(t, v, "stress")
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternalLookup)
 	sc.SetCacheSize(cacheSize)
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{DeleteOnRemove: true, Timeout: time.Second}))
 	srv := sesstest.Serve(t, oc)
-	cctx := cacheClientCtx(t, v)
+	cctx := sesstest.ClientCtx(t, v)
 
 	start := time.Now()
 	stop := make(chan struct{})

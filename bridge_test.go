@@ -65,10 +65,10 @@ func (r *recordStore) counts() (puts, gets, deletes int) {
 
 // With the internal cache off, every resumption goes through the store.
 func TestStoreResumesThroughCallbacks(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			oc, sc := cacheServerCtx(t, v, "callbacks")
+			oc, sc := statefulServerCtx(t, v, "callbacks")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			sc.SetTimeout(77 * time.Second)
 			store := newRecordStore()
@@ -81,9 +81,9 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 			require.Equal(t, sslsession.CacheServer|sslsession.CacheNoInternal, sc.CacheMode())
 
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
+			cctx := sesstest.ClientCtx(t, v)
 			start := time.Now().Truncate(time.Second)
-			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer s1.Close()
 			puts, gets, _ := store.counts()
 			require.Positive(t, puts)
@@ -94,7 +94,7 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 				require.WithinDuration(t, start.Add(77*time.Second), e, 2*time.Second, "expires = created + timeout")
 			}
 			if v == sslsession.TLS12 {
-				require.Equal(t, cacheSessionID(t, s1), store.puts[0], "the store is keyed by the session ID")
+				require.Equal(t, sessionID(t, s1), store.puts[0], "the store is keyed by the session ID")
 			}
 			store.mu.Unlock()
 
@@ -102,7 +102,7 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 			cur, err := s1.Owned()
 			require.NoError(t, err)
 			for i := 0; i < rounds; i++ {
-				reused, next := cacheDial(t, srv.Addr, cctx, cur)
+				reused, next := sesstest.Roundtrip(t, srv.Addr, cctx, cur)
 				require.True(t, reused, "round %d", i)
 				cur.Close()
 				cur = next
@@ -123,7 +123,7 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 			require.Nil(t, sc.Store())
 			newCb, getCb, removeCb = sslsession.CacheCallbacks(sc)
 			require.False(t, newCb || getCb || removeCb, "ClearStore takes every callback off")
-			reused, s := cacheDial(t, srv.Addr, cctx, s1)
+			reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 			require.False(t, reused, "no store, no internal cache: no resumption")
 			s.Close()
 		})
@@ -135,7 +135,7 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 // 0). Either mistake would leak every session; the watches prove each one
 // is really freed once OpenSSL is done with it.
 func TestStoreCallbackReferences(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			var mu sync.Mutex
@@ -151,7 +151,7 @@ func TestStoreCallbackReferences(t *testing.T) {
 				}
 			}
 
-			oc, sc := cacheServerCtx(t, v, "refs")
+			oc, sc := statefulServerCtx(t, v, "refs")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 			// Watch each session the bridge's new callback saw and each
@@ -159,11 +159,11 @@ func TestStoreCallbackReferences(t *testing.T) {
 			restore := cbprobe.Install(sc, cbprobe.Probes{New: watchInto(&newW), Got: watchInto(&gotW)})
 			defer restore()
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
-			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+			cctx := sesstest.ClientCtx(t, v)
+			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			cur := s1
 			for i := 0; i < 3; i++ {
-				reused, next := cacheDial(t, srv.Addr, cctx, cur)
+				reused, next := sesstest.Roundtrip(t, srv.Addr, cctx, cur)
 				require.True(t, reused)
 				cur.Close()
 				cur = next
@@ -198,7 +198,7 @@ func TestStoreCallbackReferences(t *testing.T) {
 // Store errors, panics, timeouts and garbage never fail a handshake: each
 // becomes a full handshake and is counted.
 func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	cases := []struct {
 		name  string
@@ -241,17 +241,17 @@ func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
 	cacheOtherDER = mustDER(t, cacheForeignSession(t, v))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			oc, sc := cacheServerCtx(t, v, "failures")
+			oc, sc := statefulServerCtx(t, v, "failures")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			timeout := 50 * time.Millisecond
 			require.NoError(t, sc.SetStore(tc.store(sslsession.NewMemoryStore(0)), sslsession.StoreOptions{Timeout: timeout}))
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
-			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+			cctx := sesstest.ClientCtx(t, v)
+			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer s1.Close()
 			for i := 0; i < 3; i++ {
 				start := time.Now()
-				reused, s := cacheDial(t, srv.Addr, cctx, s1)
+				reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 				require.False(t, reused)
 				require.Less(t, time.Since(start), 2*time.Second+4*timeout, "a hung store costs at most the timeout")
 				s.Close()
@@ -307,10 +307,10 @@ func (g garbageStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 // the callback's thread, whatever context they aim at (on 1.0.2 the cache
 // lock is one lock for every SSL_CTX).
 func TestStoreCallbackGuard(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := cacheServerCtx(t, v, "guard")
-	_, other := cacheServerCtx(t, v, "guard-other")
+	oc, sc := statefulServerCtx(t, v, "guard")
+	_, other := statefulServerCtx(t, v, "guard-other")
 	sess := cacheForeignSession(t, v)
 	defer sess.Close()
 
@@ -337,10 +337,10 @@ func TestStoreCallbackGuard(t *testing.T) {
 	// them go (see SetStore).
 	defer func() { require.NoError(t, sc.ClearStore(context.Background())) }()
 	srv := sesstest.Serve(t, oc)
-	cctx := cacheClientCtx(t, v)
-	_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+	cctx := sesstest.ClientCtx(t, v)
+	_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 	defer s1.Close()
-	reused, s2 := cacheDial(t, srv.Addr, cctx, s1)
+	reused, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 	require.True(t, reused, "the store still works")
 	s2.Close()
 	mu.Lock()
@@ -363,9 +363,9 @@ func TestStoreCallbackGuard(t *testing.T) {
 // the bridge's callbacks mark theirs (TestStoreCallbackGuard sees the
 // bridge's own marking).
 func TestStoreCallbackGuardUnderLock(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	_, other := cacheServerCtx(t, v, "guard-other")
+	_, other := statefulServerCtx(t, v, "guard-other")
 	sess := cacheForeignSession(t, v)
 	defer sess.Close()
 	var mu sync.Mutex
@@ -384,12 +384,12 @@ func TestStoreCallbackGuardUnderLock(t *testing.T) {
 		record(err)
 		record(other.Flush(time.Now())) // 1.0.2: the same lock
 	}
-	oc, sc := cacheServerCtx(t, v, "guard")
+	oc, sc := statefulServerCtx(t, v, "guard")
 	require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 	restore := cbprobe.Install(sc, cbprobe.Probes{Remove: probe})
 	defer restore()
 	srv := sesstest.Serve(t, oc)
-	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
+	_, s := sesstest.Roundtrip(t, srv.Addr, sesstest.ClientCtx(t, v), nil)
 	s.Close()
 	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
 	done := make(chan error, 1)
@@ -424,24 +424,24 @@ func (h *hookStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 // from a full internal cache) to Store.Delete, from the worker goroutine;
 // without it nothing is deleted.
 func TestStoreDeleteOnRemove(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	for _, del := range []bool{false, true} {
 		t.Run(fmt.Sprint("DeleteOnRemove=", del), func(t *testing.T) {
-			oc, sc := cacheServerCtx(t, v, "remove")
+			oc, sc := statefulServerCtx(t, v, "remove")
 			sc.SetCacheSize(1)
 			store := newRecordStore()
 			require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{DeleteOnRemove: del}))
 			_, _, removeCb := sslsession.CacheCallbacks(sc)
 			require.Equal(t, del, removeCb)
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
-			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+			cctx := sesstest.ClientCtx(t, v)
+			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer s1.Close()
-			_, s2 := cacheDial(t, srv.Addr, cctx, nil) // evicts s1 from the internal cache
+			_, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, nil) // evicts s1 from the internal cache
 			defer s2.Close()
 			require.Equal(t, int64(1), sc.Metrics().Cache.CacheFull)
-			id1 := cacheSessionID(t, s1)
+			id1 := sessionID(t, s1)
 			if del {
 				require.Eventually(t, func() bool {
 					_, err := store.MemoryStore.Get(context.Background(), id1)
@@ -451,11 +451,11 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 				store.mu.Lock()
 				require.Equal(t, [][]byte{id1}, store.deletes)
 				store.mu.Unlock()
-				reused, s := cacheDial(t, srv.Addr, cctx, s1)
+				reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 				require.False(t, reused, "deleted from the store too")
 				s.Close()
 			} else {
-				reused, s := cacheDial(t, srv.Addr, cctx, s1)
+				reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 				require.True(t, reused, "evicted locally, still in the store")
 				s.Close()
 				_, _, deletes := store.counts()
@@ -471,15 +471,15 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 			require.NoError(t, sc.Flush(time.Now().Add(48*time.Hour)))
 			sc.SetCacheSize(0)
 			sc.SetTimeout(time.Second)
-			_, s3 := cacheDial(t, srv.Addr, cctx, nil)
+			_, s3 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer s3.Close()
-			_, s4 := cacheDial(t, srv.Addr, cctx, nil)
+			_, s4 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer s4.Close()
 			require.Equal(t, int64(2), sc.Metrics().Cache.Number)
 			time.Sleep(2100 * time.Millisecond)
 			_, _, before := store.counts()
 			sc.SetTimeout(time.Minute)
-			reused, s5 := cacheDial(t, srv.Addr, cctx, s3)
+			reused, s5 := sesstest.Roundtrip(t, srv.Addr, cctx, s3)
 			s5.Close()
 			require.False(t, reused)
 			require.Equal(t, int64(1), sc.Metrics().Cache.Timeouts, "an expired session offered: a timeout")
@@ -495,17 +495,17 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 
 // AsyncPut stores from the worker; ClearStore waits for the queue.
 func TestStoreAsyncPut(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := cacheServerCtx(t, v, "async")
+	oc, sc := statefulServerCtx(t, v, "async")
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 	store := newRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{AsyncPut: true}))
 	srv := sesstest.Serve(t, oc)
-	cctx := cacheClientCtx(t, v)
+	cctx := sesstest.ClientCtx(t, v)
 	var sessions []*sslsession.Session
 	for i := 0; i < 5; i++ {
-		_, s := cacheDial(t, srv.Addr, cctx, nil)
+		_, s := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 		sessions = append(sessions, s)
 	}
 	st := sc.Metrics().Store
@@ -525,11 +525,11 @@ func TestStoreAsyncPut(t *testing.T) {
 // dropped is freed by the garbage collector, and SSL_CTX_free releases its
 // handle.
 func TestStoreReleasedWithContext(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	var handles []uintptr
 	func() {
 		for i := 0; i < 5; i++ {
-			_, sc := cacheServerCtx(t, sslsession.TLS12, "gc")
+			_, sc := statefulServerCtx(t, sslsession.TLS12, "gc")
 			require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(1), sslsession.StoreOptions{DeleteOnRemove: true}))
 			h := sslsession.CacheHandle(sc)
 			require.NotZero(t, h)
@@ -550,9 +550,9 @@ func TestStoreReleasedWithContext(t *testing.T) {
 
 // SetStore replaces a store; the old one keeps no callbacks.
 func TestStoreReplace(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := cacheServerCtx(t, v, "replace")
+	oc, sc := statefulServerCtx(t, v, "replace")
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 	a, b := newRecordStore(), newRecordStore()
 	require.NoError(t, sc.SetStore(a, sslsession.StoreOptions{}))
@@ -560,7 +560,7 @@ func TestStoreReplace(t *testing.T) {
 	require.Same(t, b, sc.Store())
 	require.ErrorIs(t, sc.SetStore(nil, sslsession.StoreOptions{}), sslsession.ErrInvalidArgument)
 	srv := sesstest.Serve(t, oc)
-	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
+	_, s := sesstest.Roundtrip(t, srv.Addr, sesstest.ClientCtx(t, v), nil)
 	s.Close()
 	pa, _, _ := a.counts()
 	pb, _, _ := b.counts()
@@ -576,15 +576,15 @@ func TestStoreReplace(t *testing.T) {
 // 1.0.2 only for a session that was in the internal cache; 1.1.1+ for any
 // session with an ID, cached or not.
 func TestStoreRemoveCallbackOnExplicitRemove(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	cctx := cacheClientCtx(t, v)
+	cctx := sesstest.ClientCtx(t, v)
 	client, server := cacheServerSession(t, cctx, "explicit")
 	defer client.Close()
 	defer server.Close()
-	id := cacheSessionID(t, server)
+	id := sessionID(t, server)
 
-	_, sc := cacheServerCtx(t, v, "explicit")
+	_, sc := statefulServerCtx(t, v, "explicit")
 	store := newRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{DeleteOnRemove: true}))
 
@@ -621,12 +621,12 @@ func TestStoreRemoveCallbackOnExplicitRemove(t *testing.T) {
 // two store lookups for one resumption. (OpenSSL 1.0.2 has no TLS 1.3:
 // cacheVersions asserts it, and the loop has nothing to run.)
 func TestStoreHelloRetryLooksUpTwice(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		if v != sslsession.TLS13 {
 			continue
 		}
-		oc, sc := cacheServerCtx(t, v, "hrr")
+		oc, sc := statefulServerCtx(t, v, "hrr")
 		sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 		require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 		srv := sesstest.Serve(t, oc)
@@ -634,9 +634,9 @@ func TestStoreHelloRetryLooksUpTwice(t *testing.T) {
 		// has P-256.
 		cctx, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 		require.NoError(t, err)
-		_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+		_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 		defer s1.Close()
-		reused, s2 := cacheDial(t, srv.Addr, cctx, s1)
+		reused, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 		defer s2.Close()
 		require.True(t, reused)
 		st := sc.Metrics().Store

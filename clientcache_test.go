@@ -37,11 +37,11 @@ func cacheTicketServer(t testing.TB, v sslsession.Version) *loopback.Server {
 }
 
 func TestClientCacheDialResumes(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			srv := cacheTicketServer(t, v)
-			cctx := cacheClientCtx(t, v)
+			cctx := sesstest.ClientCtx(t, v)
 			cc, err := sslsession.NewClientCache(cctx, 0)
 			require.NoError(t, err)
 			defer cc.Close()
@@ -99,10 +99,10 @@ func TestClientCacheDialResumes(t *testing.T) {
 
 // The cache key is (server name, address): another name is another entry.
 func TestClientCacheKeys(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	srv := cacheTicketServer(t, v)
-	cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 0)
+	cc, err := sslsession.NewClientCache(sesstest.ClientCtx(t, v), 0)
 	require.NoError(t, err)
 	defer cc.Close()
 	for _, name := range []string{"localhost", "127.0.0.1"} {
@@ -121,8 +121,8 @@ func TestClientCacheKeys(t *testing.T) {
 }
 
 func TestClientCacheOnePerContext(t *testing.T) {
-	cacheLeakCheck(t)
-	cctx := cacheClientCtx(t, sslsession.TLS12)
+	sesstest.LeakCheck(t)
+	cctx := sesstest.ClientCtx(t, sslsession.TLS12)
 	cc, err := sslsession.NewClientCache(cctx, 4)
 	require.NoError(t, err)
 	_, err = sslsession.NewClientCache(cctx, 4)
@@ -146,10 +146,10 @@ func TestClientCacheOnePerContext(t *testing.T) {
 
 // Sessions belong to one client SSL_CTX: the cache refuses others.
 func TestClientCacheWrongContext(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	srv := cacheTicketServer(t, v)
-	cctx, otherCtx := cacheClientCtx(t, v), cacheClientCtx(t, v)
+	cctx, otherCtx := sesstest.ClientCtx(t, v), sesstest.ClientCtx(t, v)
 	cc, err := sslsession.NewClientCache(cctx, 0)
 	require.NoError(t, err)
 	defer cc.Close()
@@ -189,13 +189,13 @@ func TestClientCacheWrongContext(t *testing.T) {
 }
 
 func TestClientCacheLRU(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	var addrs []string
 	for i := 0; i < 3; i++ {
 		addrs = append(addrs, cacheTicketServer(t, v).Addr)
 	}
-	cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 2)
+	cc, err := sslsession.NewClientCache(sesstest.ClientCtx(t, v), 2)
 	require.NoError(t, err)
 	defer cc.Close()
 	dial := func(addr string) bool {
@@ -217,10 +217,10 @@ func TestClientCacheLRU(t *testing.T) {
 // A failed dial that offered a cached session drops it; Remove and Close
 // give sessions back.
 func TestClientCacheDropsAndClose(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	srv := cacheTicketServer(t, v)
-	cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 0)
+	cc, err := sslsession.NewClientCache(sesstest.ClientCtx(t, v), 0)
 	require.NoError(t, err)
 	c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 	require.NoError(t, err)
@@ -265,11 +265,11 @@ func TestClientCacheDropsAndClose(t *testing.T) {
 
 // Many goroutines share one cache (under -race).
 func TestClientCacheConcurrent(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			srvs := []*loopback.Server{cacheTicketServer(t, v), cacheTicketServer(t, v)}
-			cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 2)
+			cc, err := sslsession.NewClientCache(sesstest.ClientCtx(t, v), 2)
 			require.NoError(t, err)
 			defer cc.Close()
 			var wg sync.WaitGroup
@@ -312,11 +312,11 @@ func TestClientCacheConcurrent(t *testing.T) {
 // The cache does not keep its context alive, and a dropped cache gives its
 // sessions back.
 func TestClientCacheGarbage(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	srv := cacheTicketServer(t, v)
 	func() {
-		cc, err := sslsession.NewClientCache(cacheClientCtx(t, v), 0)
+		cc, err := sslsession.NewClientCache(sesstest.ClientCtx(t, v), 0)
 		require.NoError(t, err)
 		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})
 		require.NoError(t, err)
@@ -326,7 +326,7 @@ func TestClientCacheGarbage(t *testing.T) {
 	// cacheLeakCheck proves the session is given back.
 	var keep *openssl.Ctx
 	func() {
-		keep = cacheClientCtx(t, v)
+		keep = sesstest.ClientCtx(t, v)
 		cc, err := sslsession.NewClientCache(keep, 0)
 		require.NoError(t, err)
 		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost"})

@@ -16,7 +16,7 @@ import (
 // and bound (ctx.go).
 
 func TestCacheCtxControls(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	oc, err := openssl.NewCtx()
 	require.NoError(t, err)
 	sc, err := sslsession.NewCtx(oc)
@@ -63,22 +63,22 @@ func TestCacheCtxControls(t *testing.T) {
 
 // Every SSL_CTX_sess_* counter, after real handshakes on both sides.
 func TestCacheStats(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			oc, sc := cacheServerCtx(t, v, "stats")
+			oc, sc := statefulServerCtx(t, v, "stats")
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
+			cctx := sesstest.ClientCtx(t, v)
 			cs, err := sslsession.NewCtx(cctx)
 			require.NoError(t, err)
 			cs.SetCacheMode(sslsession.CacheClient | sslsession.CacheNoInternalStore)
 
-			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
-			reused, s2 := cacheDial(t, srv.Addr, cctx, s1)
+			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
+			reused, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 			require.True(t, reused)
 			// A session ID the server never issued: a miss.
 			bogus := cacheForeignSession(t, v)
-			reused, s3 := cacheDial(t, srv.Addr, cctx, bogus)
+			reused, s3 := sesstest.Roundtrip(t, srv.Addr, cctx, bogus)
 			require.False(t, reused)
 			for _, s := range []*sslsession.Session{s1, s2, s3, bogus} {
 				s.Close()
@@ -114,7 +114,7 @@ func TestCacheStats(t *testing.T) {
 			// The cache bound: one entry left, the rest counted as full.
 			sc.SetCacheSize(1)
 			srv2 := sesstest.Serve(t, oc)
-			_, s4 := cacheDial(t, srv2.Addr, cctx, nil)
+			_, s4 := sesstest.Roundtrip(t, srv2.Addr, cctx, nil)
 			s4.Close()
 			require.NoError(t, srv2.Close())
 			st = sc.Metrics().Cache
@@ -129,9 +129,9 @@ func TestCacheStats(t *testing.T) {
 // no context, usable by any client.
 func cacheForeignSession(t testing.TB, v sslsession.Version) *sslsession.Session {
 	t.Helper()
-	oc, _ := cacheServerCtx(t, v, "foreign")
+	oc, _ := statefulServerCtx(t, v, "foreign")
 	srv := sesstest.Serve(t, oc)
-	_, c := cacheDial(t, srv.Addr, cacheClientCtx(t, v), nil)
+	_, c := sesstest.Roundtrip(t, srv.Addr, sesstest.ClientCtx(t, v), nil)
 	require.NoError(t, srv.Close())
 	d, err := sslsession.ParseDER(mustDER(t, c))
 	require.NoError(t, err)
@@ -144,13 +144,13 @@ func cacheForeignSession(t testing.TB, v sslsession.Version) *sslsession.Session
 // server's (from the server's store, decoded from DER).
 func cacheServerSession(t testing.TB, cctx *openssl.Ctx, sidCtx string) (client, server *sslsession.Session) {
 	t.Helper()
-	oc, sc := cacheServerCtx(t, sslsession.TLS12, sidCtx)
+	oc, sc := statefulServerCtx(t, sslsession.TLS12, sidCtx)
 	store := newRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
 	srv := sesstest.Serve(t, oc)
-	_, client = cacheDial(t, srv.Addr, cctx, nil)
+	_, client = sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 	require.NoError(t, srv.Close())
-	der, err := store.MemoryStore.Get(context.Background(), cacheSessionID(t, client))
+	der, err := store.MemoryStore.Get(context.Background(), sessionID(t, client))
 	require.NoError(t, err)
 	server, err = sslsession.ParseDER(der)
 	require.NoError(t, err)
@@ -160,13 +160,13 @@ func cacheServerSession(t testing.TB, cctx *openssl.Ctx, sidCtx string) (client,
 // AddSession, RemoveSession and Flush on the internal cache, with sessions
 // decoded from DER.
 func TestCacheAddRemoveFlush(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := cacheServerCtx(t, v, "addremove")
+	oc, sc := statefulServerCtx(t, v, "addremove")
 	sc.SetTimeout(100 * time.Second)
 	srv := sesstest.Serve(t, oc)
-	cctx := cacheClientCtx(t, v)
-	_, cs := cacheDial(t, srv.Addr, cctx, nil)
+	cctx := sesstest.ClientCtx(t, v)
+	_, cs := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 	defer cs.Close()
 	require.Equal(t, int64(1), sc.Metrics().Cache.Number)
 
@@ -184,7 +184,7 @@ func TestCacheAddRemoveFlush(t *testing.T) {
 	require.False(t, added, "already there")
 
 	// It now resumes on this server.
-	reused, s2 := cacheDial(t, srv.Addr, cctx, otherClient)
+	reused, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, otherClient)
 	require.True(t, reused, "a session added with AddSession resumes")
 	s2.Close()
 
@@ -205,7 +205,7 @@ func TestCacheAddRemoveFlush(t *testing.T) {
 	require.NoError(t, sc.Flush(time.Now().Add(101*time.Second)))
 	require.Zero(t, sc.Metrics().Cache.Number, "flush removes expired sessions")
 	require.Zero(t, sc.Metrics().Cache.Timeouts, "flush does not count timeouts")
-	reused, s3 := cacheDial(t, srv.Addr, cctx, cs)
+	reused, s3 := sesstest.Roundtrip(t, srv.Addr, cctx, cs)
 	require.False(t, reused, "a flushed session does not resume")
 	s3.Close()
 
@@ -228,32 +228,32 @@ func mustDER(t testing.TB, s *sslsession.Session) []byte {
 // Expiry in the internal cache: sessions expire by their own time and
 // timeout, and Flush removes exactly the expired ones.
 func TestCacheFlushExpiry(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			oc, sc := cacheServerCtx(t, v, "expiry")
+			oc, sc := statefulServerCtx(t, v, "expiry")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoAutoClear)
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
+			cctx := sesstest.ClientCtx(t, v)
 
 			sc.SetTimeout(10 * time.Second)
-			_, short := cacheDial(t, srv.Addr, cctx, nil)
+			_, short := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer short.Close()
 			n := sc.Metrics().Cache.Number
 			require.Positive(t, n)
 			sc.SetTimeout(1000 * time.Second)
-			_, long := cacheDial(t, srv.Addr, cctx, nil)
+			_, long := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer long.Close()
 			require.Equal(t, 2*n, sc.Metrics().Cache.Number)
 
 			require.NoError(t, sc.Flush(time.Now().Add(20*time.Second)))
 			require.Equal(t, n, sc.Metrics().Cache.Number, "only the short-lived sessions expired")
 			if v == sslsession.TLS12 {
-				reused, s := cacheDial(t, srv.Addr, cctx, short)
+				reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, short)
 				require.False(t, reused)
 				s.Close()
 				// The long-lived session still resumes.
-				reused, s = cacheDial(t, srv.Addr, cctx, long)
+				reused, s = sesstest.Roundtrip(t, srv.Addr, cctx, long)
 				require.True(t, reused)
 				s.Close()
 			}
@@ -268,15 +268,15 @@ func TestCacheFlushExpiry(t *testing.T) {
 // the bound; 3.0 evicts while the count (the new session already counted)
 // is at the bound, so it holds one session less.
 func TestCacheSizeBound(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := cacheServerCtx(t, v, "bound")
+	oc, sc := statefulServerCtx(t, v, "bound")
 	require.Equal(t, 20480, sc.SetCacheSize(3))
 	srv := sesstest.Serve(t, oc)
-	cctx := cacheClientCtx(t, v)
+	cctx := sesstest.ClientCtx(t, v)
 	var sessions []*sslsession.Session
 	for i := 0; i < 5; i++ {
-		_, s := cacheDial(t, srv.Addr, cctx, nil)
+		_, s := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 		sessions = append(sessions, s)
 	}
 	// SSL_CTX_sess_set_cache_size(n): 1.0.2 and 1.1.1 hold n sessions;
@@ -290,7 +290,7 @@ func TestCacheSizeBound(t *testing.T) {
 	require.Equal(t, int64(5-held), st.CacheFull)
 	// Newest first: the held ones resume, the evicted ones do not.
 	for i := len(sessions) - 1; i >= 0; i-- {
-		reused, next := cacheDial(t, srv.Addr, cctx, sessions[i])
+		reused, next := sesstest.Roundtrip(t, srv.Addr, cctx, sessions[i])
 		require.Equal(t, i >= len(sessions)-held, reused, "session %d", i)
 		next.Close()
 		sessions[i].Close()

@@ -27,11 +27,11 @@ func (c countingConn) Read(b []byte) (int, error) {
 // Dial's one path: its own net.Dialer, a wrapped connection, the cache, and
 // the handshake's duration, on both connection paths.
 func TestDialConfigDialerWrapCache(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			srv := cacheTicketServer(t, v)
-			cctx := cacheClientCtx(t, v)
+			cctx := sesstest.ClientCtx(t, v)
 			cc, err := sslsession.NewClientCache(cctx, 0)
 			require.NoError(t, err)
 			defer cc.Close()

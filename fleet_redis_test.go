@@ -54,7 +54,7 @@ func cacheRedisClient(t testing.TB, addr string) *redis.Client {
 
 func cacheFleetHost(t testing.TB, v sslsession.Version, redisAddr string, keys [][]byte, mode sslsession.CacheMode) *cacheHost {
 	t.Helper()
-	oc, sc := cacheServerCtx(t, v, "fleet")
+	oc, sc := statefulServerCtx(t, v, "fleet")
 	sc.SetCacheMode(mode)
 	store, err := redisstore.New(cacheRedisClient(t, redisAddr), redisstore.Options{Prefix: "fleet:", Keys: keys, Timeout: 200 * time.Millisecond})
 	require.NoError(t, err)
@@ -66,20 +66,20 @@ var cacheFleetKeys = [][]byte{bytes.Repeat([]byte{0x42}, 32)}
 
 // The fleet: a session made on host A resumes on host B, through Redis.
 func TestFleetResume(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer)
 			b := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer)
-			cctx := cacheClientCtx(t, v)
+			cctx := sesstest.ClientCtx(t, v)
 
-			reused, sa := cacheDial(t, a.srv.Addr, cctx, nil)
+			reused, sa := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 			require.False(t, reused)
 			defer sa.Close()
 			require.Positive(t, a.sc.Metrics().Store.Puts)
 
-			reused, sb := cacheDial(t, b.srv.Addr, cctx, sa)
+			reused, sb := sesstest.Roundtrip(t, b.srv.Addr, cctx, sa)
 			defer sb.Close()
 			require.True(t, reused, "A's session resumes on B")
 			bs := b.sc.Metrics().Cache
@@ -92,7 +92,7 @@ func TestFleetResume(t *testing.T) {
 			// does not ask Redis (1.1.1+ ask the store only on a miss).
 			if v == sslsession.TLS12 {
 				gets := b.sc.Metrics().Store.Gets
-				reused, s := cacheDial(t, b.srv.Addr, cctx, sa)
+				reused, s := sesstest.Roundtrip(t, b.srv.Addr, cctx, sa)
 				require.True(t, reused)
 				s.Close()
 				require.Equal(t, gets, b.sc.Metrics().Store.Gets, "served from B's internal cache")
@@ -107,15 +107,15 @@ func TestFleetResume(t *testing.T) {
 // fleet's keys and only under its own session ID; its TTL is the session's
 // timeout.
 func TestFleetSealedValuesAndTTL(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	v := sslsession.TLS12
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer)
 	a.sc.SetTimeout(1234 * time.Second)
-	cctx := cacheClientCtx(t, v)
-	_, s := cacheDial(t, a.srv.Addr, cctx, nil)
+	cctx := sesstest.ClientCtx(t, v)
+	_, s := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer s.Close()
-	id := cacheSessionID(t, s)
+	id := sessionID(t, s)
 
 	ctx := context.Background()
 	value, err := rs.Do(ctx, "GET", a.store.Key(id))
@@ -146,9 +146,9 @@ func TestFleetSealedValuesAndTTL(t *testing.T) {
 
 	// Unsealed, for comparison: the value is the DER behind a version byte.
 	plain := cacheFleetHost(t, v, rs.Addr, nil, sslsession.CacheServer)
-	_, s2 := cacheDial(t, plain.srv.Addr, cctx, nil)
+	_, s2 := sesstest.Roundtrip(t, plain.srv.Addr, cctx, nil)
 	defer s2.Close()
-	id2 := cacheSessionID(t, s2)
+	id2 := sessionID(t, s2)
 	value2, err := rs.Do(ctx, "GET", plain.store.Key(id2))
 	require.NoError(t, err)
 	der2, err := plain.store.Get(ctx, id2)
@@ -162,13 +162,13 @@ func TestFleetSealedValuesAndTTL(t *testing.T) {
 // Redis stopped mid-run: no handshake fails, they become full ones; once
 // Redis is back, resumption across hosts returns.
 func TestFleetRedisDownAndBack(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal // every lookup asks Redis
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
 	b := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
-	cctx := cacheClientCtx(t, v)
+	cctx := sesstest.ClientCtx(t, v)
 
 	// Alternate hosts, resuming the last session each time.
 	hosts := []*cacheHost{a, b}
@@ -178,7 +178,7 @@ func TestFleetRedisDownAndBack(t *testing.T) {
 		for i := 0; i < n; i++ {
 			h := hosts[i%2]
 			start := time.Now()
-			r, next := cacheDial(t, h.srv.Addr, cctx, sess)
+			r, next := sesstest.Roundtrip(t, h.srv.Addr, cctx, sess)
 			require.Less(t, time.Since(start), 5*time.Second)
 			if r {
 				reused++
@@ -205,19 +205,19 @@ func TestFleetRedisDownAndBack(t *testing.T) {
 // Redis hung (SIGSTOP): each lookup waits at most the per-call timeout,
 // then the handshake is a full one.
 func TestFleetRedisHung(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
 	b := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
-	cctx := cacheClientCtx(t, v)
-	_, sa := cacheDial(t, a.srv.Addr, cctx, nil)
+	cctx := sesstest.ClientCtx(t, v)
+	_, sa := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer sa.Close()
 
 	rs.Pause()
 	start := time.Now()
-	reused, s := cacheDial(t, b.srv.Addr, cctx, sa)
+	reused, s := sesstest.Roundtrip(t, b.srv.Addr, cctx, sa)
 	took := time.Since(start)
 	rs.Resume()
 	s.Close()
@@ -226,7 +226,7 @@ func TestFleetRedisHung(t *testing.T) {
 	require.Less(t, took, 2*time.Second, "a hung Redis delays a handshake by the timeouts only")
 	require.Positive(t, b.sc.Metrics().Store.Errors)
 
-	reused, s = cacheDial(t, b.srv.Addr, cctx, sa)
+	reused, s = sesstest.Roundtrip(t, b.srv.Addr, cctx, sa)
 	s.Close()
 	require.True(t, reused, "after the pause, A's session is still in Redis")
 }
@@ -234,34 +234,34 @@ func TestFleetRedisHung(t *testing.T) {
 // Garbage and wrongly sealed values in Redis: ignored (full handshake),
 // counted, deleted; never a crash.
 func TestFleetBadValues(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
 	b := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
 	otherKeys := cacheFleetHost(t, v, rs.Addr, [][]byte{bytes.Repeat([]byte{7}, 16)}, mode)
-	cctx := cacheClientCtx(t, v)
+	cctx := sesstest.ClientCtx(t, v)
 	ctx := context.Background()
 
-	_, victim := cacheDial(t, a.srv.Addr, cctx, nil)
+	_, victim := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer victim.Close()
-	cacheAwaitStored(t, rs, a, victim)
-	id := cacheSessionID(t, victim)
+	awaitStored(t, rs, a, victim)
+	id := sessionID(t, victim)
 	key := a.store.Key(id)
 	good, err := rs.Do(ctx, "GET", key)
 	require.NoError(t, err)
 
 	// A value from another session, under this session's key.
-	_, other := cacheDial(t, a.srv.Addr, cctx, nil)
+	_, other := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer other.Close()
-	cacheAwaitStored(t, rs, a, other)
-	moved, err := rs.Do(ctx, "GET", a.store.Key(cacheSessionID(t, other)))
+	awaitStored(t, rs, a, other)
+	moved, err := rs.Do(ctx, "GET", a.store.Key(sessionID(t, other)))
 	require.NoError(t, err)
 	// A value sealed with another fleet's key.
-	_, foreign := cacheDial(t, otherKeys.srv.Addr, cctx, nil)
+	_, foreign := sesstest.Roundtrip(t, otherKeys.srv.Addr, cctx, nil)
 	defer foreign.Close()
-	wrongKey, err := rs.Do(ctx, "GET", otherKeys.store.Key(cacheSessionID(t, foreign)))
+	wrongKey, err := rs.Do(ctx, "GET", otherKeys.store.Key(sessionID(t, foreign)))
 	require.NoError(t, err)
 	flipped := []byte(good)
 	flipped[len(flipped)-1] ^= 1
@@ -279,7 +279,7 @@ func TestFleetBadValues(t *testing.T) {
 		invalid := b.store.Stats().Invalid
 		_, err := rs.Do(ctx, "SET", key, value)
 		require.NoError(t, err, name)
-		reused, s := cacheDial(t, b.srv.Addr, cctx, victim)
+		reused, s := sesstest.Roundtrip(t, b.srv.Addr, cctx, victim)
 		s.Close()
 		require.False(t, reused, name)
 		require.Equal(t, invalid+1, b.store.Stats().Invalid, name)
@@ -291,7 +291,7 @@ func TestFleetBadValues(t *testing.T) {
 	invalid, unknown := b.store.Stats().Invalid, b.store.Stats().UnknownKey
 	_, err = rs.Do(ctx, "SET", key, wrongKey)
 	require.NoError(t, err)
-	reused, s := cacheDial(t, b.srv.Addr, cctx, victim)
+	reused, s := sesstest.Roundtrip(t, b.srv.Addr, cctx, victim)
 	s.Close()
 	require.False(t, reused, "wrong key")
 	require.Equal(t, invalid, b.store.Stats().Invalid, "wrong key")
@@ -308,7 +308,7 @@ func TestFleetBadValues(t *testing.T) {
 	sealer, err := redisstore.New(cacheRedisClient(t, rs.Addr), redisstore.Options{Prefix: "fleet:", Keys: cacheFleetKeys})
 	require.NoError(t, err)
 	require.NoError(t, sealer.Put(ctx, id, []byte("\x30\x03abc"), time.Now().Add(time.Minute)))
-	reused, s = cacheDial(t, b.srv.Addr, cctx, victim)
+	reused, s = sesstest.Roundtrip(t, b.srv.Addr, cctx, victim)
 	s.Close()
 	require.False(t, reused)
 	require.Equal(t, int64(len(bad)+1), b.sc.Metrics().Store.Invalid)
@@ -316,7 +316,7 @@ func TestFleetBadValues(t *testing.T) {
 	// And the real value still works.
 	_, err = rs.Do(ctx, "SET", key, good)
 	require.NoError(t, err)
-	reused, s = cacheDial(t, b.srv.Addr, cctx, victim)
+	reused, s = sesstest.Roundtrip(t, b.srv.Addr, cctx, victim)
 	s.Close()
 	require.True(t, reused)
 }
@@ -324,7 +324,7 @@ func TestFleetBadValues(t *testing.T) {
 // Key rotation across the fleet: host B already has the new key first,
 // and still opens A's values sealed with the old one.
 func TestFleetKeyRotation(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal
@@ -332,30 +332,30 @@ func TestFleetKeyRotation(t *testing.T) {
 	a := cacheFleetHost(t, v, rs.Addr, [][]byte{oldKey}, mode)
 	b := cacheFleetHost(t, v, rs.Addr, [][]byte{newKey, oldKey}, mode)
 	c := cacheFleetHost(t, v, rs.Addr, [][]byte{newKey}, mode)
-	cctx := cacheClientCtx(t, v)
-	_, sa := cacheDial(t, a.srv.Addr, cctx, nil)
+	cctx := sesstest.ClientCtx(t, v)
+	_, sa := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer sa.Close()
-	cacheAwaitStored(t, rs, a, sa)
-	reused, sb := cacheDial(t, b.srv.Addr, cctx, sa)
+	awaitStored(t, rs, a, sa)
+	reused, sb := sesstest.Roundtrip(t, b.srv.Addr, cctx, sa)
 	defer sb.Close()
 	require.True(t, reused, "B opens the old key's values")
-	reused, s := cacheDial(t, c.srv.Addr, cctx, sa)
+	reused, s := sesstest.Roundtrip(t, c.srv.Addr, cctx, sa)
 	s.Close()
 	require.False(t, reused, "C dropped the old key")
 	require.Zero(t, c.sc.Metrics().Store.Invalid, "a value under a key C lacks is a miss, not invalid")
 	require.Equal(t, int64(1), c.store.Stats().UnknownKey)
 	// B seals with the new key: C reads B's sessions.
-	_, sbNew := cacheDial(t, b.srv.Addr, cctx, nil)
+	_, sbNew := sesstest.Roundtrip(t, b.srv.Addr, cctx, nil)
 	defer sbNew.Close()
-	cacheAwaitStored(t, rs, b, sbNew)
-	reused, s = cacheDial(t, c.srv.Addr, cctx, sbNew)
+	awaitStored(t, rs, b, sbNew)
+	reused, s = sesstest.Roundtrip(t, c.srv.Addr, cctx, sbNew)
 	s.Close()
 	require.True(t, reused)
 }
 
 // The stress test's smaller variant against Redis.
 func TestFleetStress(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	store, err := redisstore.New(cacheRedisClient(t, rs.Addr), redisstore.Options{Keys: cacheFleetKeys, Timeout: time.Second})
 	require.NoError(t, err)
@@ -365,17 +365,17 @@ func TestFleetStress(t *testing.T) {
 }
 
 func TestFleetMetricsThroughExpvar(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	rs := redistest.Start(t)
 	v := sslsession.TLS12
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer|sslsession.CacheNoInternal)
 	name := fmt.Sprintf("sslsession_fleet_%d", time.Now().UnixNano())
 	require.NoError(t, sslsession.PublishExpvar(name, a.sc))
-	cctx := cacheClientCtx(t, v)
-	_, s := cacheDial(t, a.srv.Addr, cctx, nil)
+	cctx := sesstest.ClientCtx(t, v)
+	_, s := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer s.Close()
 	rs.Stop()
-	reused, s2 := cacheDial(t, a.srv.Addr, cctx, s)
+	reused, s2 := sesstest.Roundtrip(t, a.srv.Addr, cctx, s)
 	s2.Close()
 	require.False(t, reused)
 	raw := expvar.Get(name).String()

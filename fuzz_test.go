@@ -155,15 +155,15 @@ func (s *fuzzStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 // the handshake completes (resumed or full) and the server never fails.
 func FuzzStoreLookup(f *testing.F) {
 	v := sslsession.TLS12
-	oc, sc := cacheServerCtx(f, v, "fuzz")
+	oc, sc := statefulServerCtx(f, v, "fuzz")
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 	store := &fuzzStore{MemoryStore: sslsession.NewMemoryStore(0), mode: 6}
 	if err := sc.SetStore(store, sslsession.StoreOptions{Timeout: time.Second}); err != nil {
 		f.Fatal(err)
 	}
 	srv := sesstest.Serve(f, oc)
-	cctx := cacheClientCtx(f, v)
-	_, s1 := cacheDial(f, srv.Addr, cctx, nil)
+	cctx := sesstest.ClientCtx(f, v)
+	_, s1 := sesstest.Roundtrip(f, srv.Addr, cctx, nil)
 	der := mustDER(f, s1)
 	f.Cleanup(func() { s1.Close() })
 	f.Add(byte(0), der)
@@ -173,7 +173,7 @@ func FuzzStoreLookup(f *testing.F) {
 	f.Add(byte(6), []byte(nil))
 	f.Fuzz(func(t *testing.T, mode byte, val []byte) {
 		store.set(mode, val)
-		_, s, err := cacheTryDial(srv.Addr, cctx, s1)
+		_, s, err := sesstest.TryRoundtrip(srv.Addr, cctx, s1)
 		if err != nil {
 			t.Fatalf("handshake failed with store mode %d: %v", mode, err)
 		}

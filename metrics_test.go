@@ -17,14 +17,14 @@ import (
 // The context's counters published through expvar (metrics.go).
 
 func TestCachePublishExpvar(t *testing.T) {
-	cacheLeakCheck(t)
-	oc, sc := cacheServerCtx(t, sslsession.TLS12, "expvar")
+	sesstest.LeakCheck(t)
+	oc, sc := statefulServerCtx(t, sslsession.TLS12, "expvar")
 	require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 	name := fmt.Sprintf("sslsession_test_%d", time.Now().UnixNano())
 	require.NoError(t, sslsession.PublishExpvar(name, sc))
 	require.NoError(t, sslsession.PublishExpvar(name, sc), "publishing twice does not panic")
 	srv := sesstest.Serve(t, oc)
-	_, s := cacheDial(t, srv.Addr, cacheClientCtx(t, sslsession.TLS12), nil)
+	_, s := sesstest.Roundtrip(t, srv.Addr, sesstest.ClientCtx(t, sslsession.TLS12), nil)
 	s.Close()
 
 	var m sslsession.Metrics
@@ -39,7 +39,7 @@ func TestCachePublishExpvar(t *testing.T) {
 	}
 
 	// Pointing the name at another context.
-	_, sc2 := cacheServerCtx(t, sslsession.TLS12, "expvar2")
+	_, sc2 := statefulServerCtx(t, sslsession.TLS12, "expvar2")
 	require.NoError(t, sslsession.PublishExpvar(name, sc2))
 	require.NoError(t, json.Unmarshal([]byte(expvar.Get(name).String()), &m))
 	require.False(t, m.HasStore)

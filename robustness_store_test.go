@@ -47,7 +47,7 @@ func (panicValue) Error() string  { panic("Error panics") }
 // Nothing a store's Get returns or does can crash the server or fail a
 // handshake: each case is a counted full handshake.
 func TestStoreHostileGetNeverCrashes(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	var typedNil *sslsession.Error
 	cases := []struct {
@@ -68,15 +68,15 @@ func TestStoreHostileGetNeverCrashes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			oc, sc := cacheServerCtx(t, v, "hostile")
+			oc, sc := statefulServerCtx(t, v, "hostile")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			mem := sslsession.NewMemoryStore(0)
 			require.NoError(t, sc.SetStore(hostileStore{mem, tc.get}, sslsession.StoreOptions{Timeout: 200 * time.Millisecond}))
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
-			_, s1 := cacheDial(t, srv.Addr, cctx, nil)
+			cctx := sesstest.ClientCtx(t, v)
+			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer s1.Close()
-			reused, s := cacheDial(t, srv.Addr, cctx, s1)
+			reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 			require.False(t, reused)
 			s.Close()
 			require.Zero(t, srv.Failed())
@@ -107,19 +107,19 @@ func (goexitStore) Delete(context.Context, []byte) error { panic(panicValue{}) }
 // on the worker goroutine (AsyncPut, Delete): counted errors, no crash, and
 // the worker goes on.
 func TestStoreHostilePutDeleteNeverCrash(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
 	for _, async := range []bool{false, true} {
 		t.Run(fmt.Sprintf("async=%t", async), func(t *testing.T) {
-			oc, sc := cacheServerCtx(t, v, "hostile-put")
+			oc, sc := statefulServerCtx(t, v, "hostile-put")
 			// A full internal cache evicts unexpired sessions: removals
 			// that DeleteOnRemove forwards to Delete.
 			sc.SetCacheSize(1)
 			require.NoError(t, sc.SetStore(goexitStore{sslsession.NewMemoryStore(0)}, sslsession.StoreOptions{AsyncPut: async, DeleteOnRemove: true}))
 			srv := sesstest.Serve(t, oc)
-			cctx := cacheClientCtx(t, v)
+			cctx := sesstest.ClientCtx(t, v)
 			for i := 0; i < 4; i++ {
-				_, s := cacheDial(t, srv.Addr, cctx, nil)
+				_, s := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 				s.Close()
 			}
 			require.Eventually(t, func() bool {

@@ -96,7 +96,7 @@ func mustTicketKey(t testing.TB) sslsession.TicketKey {
 }
 
 func TestTicketKeysAcrossContexts(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			k := mustTicketKey(t)
@@ -127,7 +127,7 @@ func TestTicketKeysAcrossContexts(t *testing.T) {
 // encrypts; a ticket under an older key resumes and is renewed under the
 // encrypting key until the old key's Until, then gives a full handshake.
 func TestTicketKeysRotation(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			now := time.Now()
@@ -193,20 +193,20 @@ func TestTicketKeysRotation(t *testing.T) {
 
 // The keys also resume this package's own clients (OpenSSL on both sides).
 func TestTicketKeysDial(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			ring := []sslsession.TicketRingKey{{Key: mustTicketKey(t), Encrypt: true}}
 			_, a := ticketServer(t, v, ring)
 			_, b := ticketServer(t, v, ring)
-			cctx := cacheClientCtx(t, v)
-			reused, sess := cacheDial(t, a.Addr, cctx, nil)
+			cctx := sesstest.ClientCtx(t, v)
+			reused, sess := sesstest.Roundtrip(t, a.Addr, cctx, nil)
 			require.False(t, reused)
 			defer sess.Close()
 			info, err := sess.Info()
 			require.NoError(t, err)
 			require.True(t, info.HasTicket)
-			reused, next := cacheDial(t, b.Addr, cctx, sess)
+			reused, next := sesstest.Roundtrip(t, b.Addr, cctx, sess)
 			defer next.Close()
 			assert.True(t, reused)
 		})
@@ -285,7 +285,7 @@ func TestTicketKeyNeverPrinted(t *testing.T) {
 // 1.1.1 declines TLS 1.3 tickets with a malformed message), and NoKey
 // counts them.
 func TestTicketKeysAllExpired(t *testing.T) {
-	cacheLeakCheck(t)
+	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			k := mustTicketKey(t)

@@ -34,7 +34,7 @@ func TestFleetServerExample(t *testing.T) {
 	redis := redistest.Start(t)
 
 	start := func(name string) string {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", sesstest.FreePort(t))
 		cmd := exec.Command(bin, "-addr", addr, "-redis", redis.Addr, "-cert", cert, "-key", key,
 			"-seal-key", hex.EncodeToString(seal))
 		var log lockedBuffer
@@ -64,7 +64,7 @@ func TestFleetServerExample(t *testing.T) {
 		t.Run(v.String(), func(t *testing.T) {
 			cctx, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 			require.NoError(t, err)
-			a := dial(t, hostA, cctx, nil)
+			a := sesstest.Dial(t, hostA, cctx, nil)
 			echo(t, a)
 			sess, err := a.AwaitSession(5 * time.Second)
 			require.NoError(t, err)
@@ -72,7 +72,7 @@ func TestFleetServerExample(t *testing.T) {
 			require.False(t, a.SessionReused())
 			require.NoError(t, a.Close())
 
-			b := dial(t, hostB, cctx, sess)
+			b := sesstest.Dial(t, hostB, cctx, sess)
 			echo(t, b)
 			assert.True(t, b.SessionReused(), "a session made on host A must resume on host B")
 			info, err := sess.Info()

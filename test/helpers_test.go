@@ -18,12 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/leakcheck"
-	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
@@ -58,25 +56,6 @@ func fleetServerBinary(t testing.TB) string {
 	})
 	require.NoError(t, fleetBin.err)
 	return fleetBin.path
-}
-
-// ctxPair makes a server context (configured by cfg, pinned to v) and a
-// client context trusting it.
-func ctxPair(t testing.TB, v sslsession.Version, cfg loopback.Config) (server, client *openssl.Ctx) {
-	t.Helper()
-	cfg.Min, cfg.Max = v, v
-	s, err := loopback.ServerCtx(sesstest.Cert(t), cfg)
-	require.NoError(t, err)
-	c, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
-	require.NoError(t, err)
-	return s, c
-}
-
-func sessCtx(t testing.TB, c *openssl.Ctx) *sslsession.Ctx {
-	t.Helper()
-	sc, err := sslsession.NewCtx(c)
-	require.NoError(t, err)
-	return sc
 }
 
 // openSSLTool is the openssl command of the OpenSSL the package links (the
@@ -128,7 +107,7 @@ func sServer(t testing.TB, extra ...string) string {
 	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	require.NoError(t, os.WriteFile(cert, sesstest.Cert(t).CertPEM, 0o600))
 	require.NoError(t, os.WriteFile(key, sesstest.Cert(t).KeyPEM, 0o600))
-	port := freePort(t)
+	port := sesstest.FreePort(t)
 	// 1.0.2's s_server takes a bare port (and listens on every address);
 	// later ones take host:port.
 	accept := fmt.Sprintf("127.0.0.1:%d", port)
@@ -181,22 +160,4 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// dial dials addr with ctx, offering sess, exchanges one echo (so a
-// TLS 1.3 client reads its tickets), and returns the connection.
-func dial(t testing.TB, addr string, ctx *openssl.Ctx, sess *sslsession.Session) *sslsession.Conn {
-	t.Helper()
-	c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: ctx, Session: sess, ServerName: "localhost", Timeout: 10 * time.Second})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	return c
 }

@@ -132,8 +132,8 @@ func TestManPageFlushRemovesTimedOutSessions(t *testing.T) {
 // defaultTimeout reads a new context's timeout through the library, apart
 // from the check.
 func defaultTimeout(t *testing.T) time.Duration {
-	_, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
-	return sessCtx(t, cctx).Timeout()
+	_, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
+	return sesstest.NewCtx(t, cctx).Timeout()
 }
 
 // A failing check is reported, never hidden: flushing with a clock three
@@ -199,8 +199,8 @@ func TestManPageVersionsCovered(t *testing.T) {
 	rt := sslsession.RuntimeVersion()
 	if rt.Major() == 1 && rt.Minor() == 0 {
 		assert.Equal(t, []sslsession.Version{sslsession.TLS12}, vs)
-		_, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
-		err := sessCtx(t, cctx).SetProtocolRange(sslsession.TLS13, sslsession.TLS13)
+		_, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
+		err := sesstest.NewCtx(t, cctx).SetProtocolRange(sslsession.TLS13, sslsession.TLS13)
 		assert.ErrorIs(t, err, sslsession.ErrUnsupported)
 		return
 	}

@@ -45,11 +45,11 @@ func TestResumeEndToEnd(t *testing.T) {
 	for _, v := range sesstest.Versions(t) {
 		for _, tc := range cases {
 			t.Run(v.String()+"/"+tc.name, func(t *testing.T) {
-				sctx, cctx := ctxPair(t, v, tc.cfg)
+				sctx, cctx := sesstest.CtxPair(t, v, tc.cfg)
 				srv := sesstest.Serve(t, sctx)
-				stats := sessCtx(t, sctx)
+				stats := sesstest.NewCtx(t, sctx)
 
-				first := dial(t, srv.Addr, cctx, nil)
+				first := sesstest.Dial(t, srv.Addr, cctx, nil)
 				require.False(t, first.SessionReused())
 				echo(t, first)
 				sess, err := first.AwaitSession(5 * time.Second)
@@ -66,7 +66,7 @@ func TestResumeEndToEnd(t *testing.T) {
 					assert.Len(t, info.ID, 32)
 				}
 
-				second := dial(t, srv.Addr, cctx, sess)
+				second := sesstest.Dial(t, srv.Addr, cctx, sess)
 				echo(t, second)
 				assert.True(t, second.SessionReused(), "client must see the resumption")
 				require.NoError(t, second.Close())
@@ -86,9 +86,9 @@ func TestResumeEndToEnd(t *testing.T) {
 func TestNoResumptionWhenServerCachesNothing(t *testing.T) {
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			sctx, cctx := ctxPair(t, v, loopback.Config{NoTickets: true, NoCache: true})
+			sctx, cctx := sesstest.CtxPair(t, v, loopback.Config{NoTickets: true, NoCache: true})
 			srv := sesstest.Serve(t, sctx)
-			first := dial(t, srv.Addr, cctx, nil)
+			first := sesstest.Dial(t, srv.Addr, cctx, nil)
 			echo(t, first)
 			sess, err := first.AwaitSession(300 * time.Millisecond)
 			if v == sslsession.TLS12 || sesstest.Is102() {
@@ -101,7 +101,7 @@ func TestNoResumptionWhenServerCachesNothing(t *testing.T) {
 			// holds a "resumable" session that the server cannot resume.
 			require.NoError(t, err)
 			defer sess.Close()
-			second := dial(t, srv.Addr, cctx, sess)
+			second := sesstest.Dial(t, srv.Addr, cctx, sess)
 			echo(t, second)
 			assert.False(t, second.SessionReused())
 		})
@@ -112,9 +112,9 @@ func TestNoResumptionWhenServerCachesNothing(t *testing.T) {
 func TestAwaitSessionLosesNoData(t *testing.T) {
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			sctx, cctx := ctxPair(t, v, loopback.Config{})
+			sctx, cctx := sesstest.CtxPair(t, v, loopback.Config{})
 			srv := sesstest.Serve(t, sctx)
-			c := dial(t, srv.Addr, cctx, nil)
+			c := sesstest.Dial(t, srv.Addr, cctx, nil)
 			msg := strings.Repeat("data before the ticket is read;", 100)
 			_, err := c.Write([]byte(msg))
 			require.NoError(t, err)
@@ -139,9 +139,9 @@ func TestAwaitSessionLosesNoData(t *testing.T) {
 // pointer, which cgo's pointer checks refuse) and with an empty one (it
 // takes &session[0]). The library's Dial resumes the same session.
 func TestSpacemonkeyDialSessionPanicsWhereDialWorks(t *testing.T) {
-	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	sctx, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
 	srv := sesstest.Serve(t, sctx)
-	first := dial(t, srv.Addr, cctx, nil)
+	first := sesstest.Dial(t, srv.Addr, cctx, nil)
 	s, err := first.Session1()
 	require.NoError(t, err)
 	defer s.Close()
@@ -184,10 +184,10 @@ func TestSpacemonkeyDialSessionPanicsWhereDialWorks(t *testing.T) {
 	d, err := sslsession.ParseDER(der)
 	require.NoError(t, err)
 	defer d.Close()
-	c := dial(t, srv.Addr, cctx, d)
+	c := sesstest.Dial(t, srv.Addr, cctx, d)
 	echo(t, c)
 	assert.True(t, c.SessionReused())
-	full := dial(t, srv.Addr, cctx, nil)
+	full := sesstest.Dial(t, srv.Addr, cctx, nil)
 	assert.False(t, full.SessionReused())
 }
 
@@ -202,8 +202,8 @@ func TestResumeAgainstOpenSSLServer(t *testing.T) {
 					args = append(args, "-no_ticket")
 				}
 				addr := sServer(t, args...)
-				_, cctx := ctxPair(t, v, loopback.Config{})
-				first := dial(t, addr, cctx, nil)
+				_, cctx := sesstest.CtxPair(t, v, loopback.Config{})
+				first := sesstest.Dial(t, addr, cctx, nil)
 				// s_server sends tickets but no data: AwaitSession must
 				// notice the ticket, not wait for data until its timeout.
 				start := time.Now()
@@ -212,7 +212,7 @@ func TestResumeAgainstOpenSSLServer(t *testing.T) {
 				assert.Less(t, time.Since(start), 10*time.Second, "AwaitSession waited for application data")
 				defer sess.Close()
 				first.Close()
-				second := dial(t, addr, cctx, sess)
+				second := sesstest.Dial(t, addr, cctx, sess)
 				assert.True(t, second.SessionReused())
 			})
 		}
@@ -225,9 +225,9 @@ func TestResumeAgainstOpenSSLServer(t *testing.T) {
 // through the library against the same server.
 func TestPEMInteropWithOpenSSLTool(t *testing.T) {
 	dir := t.TempDir()
-	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	sctx, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
 	srv := sesstest.Serve(t, sctx)
-	c := dial(t, srv.Addr, cctx, nil)
+	c := sesstest.Dial(t, srv.Addr, cctx, nil)
 	s, err := c.Session1()
 	require.NoError(t, err)
 	defer s.Close()
@@ -288,7 +288,7 @@ func TestSessionFromOpenSSLClientResumes(t *testing.T) {
 			info, err := s.Info()
 			require.NoError(t, err)
 			require.Equal(t, v, info.Protocol, fmt.Sprint(info))
-			_, cctx := ctxPair(t, v, loopback.Config{})
+			_, cctx := sesstest.CtxPair(t, v, loopback.Config{})
 			// s_client did not verify the certificate, and a resumed
 			// handshake does not verify it again: the session carries the
 			// failed verify result, so a verifying Dial refuses it...

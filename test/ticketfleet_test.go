@@ -53,7 +53,7 @@ func startFleet(t *testing.T, redisAddr string, n int, extra ...string) []fleetP
 	_, _ = rand.Read(seal)
 	var procs []fleetProc
 	for i := 0; i < n; i++ {
-		p := fleetProc{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		p := fleetProc{addr: fmt.Sprintf("127.0.0.1:%d", sesstest.FreePort(t)), metrics: fmt.Sprintf("127.0.0.1:%d", sesstest.FreePort(t))}
 		args := append([]string{"-addr", p.addr, "-redis", redisAddr, "-cert", cert, "-key", key,
 			"-seal-key", hex.EncodeToString(seal), "-metrics", p.metrics}, extra...)
 		cmd := exec.Command(bin, args...)

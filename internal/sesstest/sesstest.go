@@ -1,16 +1,22 @@
 // Package sesstest holds the helpers the tests of the root package and of
 // test/ share: one certificate for the process, the protocol versions of the
-// linked OpenSSL, and loopback's echo server ending with the test.
+// linked OpenSSL, contexts pinned to a version, loopback's echo server ending
+// with the test, dials, and the leak check.
 package sesstest
 
 import (
+	"fmt"
+	"io"
+	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 )
 
@@ -55,4 +61,106 @@ func Serve(t testing.TB, ctx *openssl.Ctx) *loopback.Server {
 	require.NoError(t, err)
 	t.Cleanup(func() { srv.Close() })
 	return srv
+}
+
+// ServerCtx makes a server context with Cert, configured by cfg and pinned
+// to v.
+func ServerCtx(t testing.TB, v sslsession.Version, cfg loopback.Config) *openssl.Ctx {
+	t.Helper()
+	cfg.Min, cfg.Max = v, v
+	c, err := loopback.ServerCtx(Cert(t), cfg)
+	require.NoError(t, err)
+	return c
+}
+
+// ClientCtx makes a client context pinned to v that trusts Cert. It offers
+// P-256 at once: the server's only group is P-256, and a client offering
+// its default X25519 key share gets a HelloRetryRequest, after which
+// OpenSSL looks a TLS 1.3 ticket up twice (once per ClientHello).
+func ClientCtx(t testing.TB, v sslsession.Version) *openssl.Ctx {
+	t.Helper()
+	c, err := loopback.ClientCtx(Cert(t), v, v)
+	require.NoError(t, err)
+	require.NoError(t, c.SetEllipticCurve(openssl.Prime256v1))
+	return c
+}
+
+// CtxPair is ServerCtx and ClientCtx.
+func CtxPair(t testing.TB, v sslsession.Version, cfg loopback.Config) (server, client *openssl.Ctx) {
+	t.Helper()
+	return ServerCtx(t, v, cfg), ClientCtx(t, v)
+}
+
+// NewCtx is sslsession.NewCtx, which must succeed.
+func NewCtx(t testing.TB, c *openssl.Ctx) *sslsession.Ctx {
+	t.Helper()
+	sc, err := sslsession.NewCtx(c)
+	require.NoError(t, err)
+	return sc
+}
+
+// Dial dials addr as localhost with ctx, offering sess; the connection is
+// closed when the test ends.
+func Dial(t testing.TB, addr string, ctx *openssl.Ctx, sess *sslsession.Session) *sslsession.Conn {
+	t.Helper()
+	c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: ctx, Session: sess, ServerName: "localhost", Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Roundtrip makes one connection to an echo server offering sess, echoes a
+// message (so the server has finished its handshake, and stored its
+// session, when it returns) and returns whether the session was reused and
+// the connection's resumable session (owned; with TLS 1.3 read from a
+// ticket).
+func Roundtrip(t testing.TB, addr string, ctx *openssl.Ctx, sess *sslsession.Session) (bool, *sslsession.Session) {
+	t.Helper()
+	reused, next, err := TryRoundtrip(addr, ctx, sess)
+	require.NoError(t, err)
+	return reused, next
+}
+
+// TryRoundtrip is Roundtrip returning its error.
+func TryRoundtrip(addr string, ctx *openssl.Ctx, sess *sslsession.Session) (bool, *sslsession.Session, error) {
+	c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: ctx, ServerName: "localhost", Session: sess, Timeout: 10 * time.Second})
+	if err != nil {
+		return false, nil, err
+	}
+	defer c.Close()
+	reused := c.SessionReused()
+	if _, err := c.Write([]byte("ping")); err != nil {
+		return false, nil, err
+	}
+	next, err := c.AwaitSession(5 * time.Second)
+	if err != nil {
+		return false, nil, err
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		next.Close()
+		return false, nil, fmt.Errorf("echo: %q, %v", buf, err)
+	}
+	return reused, next, nil
+}
+
+// Settle is the leak check: every owned session is given back once the
+// garbage collector has run.
+func Settle(t testing.TB) {
+	t.Helper()
+	require.Zero(t, leakcheck.Settle(), "owned sessions still live after GC")
+}
+
+// LeakCheck runs Settle when the test ends.
+func LeakCheck(t testing.TB) {
+	t.Cleanup(func() { Settle(t) })
+}
+
+// FreePort is a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

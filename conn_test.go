@@ -1,4 +1,4 @@
-package test
+package sslsession_test
 
 import (
 	"bytes"
@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,13 +23,14 @@ import (
 
 // The connection on which OpenSSL drives the socket (Client, Server,
 // Dial): deadlines, concurrency, closes at every stage, half-close, key
-// updates, renegotiation and leaks.
+// updates and leaks. Renegotiation asked by openssl s_client is in
+// test/renegotiation_test.go.
 
 // pair is a client and a server Conn over a real TCP connection on
 // 127.0.0.1, the handshake not yet run.
 func pair(t testing.TB, v sslsession.Version, cfg loopback.Config) (client, server *sslsession.Conn) {
 	t.Helper()
-	sctx, cctx := ctxPair(t, v, cfg)
+	sctx, cctx := sesstest.CtxPair(t, v, cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -72,7 +71,7 @@ func TestConnReadDeadlineInStalledHandshake(t *testing.T) {
 			_, _ = io.Copy(io.Discard, c)
 		}
 	}()
-	_, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	_, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	c, err := sslsession.Client(raw, cctx, nil)
@@ -118,9 +117,9 @@ func TestConnWriteDeadlinePeerNotReading(t *testing.T) {
 func TestConnConcurrentReadWriteMiB(t *testing.T) {
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			sctx, cctx := ctxPair(t, v, loopback.Config{})
+			sctx, cctx := sesstest.CtxPair(t, v, loopback.Config{})
 			srv := sesstest.Serve(t, sctx)
-			c := dial(t, srv.Addr, cctx, nil)
+			c := sesstest.Dial(t, srv.Addr, cctx, nil)
 			want := make([]byte, 1<<20)
 			_, err := rand.Read(want)
 			require.NoError(t, err)
@@ -154,7 +153,7 @@ func TestConnPeerClosesMidHandshake(t *testing.T) {
 			c.Close()
 		}
 	}()
-	_, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	_, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
 	raw, err := net.Dial("tcp", ln.Addr().String())
 	require.NoError(t, err)
 	c, err := sslsession.Client(raw, cctx, nil)
@@ -178,7 +177,7 @@ func TestConnPeerClosesMidHandshake(t *testing.T) {
 func TestConnPeerClosesMidRecord(t *testing.T) {
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			sctx, cctx := ctxPair(t, v, loopback.Config{NoTickets: true, NoCache: true})
+			sctx, cctx := sesstest.CtxPair(t, v, loopback.Config{NoTickets: true, NoCache: true})
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)
 			defer ln.Close()
@@ -298,9 +297,9 @@ func TestConnKeyUpdateDuringTransfer(t *testing.T) {
 		assert.ErrorIs(t, client.KeyUpdate(true), sslsession.ErrUnsupported)
 		return
 	}
-	sctx, cctx := ctxPair(t, sslsession.TLS13, loopback.Config{})
+	sctx, cctx := sesstest.CtxPair(t, sslsession.TLS13, loopback.Config{})
 	srv := sesstest.Serve(t, sctx)
-	c := dial(t, srv.Addr, cctx, nil)
+	c := sesstest.Dial(t, srv.Addr, cctx, nil)
 	want := make([]byte, 256<<10)
 	_, err := rand.Read(want)
 	require.NoError(t, err)
@@ -327,80 +326,12 @@ func TestConnKeyUpdateDuringTransfer(t *testing.T) {
 	require.True(t, bytes.Equal(want, got))
 }
 
-// `openssl s_client -tls1_2` asks our server to renegotiate (its R
-// command): the server refuses, and either the connection goes on or it
-// fails with an OpenSSL error; it never hangs, and what came before is
-// delivered.
-func TestConnRenegotiationRefused(t *testing.T) {
-	sctx, _ := ctxPair(t, sslsession.TLS12, loopback.Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	type result struct {
-		got string
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		raw, err := ln.Accept()
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		s, err := sslsession.Server(raw, sctx)
-		if err != nil {
-			res <- result{err: err}
-			return
-		}
-		defer s.Close()
-		_ = s.SetDeadline(time.Now().Add(20 * time.Second))
-		got, err := io.ReadAll(s)
-		res <- result{string(got), err}
-	}()
-	out := runClientTool(t, "hello\n", "R\n", "s_client", "-tls1_2", "-connect", ln.Addr().String())
-	r := <-res
-	assert.Contains(t, r.got, "hello")
-	if r.err != nil {
-		assert.NotErrorIs(t, r.err, os.ErrDeadlineExceeded, "the server hung")
-		var se *sslsession.Error
-		require.ErrorAs(t, r.err, &se, "s_client said: %s", out)
-	}
-	assert.Contains(t, strings.ToUpper(out), "RENEGOTIAT", "s_client did not try to renegotiate: %s", out)
-}
-
-// runClientTool runs the openssl command, writes first, pauses, writes
-// second and closes its input; its exit status is not checked (a refused
-// renegotiation may end it with an error).
-func runClientTool(t testing.TB, first, second string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command(openSSLTool(t), args...)
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	in, err := cmd.StdinPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	_, _ = io.WriteString(in, first)
-	time.Sleep(500 * time.Millisecond)
-	_, _ = io.WriteString(in, second)
-	time.Sleep(500 * time.Millisecond)
-	in.Close()
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	return out.String()
-}
-
 // 10,000 connections opened and closed, half of them resumed: no file
 // descriptor, goroutine or owned session is left.
 func TestConnTenThousandNoLeak(t *testing.T) {
-	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	sctx, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
 	srv := sesstest.Serve(t, sctx)
-	first := dial(t, srv.Addr, cctx, nil)
+	first := sesstest.Dial(t, srv.Addr, cctx, nil)
 	sess, err := first.AwaitSession(5 * time.Second)
 	require.NoError(t, err)
 	require.NoError(t, first.Close())
@@ -481,7 +412,7 @@ func TestConnSessionsAfterClose(t *testing.T) {
 
 // A Conn on something that is not a socket falls back to spacemonkeygo.
 func TestConnFallbackOnPipe(t *testing.T) {
-	sctx, cctx := ctxPair(t, sslsession.TLS12, loopback.Config{})
+	sctx, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
 	a, b := net.Pipe()
 	client, err := sslsession.Client(a, cctx, nil)
 	require.NoError(t, err)
