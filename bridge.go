@@ -70,7 +70,7 @@ func (c *Ctx) SetStore(store SessionStore, opts StoreOptions) error {
 
 // ClearStore removes the context's store: OpenSSL's callbacks are taken
 // off, then Puts and Deletes still queued run until ctx is done; those left
-// then are dropped (StoreStats.Dropped). It returns ctx's error if ctx ended
+// then are dropped (Metrics().Store.Dropped). It returns ctx's error if ctx ended
 // before the queue was empty. Without a store it does nothing.
 func (c *Ctx) ClearStore(ctx context.Context) error {
 	if c.nilCtx() {
@@ -105,7 +105,7 @@ func (c *Ctx) Store() SessionStore {
 	return nil
 }
 
-// StoreStats returns the counters of the context's store; zero without one.
+// storeStats returns the counters of the context's store; zero without one.
 func (c *Ctx) storeStats() StoreStats {
 	defer runtime.KeepAlive(c)
 	if b := c.bridge(); b != nil {

@@ -12,9 +12,10 @@ var (
 	// expired). The handshake becomes a full one.
 	ErrNotFound = errors.New("sslsession: session not in store")
 	// ErrInvalidValue: a SessionStore found a value under the ID that it
-	// cannot return: corrupt, sealed with an unknown key, or moved from
-	// another ID. The bridge counts it in StoreStats.Invalid and treats it
-	// as a miss.
+	// cannot return: corrupt, or moved from another ID. The bridge counts it
+	// in Metrics().Store.Invalid and treats it as a miss. (A value sealed
+	// with a key this server lacks is not invalid: redisstore returns
+	// ErrNotFound for it, so that a rotation loses nothing.)
 	ErrInvalidValue = errors.New("sslsession: invalid value in session store")
 	// ErrInCallback: a cache call (Flush, AddSession, RemoveSession,
 	// SetStore, ClearStore) was made from inside one of OpenSSL's session
@@ -62,7 +63,7 @@ var (
 //     handshake; nothing else waits for it.
 //   - Return ErrNotFound (or an error wrapping it) for a missing or expired
 //     session, and ErrInvalidValue for a value it cannot open. Any other
-//     error counts in StoreStats.Errors. No error ever fails a handshake:
+//     error counts in Metrics().Store.Errors. No error ever fails a handshake:
 //     a failed Get makes it a full handshake, a failed Put or Delete only
 //     costs a later resumption.
 //   - Not call back into the cache of a Ctx (Flush, AddSession,
@@ -77,7 +78,7 @@ var (
 // The bridge itself never runs a store method while OpenSSL holds its cache
 // lock: the remove callback, the one OpenSSL calls under that lock, only
 // queues the Delete (a bounded queue; when it is full the Delete is dropped
-// and counted in StoreStats.Dropped), so a slow store never stalls other
+// and counted in Metrics().Store.Dropped), so a slow store never stalls other
 // handshakes behind the lock.
 type SessionStore interface {
 	// Put stores der, the session's DER, under id until expires.
