@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -71,13 +72,28 @@ that certificate, and checks it: this needs no network.`,
 }
 
 // checkReport is the result of check; its JSON form is documented in
-// docs/cli.md and stable.
+// docs/cli.md and stable. The embedded protocolReport (flattened in JSON)
+// is the first, newest protocol checked, as the report had it before
+// several protocols were checked in one run.
 type checkReport struct {
-	Target             string    `json:"target"`
-	Embedded           bool      `json:"embedded"`
-	OpenSSL            string    `json:"openssl"`
-	ServerName         string    `json:"server_name"`
-	Verified           bool      `json:"verified"`
+	Target     string `json:"target"`
+	Embedded   bool   `json:"embedded"`
+	OpenSSL    string `json:"openssl"`
+	ServerName string `json:"server_name"`
+	Verified   bool   `json:"verified"`
+	protocolReport
+	// Protocols has one report per protocol checked, newest first.
+	Protocols []protocolReport `json:"protocols"`
+	// ProtocolsRefused lists the protocols the client tried after the
+	// first and the server refused.
+	ProtocolsRefused []refusedProtocol `json:"protocols_refused"`
+	// Resumed: under every protocol checked, every attempt of at least one
+	// mechanism resumed (what --require-resume tests).
+	Resumed bool `json:"resumed"`
+}
+
+// protocolReport is check's result for one protocol.
+type protocolReport struct {
 	Protocol           string    `json:"protocol"`
 	Cipher             string    `json:"cipher"`
 	SessionIDLength    *int      `json:"session_id_length"`
@@ -91,6 +107,12 @@ type checkReport struct {
 	tls13 bool
 }
 
+// refusedProtocol is a protocol whose handshake the server refused.
+type refusedProtocol struct {
+	Protocol string `json:"protocol"`
+	Error    string `json:"error"`
+}
+
 // mechanism is the outcome of one way of resuming.
 type mechanism struct {
 	Status          string    `json:"status"` // resumed, partly resumed, not resumed, n/a
@@ -100,6 +122,9 @@ type mechanism struct {
 	ResumedCount    int       `json:"resumed_count"`
 	ResumedMedianMS *float64  `json:"resumed_median_ms"`
 	Speedup         *float64  `json:"speedup"`
+	// WhyNot says, for the first attempt that did not resume, what the
+	// client offered and what the server answered; "" when all resumed.
+	WhyNot string `json:"why_not"`
 
 	full   time.Duration
 	median time.Duration
@@ -150,15 +175,81 @@ func runCheck(out io.Writer, f *checkFlags, args []string) error {
 	return nil
 }
 
-// check runs the whole check against cl's server.
+// check runs the whole check against cl's server: each protocol in turn.
+// Without a version flag the first protocol is the one the server
+// negotiates; if that is TLS 1.3, TLS 1.2 is checked too, and a server that
+// refuses it is reported, not an error.
 func check(cl *client, embedded bool, n int, ticketWait time.Duration) (*checkReport, error) {
 	rep := &checkReport{
-		Target:     cl.addr,
-		Embedded:   embedded,
-		OpenSSL:    sslsession.RuntimeVersion().String(),
-		ServerName: cl.serverName,
-		Verified:   cl.verify,
+		Target:           cl.addr,
+		Embedded:         embedded,
+		OpenSSL:          sslsession.RuntimeVersion().String(),
+		ServerName:       cl.serverName,
+		Verified:         cl.verify,
+		Protocols:        []protocolReport{},
+		ProtocolsRefused: []refusedProtocol{},
 	}
+	protos, err := checkProtocols(cl)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range protos {
+		pc := *cl
+		pc.min, pc.max = p, p
+		pr, err := checkProtocol(&pc, embedded, n, ticketWait)
+		var refused *refusedError
+		if i > 0 && errors.As(err, &refused) {
+			_, msg := exitCode(refused.err)
+			rep.ProtocolsRefused = append(rep.ProtocolsRefused, refusedProtocol{Protocol: p.String(), Error: msg})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep.Protocols = append(rep.Protocols, *pr)
+	}
+	rep.protocolReport = rep.Protocols[0]
+	rep.Resumed = true
+	for _, p := range rep.Protocols {
+		rep.Resumed = rep.Resumed && p.Resumed
+	}
+	return rep, nil
+}
+
+// checkProtocols returns the protocols to check, newest first: the one the
+// flags pin; else the one the server negotiates, and TLS 1.2 after TLS 1.3.
+func checkProtocols(cl *client) ([]sslsession.Version, error) {
+	if cl.min != 0 && cl.min == cl.max {
+		return []sslsession.Version{cl.min}, nil
+	}
+	ctx, err := cl.newCtx(false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cl.dial(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	v := c.SSL().Version()
+	c.close()
+	protos := []sslsession.Version{v}
+	if v == sslsession.TLS13 && (cl.min == 0 || cl.min <= sslsession.TLS12) {
+		protos = append(protos, sslsession.TLS12)
+	}
+	return protos, nil
+}
+
+// refusedError is the failure of a protocol's first handshake: the server
+// may not speak that protocol.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// checkProtocol checks resumption under the one protocol cl is pinned to.
+// A failure of the first handshake is a *refusedError.
+func checkProtocol(cl *client, embedded bool, n int, ticketWait time.Duration) (*protocolReport, error) {
+	rep := &protocolReport{}
 	// Tickets: the client accepts them, and offers the session with its
 	// ticket.
 	ctxT, err := cl.newCtx(false)
@@ -170,7 +261,7 @@ func check(cl *client, embedded bool, n int, ticketWait time.Duration) (*checkRe
 	// full handshake is comparable with the resumed ones.
 	warm, err := cl.dial(ctxT, nil)
 	if err != nil {
-		return nil, err
+		return nil, &refusedError{err}
 	}
 	warm.close()
 	full, err := cl.dial(ctxT, nil)
@@ -216,6 +307,7 @@ func check(cl *client, embedded bool, n int, ticketWait time.Duration) (*checkRe
 	}
 	if note != "" {
 		rep.TicketResumption.Note = note
+		rep.TicketResumption.WhyNot = "the client offered no session: " + note
 	}
 
 	// Session IDs: TLS 1.3 has none to resume.
@@ -249,6 +341,7 @@ func check(cl *client, embedded bool, n int, ticketWait time.Duration) (*checkRe
 		}
 		if !offerID {
 			rep.SessionID.Note = "server sent no session ID"
+			rep.SessionID.WhyNot = "the client offered no session: server sent no session ID"
 		}
 	}
 	rep.Resumed = complete(rep.TicketResumption, n) || complete(rep.SessionID, n)
@@ -268,22 +361,35 @@ func resumeSeries(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, offer 
 	m := mechanism{full: full, Attempts: []attempt{}}
 	var resumed []time.Duration
 	for i := 0; i < n; i++ {
-		var offered *sslsession.Session
+		var give *sslsession.Session
+		var off *offered
 		if offer {
-			offered = sess
+			give = sess
+			var err error
+			if off, err = offerOf(sess, !needTicket); err != nil {
+				return m, err
+			}
 		}
-		c, err := cl.dial(ctx, offered)
+		c, err := cl.dial(ctx, give)
 		if err != nil {
 			return m, err
 		}
 		a := attempt{Resumed: c.SessionReused(), took: c.handshake}
+		tickets := 0
 		if tls13 {
-			if _, err := c.collectTickets(echo, ticketWait, ticketSettle); err != nil {
+			if tickets, err = c.collectTickets(echo, ticketWait, ticketSettle); err != nil {
 				c.close()
 				return m, ticketError(cl.addr, err)
 			}
 		}
-		if next, err := c.Session1(); err == nil {
+		next, err := c.Session1()
+		if err != nil {
+			next = nil
+		}
+		if !a.Resumed && m.WhyNot == "" {
+			m.WhyNot = whyNot(off, c, next, tickets)
+		}
+		if next != nil {
 			if usable(next, needTicket) {
 				sess.Close()
 				sess, offer = next, true
@@ -355,8 +461,18 @@ func median(ds []time.Duration) time.Duration {
 }
 
 func writeCheck(w io.Writer, r *checkReport) {
-	writeHeader(w, r.Target, r.Embedded, r.OpenSSL, r.Protocol)
-	line(w, "cipher", "%s", r.Cipher)
+	var names []string
+	for _, p := range r.Protocols {
+		names = append(names, p.Protocol)
+	}
+	writeHeader(w, r.Target, r.Embedded, r.OpenSSL, strings.Join(names, ", "))
+	for _, p := range r.ProtocolsRefused {
+		line(w, "not spoken", "%s (%s)", p.Protocol, p.Error)
+	}
+	several := len(r.Protocols) > 1
+	if !several {
+		line(w, "cipher", "%s", r.Cipher)
+	}
 	switch {
 	case !r.Verified:
 		line(w, "certificate", "not verified (--insecure)")
@@ -364,6 +480,27 @@ func writeCheck(w io.Writer, r *checkReport) {
 		line(w, "certificate", "verified for %s (embedded self-signed certificate)", r.ServerName)
 	default:
 		line(w, "certificate", "verified for %s", r.ServerName)
+	}
+	var results []string
+	for _, p := range r.Protocols {
+		if several {
+			fmt.Fprintf(w, "\n== %s\n", p.Protocol)
+		}
+		results = append(results, writeProtocol(w, &p, several))
+	}
+	fmt.Fprintln(w)
+	if r.Resumed {
+		line(w, "result", "resumption confirmed (%s)", strings.Join(results, "; "))
+	} else {
+		line(w, "result", "resumption NOT confirmed (%s)", strings.Join(results, "; "))
+	}
+}
+
+// writeProtocol writes one protocol's part of the report and returns its
+// counts for the result line (prefixed with the protocol when several).
+func writeProtocol(w io.Writer, r *protocolReport, named bool) string {
+	if named {
+		line(w, "cipher", "%s", r.Cipher)
 	}
 	if r.SessionIDLength == nil {
 		line(w, "session ID", "n/a (TLS 1.3)")
@@ -384,17 +521,16 @@ func writeCheck(w io.Writer, r *checkReport) {
 	writeMechanism(w, "session-ID resumption", r.SessionID)
 	fmt.Fprintln(w)
 	writeMechanism(w, "ticket resumption", r.TicketResumption)
-	fmt.Fprintln(w)
 	var parts []string
 	if r.SessionID.Status != statusNA {
 		parts = append(parts, fmt.Sprintf("session ID %d/%d", r.SessionID.ResumedCount, len(r.SessionID.Attempts)))
 	}
 	parts = append(parts, fmt.Sprintf("ticket %d/%d", r.TicketResumption.ResumedCount, len(r.TicketResumption.Attempts)))
-	if r.Resumed {
-		line(w, "result", "resumption confirmed (%s)", strings.Join(parts, ", "))
-	} else {
-		line(w, "result", "resumption NOT confirmed (%s)", strings.Join(parts, ", "))
+	res := strings.Join(parts, ", ")
+	if named {
+		res = r.Protocol + ": " + res
 	}
+	return res
 }
 
 func writeMechanism(w io.Writer, title string, m mechanism) {
@@ -419,5 +555,8 @@ func writeMechanism(w io.Writer, title string, m mechanism) {
 		line(w, "  speedup", "%.1fx (full %s / resumed median %s)", *m.Speedup, fmtMS(m.full), fmtMS(m.median))
 	} else {
 		line(w, "  speedup", "n/a (nothing resumed)")
+	}
+	if m.WhyNot != "" {
+		line(w, "  why not", "%s", m.WhyNot)
 	}
 }

@@ -23,6 +23,22 @@ func parseCheck(t *testing.T, out string) checkReport {
 	return rep
 }
 
+// requireTopLevel checks that the top level of a parsed report is its first
+// protocol's report. JSON has one "resumed" at the top (every protocol's),
+// which shadows the embedded one: that field is compared apart.
+func requireTopLevel(t *testing.T, rep checkReport) {
+	t.Helper()
+	require.NotEmpty(t, rep.Protocols)
+	top := rep.protocolReport
+	top.Resumed = rep.Protocols[0].Resumed
+	require.Equal(t, rep.Protocols[0], top)
+	all := true
+	for _, p := range rep.Protocols {
+		all = all && p.Resumed
+	}
+	require.Equal(t, all, rep.Resumed, "resumed is every protocol's")
+}
+
 // requireMechanism checks one mechanism of a parsed report.
 func requireMechanism(t *testing.T, m mechanism, n, resumed int) {
 	t.Helper()
@@ -36,6 +52,11 @@ func requireMechanism(t *testing.T, m mechanism, n, resumed int) {
 		require.Greater(t, a.HandshakeMS, 0.0)
 	}
 	require.Equal(t, resumed, got, "attempts disagree with resumed_count")
+	if resumed == n {
+		require.Empty(t, m.WhyNot, "why_not of a mechanism that resumed")
+	} else {
+		require.NotEmpty(t, m.WhyNot, "a mechanism that did not resume says why")
+	}
 	require.NotNil(t, m.FullHandshakeMS)
 	require.Greater(t, *m.FullHandshakeMS, 0.0)
 	switch {
@@ -121,10 +142,15 @@ func TestCheckEmbeddedJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &raw))
 	for _, k := range []string{"target", "embedded", "openssl", "server_name", "verified", "protocol", "cipher",
 		"session_id_length", "ticket", "ticket_lifetime_hint_seconds", "tls13_tickets",
-		"session_id_resumption", "ticket_resumption", "resumed"} {
+		"session_id_resumption", "ticket_resumption", "resumed", "protocols", "protocols_refused"} {
 		assert.Contains(t, raw, k)
 	}
-	assert.Len(t, raw, 14)
+	assert.Len(t, raw, 16)
+	// --tls1.2 restricts the check to TLS 1.2, and the top level repeats it.
+	require.Len(t, rep.Protocols, 1)
+	requireTopLevel(t, rep)
+	assert.Empty(t, rep.ProtocolsRefused)
+	assert.NotNil(t, rep.ProtocolsRefused, "protocols_refused must be [] in JSON, not null")
 	assert.NotContains(t, r.stdout, "master")
 
 	if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
@@ -184,6 +210,8 @@ func TestCheckResumptionOff(t *testing.T) {
 	requireMechanism(t, rep.TicketResumption, 2, 0)
 	assert.Equal(t, "server sent no session ID", rep.SessionID.Note)
 	assert.Equal(t, "server sent no ticket", rep.TicketResumption.Note)
+	assert.Equal(t, "the client offered no session: server sent no session ID", rep.SessionID.WhyNot)
+	assert.Equal(t, "the client offered no session: server sent no ticket", rep.TicketResumption.WhyNot)
 	assert.Equal(t, "localhost", rep.ServerName)
 
 	// Cache off, tickets on: only tickets resume.
@@ -201,6 +229,7 @@ func TestCheckResumptionOff(t *testing.T) {
 	require.Regexp(t, `(?m)^session-ID resumption\s+not resumed 0/1 \(server sent no session ID\)$`, r.stdout)
 	require.Regexp(t, `(?m)^ticket resumption\s+not resumed 0/1 \(server sent no ticket\)$`, r.stdout)
 	require.Regexp(t, `(?m)^  attempt 1\s+not resumed\s+\d+\.\d{3} ms$`, r.stdout)
+	require.Regexp(t, `(?m)^  why not\s+the client offered no session: server sent no ticket$`, r.stdout)
 	require.Regexp(t, `(?m)^result\s+resumption NOT confirmed`, r.stdout)
 }
 
@@ -219,6 +248,7 @@ func TestCheckOpenSSLServer(t *testing.T) {
 		skipOn102   bool // flag s_server 1.0.2 lacks; covered by TestCheckResumptionOff there
 		ticketNote  string
 		sessionNote string
+		ticketWhy   string // regexp the ticket mechanism's why_not matches; "" when it resumed
 	}
 	cases := []struct {
 		name   string
@@ -229,12 +259,14 @@ func TestCheckOpenSSLServer(t *testing.T) {
 		{"tls1.2 cache and tickets", []string{"-tls1_2"}, []string{"--tls1.2"},
 			want{id: 2, ticket: 2, hasTicket: true, idLen: 32, resumed: true, protocol: "TLSv1.2"}},
 		{"tls1.2 no tickets", []string{"-tls1_2", "-no_ticket"}, []string{"--tls1.2"},
-			want{id: 2, ticket: 0, idLen: 32, resumed: true, protocol: "TLSv1.2", ticketNote: "server sent no ticket"}},
+			want{id: 2, ticket: 0, idLen: 32, resumed: true, protocol: "TLSv1.2", ticketNote: "server sent no ticket",
+				ticketWhy: `^the client offered no session: server sent no ticket$`}},
 		{"tls1.2 no cache", []string{"-tls1_2", "-no_cache"}, []string{"--tls1.2"},
 			want{id: 0, ticket: 2, hasTicket: true, idLen: 0, resumed: true, protocol: "TLSv1.2", skipOn102: true, sessionNote: "server sent no session ID"}},
 		{"tls1.2 no cache no tickets", []string{"-tls1_2", "-no_cache", "-no_ticket"}, []string{"--tls1.2"},
 			want{id: 0, ticket: 0, idLen: 0, resumed: false, protocol: "TLSv1.2", skipOn102: true,
-				ticketNote: "server sent no ticket", sessionNote: "server sent no session ID"}},
+				ticketNote: "server sent no ticket", sessionNote: "server sent no session ID",
+				ticketWhy: `^the client offered no session: server sent no ticket$`}},
 		{"tls1.3 tickets", []string{"-tls1_3"}, []string{"--tls1.3"},
 			want{id: -1, ticket: 2, hasTicket: true, tickets: 2, resumed: true, protocol: "TLSv1.3", needTLS13: true}},
 		{"tls1.3 stateful tickets", []string{"-tls1_3", "-no_ticket"}, []string{"--tls1.3"},
@@ -243,7 +275,8 @@ func TestCheckOpenSSLServer(t *testing.T) {
 		// cannot find them again: nothing resumes.
 		{"tls1.3 no cache no tickets", []string{"-tls1_3", "-no_cache", "-no_ticket"}, []string{"--tls1.3"},
 			want{id: -1, ticket: 0, hasTicket: true, tickets: 2, resumed: false, protocol: "TLSv1.3", needTLS13: true,
-				ticketNote: "server did not resume the offered session"}},
+				ticketNote: "server did not resume the offered session",
+				ticketWhy:  `^offered a TLSv1\.3 session \(TLS_\w+, ticket \d+ bytes\); the server made a full handshake with 2 new ticket\(s\)$`}},
 		// The counts are exact: OpenSSL makes a session per ticket.
 		{"tls1.3 five tickets", []string{"-tls1_3", "-num_tickets", "5"}, []string{"--tls1.3"},
 			want{id: -1, ticket: 2, hasTicket: true, tickets: 5, resumed: true, protocol: "TLSv1.3", needTLS13: true}},
@@ -251,7 +284,7 @@ func TestCheckOpenSSLServer(t *testing.T) {
 		// not resume.
 		{"tls1.3 no tickets sent", []string{"-tls1_3", "-num_tickets", "0"}, []string{"--tls1.3"},
 			want{id: -1, ticket: 0, hasTicket: false, tickets: 0, resumed: false, protocol: "TLSv1.3", needTLS13: true,
-				ticketNote: "no ticket received"}},
+				ticketNote: "no ticket received", ticketWhy: `^the client offered no session: no ticket received$`}},
 		{"default version", nil, nil,
 			want{ticket: 2, hasTicket: true, resumed: true}},
 	}
@@ -273,7 +306,8 @@ func TestCheckOpenSSLServer(t *testing.T) {
 					// s_server 1.0.2 has no -no_cache: its cache is always
 					// on, which the case with tickets off shows.
 					server = []string{"-no_ticket"}
-					w = want{id: 2, ticket: 0, idLen: 32, resumed: true, protocol: "TLSv1.2", ticketNote: "server sent no ticket"}
+					w = want{id: 2, ticket: 0, idLen: 32, resumed: true, protocol: "TLSv1.2", ticketNote: "server sent no ticket",
+						ticketWhy: `^the client offered no session: server sent no ticket$`}
 				}
 				// s_server 1.0.2 has -tls1_2 too; nothing else differs.
 			}
@@ -321,9 +355,137 @@ func TestCheckOpenSSLServer(t *testing.T) {
 			}
 			requireMechanism(t, rep.TicketResumption, 2, w.ticket)
 			assert.Equal(t, w.ticketNote, rep.TicketResumption.Note)
+			if w.ticketWhy == "" {
+				assert.Empty(t, rep.TicketResumption.WhyNot)
+			} else {
+				assert.Regexp(t, w.ticketWhy, rep.TicketResumption.WhyNot)
+			}
+			// One protocol when a flag pins it; without one, the server's
+			// newest and, after TLS 1.3, TLS 1.2 (s_server speaks both).
+			if tc.client != nil || sslsession.MaxSupportedVersion() < sslsession.TLS13 {
+				require.Len(t, rep.Protocols, 1)
+			} else {
+				require.Len(t, rep.Protocols, 2)
+				assert.Equal(t, "TLSv1.2", rep.Protocols[1].Protocol)
+				requireMechanism(t, rep.Protocols[1].SessionID, 2, 2)
+				requireMechanism(t, rep.Protocols[1].TicketResumption, 2, 2)
+			}
+			requireTopLevel(t, rep)
+			assert.Empty(t, rep.ProtocolsRefused)
 			if w.hasTicket {
 				assert.Positive(t, rep.TicketLifetimeHint)
 			}
 		})
 	}
+}
+
+// TestCheckBothProtocols: without a version flag check reports every
+// protocol the server speaks, newest first (TLS 1.3, then TLS 1.2; only
+// TLS 1.2 on OpenSSL 1.0.2), and --require-resume asks for resumption under
+// each.
+func TestCheckBothProtocols(t *testing.T) {
+	has13 := sslsession.MaxSupportedVersion() >= sslsession.TLS13
+	t.Run("embedded golden", func(t *testing.T) {
+		r := runInProcess("check", "--require-resume")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Empty(t, r.stderr)
+		if !has13 {
+			// One protocol: the report is the TLS 1.2 one, line for line.
+			require.Equal(t, sslsession.TLS12, sslsession.MaxSupportedVersion())
+			golden(t, "check-tls12.golden", r.stdout)
+			return
+		}
+		golden(t, "check-both.golden", r.stdout)
+	})
+	t.Run("embedded json", func(t *testing.T) {
+		r := runInProcess("check", "--json", "-n", "2")
+		require.Equal(t, 0, r.code, r.stderr)
+		rep := parseCheck(t, r.stdout)
+		want := []string{"TLSv1.2"}
+		if has13 {
+			want = []string{"TLSv1.3", "TLSv1.2"}
+		}
+		require.Len(t, rep.Protocols, len(want))
+		for i, p := range rep.Protocols {
+			assert.Equal(t, want[i], p.Protocol)
+			assert.True(t, p.Resumed, p.Protocol)
+			requireMechanism(t, p.TicketResumption, 2, 2)
+			if p.Protocol == "TLSv1.2" {
+				requireMechanism(t, p.SessionID, 2, 2)
+				require.NotNil(t, p.SessionIDLength)
+				assert.Nil(t, p.TLS13Tickets)
+			} else {
+				requireNA(t, p.SessionID)
+				require.NotNil(t, p.TLS13Tickets)
+				assert.Equal(t, 2, *p.TLS13Tickets)
+			}
+		}
+		requireTopLevel(t, rep)
+		assert.Empty(t, rep.ProtocolsRefused)
+		assert.True(t, rep.Resumed)
+		if has13 {
+			// --tls1.3 restricts it.
+			r := runInProcess("check", "--tls1.3", "--json", "-n", "1")
+			require.Equal(t, 0, r.code, r.stderr)
+			rep := parseCheck(t, r.stdout)
+			require.Len(t, rep.Protocols, 1)
+			assert.Equal(t, "TLSv1.3", rep.Protocols[0].Protocol)
+		}
+	})
+	t.Run("s_server tls1.2 only", func(t *testing.T) {
+		t.Parallel()
+		srv := startSServer(t, "-tls1_2")
+		r := runBinary(t, "check", srv.addr, "--cafile", srv.certPath, "--servername", "localhost", "--json", "-n", "2", "--require-resume")
+		require.Equal(t, 0, r.code, r.stderr)
+		rep := parseCheck(t, r.stdout)
+		require.Len(t, rep.Protocols, 1, "the server negotiated TLS 1.2: nothing else is tried")
+		assert.Equal(t, "TLSv1.2", rep.Protocol)
+		requireMechanism(t, rep.SessionID, 2, 2)
+		requireMechanism(t, rep.TicketResumption, 2, 2)
+		assert.Empty(t, rep.ProtocolsRefused)
+	})
+	if !has13 {
+		return
+	}
+	t.Run("s_server tls1.3 only", func(t *testing.T) {
+		t.Parallel()
+		srv := startSServer(t, "-tls1_3")
+		args := []string{"check", srv.addr, "--cafile", srv.certPath, "--servername", "localhost", "-n", "2", "--require-resume"}
+		r := runBinary(t, append(args, "--json")...)
+		require.Equal(t, 0, r.code, r.stderr)
+		rep := parseCheck(t, r.stdout)
+		require.Len(t, rep.Protocols, 1)
+		assert.Equal(t, "TLSv1.3", rep.Protocol)
+		require.Len(t, rep.ProtocolsRefused, 1)
+		assert.Equal(t, "TLSv1.2", rep.ProtocolsRefused[0].Protocol)
+		assert.Regexp(t, `^TLS handshake with 127\.0\.0\.1:\d+ failed: \S.*protocol version`, rep.ProtocolsRefused[0].Error)
+		assert.True(t, rep.Resumed)
+		r = runBinary(t, args...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Regexp(t, `(?m)^protocol\s+TLSv1\.3$`, r.stdout)
+		require.Regexp(t, `(?m)^not spoken\s+TLSv1\.2 \(TLS handshake with 127\.0\.0\.1:\d+ failed: .*protocol version\)$`, r.stdout)
+		require.Regexp(t, `(?m)^result\s+resumption confirmed \(ticket 2/2\)$`, r.stdout)
+	})
+	t.Run("s_server no tls1.3 tickets", func(t *testing.T) {
+		t.Parallel()
+		// TLS 1.3 sends no ticket, TLS 1.2 resumes both ways: resumption is
+		// not confirmed, because it must hold under every protocol.
+		srv := startSServer(t, "-num_tickets", "0")
+		args := []string{"check", srv.addr, "--cafile", srv.certPath, "--servername", "localhost", "-n", "2",
+			"--require-resume", "--ticket-wait", "300ms"}
+		r := runBinary(t, append(args, "--json")...)
+		require.Equal(t, exitNoResume, r.code, r.stderr)
+		rep := parseCheck(t, r.stdout)
+		require.Len(t, rep.Protocols, 2)
+		assert.False(t, rep.Protocols[0].Resumed)
+		requireMechanism(t, rep.Protocols[0].TicketResumption, 2, 0)
+		assert.Equal(t, "the client offered no session: no ticket received", rep.Protocols[0].TicketResumption.WhyNot)
+		assert.True(t, rep.Protocols[1].Resumed)
+		assert.False(t, rep.Resumed)
+		r = runBinary(t, args...)
+		require.Equal(t, exitNoResume, r.code, r.stderr)
+		require.Regexp(t, `(?m)^== TLSv1\.3$`, r.stdout)
+		require.Regexp(t, `(?m)^== TLSv1\.2$`, r.stdout)
+		require.Regexp(t, `(?m)^result\s+resumption NOT confirmed \(TLSv1\.3: ticket 0/2; TLSv1\.2: session ID 2/2, ticket 2/2\)$`, r.stdout)
+	})
 }
