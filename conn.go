@@ -437,6 +437,15 @@ type DialConfig struct {
 	// Unless it returns the socket itself, the connection uses
 	// spacemonkeygo's path (see Conn).
 	WrapConn func(net.Conn) net.Conn
+	// BeforeHandshake, when set, runs on the connected socket before the
+	// TLS client is made over it (and before WrapConn): a plaintext
+	// exchange such as STARTTLS (RFC 3207 for SMTP, RFC 2595 for IMAP and
+	// POP3). It must not read past the server's last plaintext reply, as
+	// the TLS handshake reads on from there. Timeout bounds it too (a
+	// deadline on the socket, cleared when it returns). Its error ends
+	// Dial: the socket is closed and the error returned wraps it. It does
+	// not change the path the connection takes (see Conn).
+	BeforeHandshake func(net.Conn) error
 }
 
 // VerifyError is Dial's error when the server's certificate is not trusted
@@ -557,6 +566,12 @@ func dial(network, addr, name string, ctx *openssl.Ctx, sess *Session, cfg *Dial
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIO, err)
 	}
+	if cfg.BeforeHandshake != nil {
+		if err := beforeHandshake(raw, cfg); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("sslsession: before the handshake with %s: %w", addr, err)
+		}
+	}
 	conn := raw
 	if cfg.WrapConn != nil {
 		if conn = cfg.WrapConn(raw); conn == nil {
@@ -599,4 +614,17 @@ func dial(network, addr, name string, ctx *openssl.Ctx, sess *Session, cfg *Dial
 		}
 	}
 	return c, nil
+}
+
+// beforeHandshake runs cfg.BeforeHandshake on the socket under cfg.Timeout.
+func beforeHandshake(raw net.Conn, cfg *DialConfig) error {
+	if cfg.Timeout > 0 {
+		if err := raw.SetDeadline(time.Now().Add(cfg.Timeout)); err != nil {
+			return err
+		}
+	}
+	if err := cfg.BeforeHandshake(raw); err != nil {
+		return err
+	}
+	return raw.SetDeadline(time.Time{})
 }
