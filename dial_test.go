@@ -218,4 +218,3 @@ func TestDialBeforeHandshake(t *testing.T) {
 		})
 	}
 }
-

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,7 @@ type connFlags struct {
 	timeout      time.Duration
 	certFile     string // client certificate, PEM (--cert)
 	keyFile      string // its private key, PEM (--key)
+	starttls     string // protocol of a STARTTLS exchange before TLS, or ""
 }
 
 func (f *connFlags) register(cmd *cobra.Command) {
@@ -35,9 +37,10 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.serverName, "servername", "", "SNI name to send and check the certificate against (default: the host of host:port)")
 	fl.StringVar(&f.caFile, "cafile", "", "PEM file of CA certificates to verify the server with (default: the system's)")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate")
-	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "limit for each TCP connect and TLS handshake")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "limit for each TCP connect, STARTTLS exchange and TLS handshake")
 	fl.StringVar(&f.certFile, "cert", "", "client certificate to present, PEM (for servers that require one; with --key)")
 	fl.StringVar(&f.keyFile, "key", "", "private key of --cert, PEM (default: read from the --cert file)")
+	fl.StringVar(&f.starttls, "starttls", "", "before TLS, ask the server for it in PROTO (smtp, imap or pop3), as openssl s_client -starttls")
 	cmd.MarkFlagsMutuallyExclusive("tls1.2", "tls1.3")
 	cmd.MarkFlagsMutuallyExclusive("cafile", "insecure")
 }
@@ -68,6 +71,7 @@ type client struct {
 	trustPEM   []byte // trust this certificate (the embedded server's)
 	cert       *openssl.Certificate
 	key        openssl.PrivateKey // with cert: the client certificate, or nil
+	starttls   string             // STARTTLS protocol, or ""
 }
 
 // newClient checks the flags and makes a client for addr. trustPEM, when not
@@ -79,6 +83,9 @@ func newClient(f *connFlags, addr string, trustPEM []byte) (*client, error) {
 	}
 	if f.timeout <= 0 {
 		return nil, usageError("--timeout must be positive")
+	}
+	if f.starttls != "" && starttlsProtocols[f.starttls] == nil {
+		return nil, usageError("--starttls %q: unknown protocol (one of %s)", f.starttls, starttlsNames())
 	}
 	min, max, err := f.versions()
 	if err != nil {
@@ -96,6 +103,7 @@ func newClient(f *connFlags, addr string, trustPEM []byte) (*client, error) {
 	cl := &client{
 		addr: addr, serverName: name, verify: !f.insecure, timeout: f.timeout,
 		min: min, max: max, caFile: f.caFile, trustPEM: trustPEM,
+		starttls: f.starttls,
 	}
 	if err := cl.loadClientCert(f.certFile, f.keyFile); err != nil {
 		return nil, err
@@ -191,6 +199,10 @@ type tlsConn struct {
 // line naming the cause.
 func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, error) {
 	var rec *recordConn
+	var before func(net.Conn) error
+	if c.starttls != "" {
+		before = func(raw net.Conn) error { return startTLS(raw, c.starttls, c.addr) }
+	}
 	conn, err := sslsession.Dial("tcp", c.addr, &sslsession.DialConfig{
 		Ctx:                ctx,
 		Session:            sess,
@@ -201,8 +213,13 @@ func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, err
 			rec = newRecordConn(raw)
 			return rec
 		},
+		BeforeHandshake: before,
 	})
 	if err != nil {
+		var ce *cliError // the STARTTLS exchange's, already one line
+		if errors.As(err, &ce) {
+			return nil, ce
+		}
 		return nil, dialError(c.addr, err)
 	}
 	return &tlsConn{Conn: conn, raw: rec.Conn, addr: c.addr, rec: rec, handshake: conn.HandshakeDuration()}, nil

@@ -36,6 +36,9 @@ func (t *target) close() {
 // openClient opens the target of args and makes a client for it with the
 // connection flags f; the caller closes the target.
 func openClient(f *connFlags, args []string) (*target, *client, error) {
+	if f.starttls != "" && len(args) == 0 {
+		return nil, nil, usageError("--starttls needs a host:port: the embedded server speaks TLS at once")
+	}
 	tgt, err := openTarget(args)
 	if err != nil {
 		return nil, nil, err
