@@ -41,7 +41,8 @@ type fleetProc struct {
 }
 
 // startFleet builds examples/fleet-server and starts n of them on redisAddr
-// with one certificate and sealing key.
+// (or on the -redis flags in extra when it is empty) with one certificate
+// and sealing key.
 func startFleet(t *testing.T, redisAddr string, n int, extra ...string) []fleetProc {
 	t.Helper()
 	dir := t.TempDir()
@@ -54,8 +55,11 @@ func startFleet(t *testing.T, redisAddr string, n int, extra ...string) []fleetP
 	var procs []fleetProc
 	for i := 0; i < n; i++ {
 		p := fleetProc{addr: fmt.Sprintf("127.0.0.1:%d", sesstest.FreePort(t)), metrics: fmt.Sprintf("127.0.0.1:%d", sesstest.FreePort(t))}
-		args := append([]string{"-addr", p.addr, "-redis", redisAddr, "-cert", cert, "-key", key,
-			"-seal-key", hex.EncodeToString(seal), "-metrics", p.metrics}, extra...)
+		args := []string{"-addr", p.addr, "-cert", cert, "-key", key, "-seal-key", hex.EncodeToString(seal), "-metrics", p.metrics}
+		if redisAddr != "" {
+			args = append(args, "-redis", redisAddr)
+		}
+		args = append(args, extra...)
 		cmd := exec.Command(bin, args...)
 		log := &lockedBuffer{}
 		p.log = log
@@ -226,6 +230,61 @@ func TestFleetServerTickets(t *testing.T) {
 		if strings.HasPrefix(line, "sslsession_") {
 			assert.Regexp(t, `^sslsession_[a-z_]+(\{[a-z_]+="[a-z_0-9+]+"\})? [0-9.e+]+$`, line)
 		}
+	}
+}
+
+// The same fleet on a Redis Cluster and behind Sentinel (fleet-server's
+// -redis with several nodes, -redis-master): tickets made on A resume on B
+// and C with crypto/tls, and sessions by ID (the client refuses tickets)
+// resume across the hosts through the store.
+func TestFleetServerRedisTopologies(t *testing.T) {
+	cluster := redistest.StartCluster(t)
+	sentinel := redistest.StartSentinel(t)
+	for _, topo := range []struct {
+		name string
+		args []string
+	}{
+		{"cluster", []string{"-redis", strings.Join(cluster.Addrs(), ",")}},
+		{"sentinel", []string{"-redis", strings.Join(sentinel.Addrs(), ","), "-redis-master", sentinel.Name}},
+	} {
+		t.Run(topo.name, func(t *testing.T) {
+			hosts := startFleet(t, "", 3, topo.args...)
+			chain := []string{hosts[0].addr, hosts[1].addr, hosts[2].addr}
+			for _, v := range sesstest.Versions(t) {
+				t.Run(v.String()+"/tickets", func(t *testing.T) {
+					cfg := goTLSClient(t, v)
+					for i, addr := range chain {
+						resumed, err := goDial(cfg, addr)
+						require.NoError(t, err)
+						assert.Equal(t, i > 0, resumed, "host %d", i)
+					}
+				})
+			}
+			t.Run("TLSv1.2/session-id", func(t *testing.T) {
+				cctx := clientCtx(t, sslsession.TLS12)
+				cctx.SetOptions(openssl.NoTicket)
+				c := sesstest.Dial(t, chain[0], cctx, nil)
+				echo(t, c)
+				sess, err := c.Session1()
+				require.NoError(t, err)
+				defer sess.Close()
+				info, err := sess.Info()
+				require.NoError(t, err)
+				require.False(t, info.HasTicket, "the client refused tickets")
+				for i, addr := range chain[1:] {
+					// The server stores the session after the client is
+					// done: retry until it is in Redis.
+					assert.Eventually(t, func() bool {
+						c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: cctx, Session: sess, ServerName: "localhost", Timeout: 10 * time.Second})
+						if err != nil {
+							return false
+						}
+						defer c.Close()
+						return c.SessionReused()
+					}, 5*time.Second, 20*time.Millisecond, "A's session resumes on host %d through the store", i+1)
+				}
+			})
+		})
 	}
 }
 

@@ -86,7 +86,19 @@ func backends(t *testing.T) []backend {
 			t.Cleanup(func() { c.Close() })
 			return c
 		}},
+		sentinelBackend(t, redistest.StartSentinel(t)),
 	}
+}
+
+// sentinelBackend reaches the master through the sentinel, as go-redis's
+// UniversalClient does when given a MasterName.
+func sentinelBackend(t *testing.T, st *redistest.Sentinel) backend {
+	return backend{name: "sentinel", client: func(t testing.TB) redis.UniversalClient {
+		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: st.Addrs(), MasterName: st.Name,
+			ContextTimeoutEnabled: true, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}}
 }
 
 // host is one server of a fleet: a ring, a context and an echo server.
@@ -311,6 +323,38 @@ func TestTwoServersRotateAtOnce(t *testing.T) {
 			assert.Equal(t, int64(2), a.ring.Stats().Rotations+bh.ring.Stats().Rotations, "creation and one rotation")
 		})
 	}
+}
+
+// Sentinel fails the master over to its replica: the ring lives on in the
+// promoted replica, the hosts refresh from it, a host started after the
+// failover reads the same ring, and tickets issued before resume on every
+// host, the new one included.
+func TestSentinelFailover(t *testing.T) {
+	st := redistest.StartSentinel(t)
+	b := sentinelBackend(t, st)
+	v := versions()[len(versions())-1]
+	opts := ticketring.Options{Prefix: t.Name(), Keys: [][]byte{sealKey(t)}}
+	a := newHost(t, b.client(t), v, opts)
+	require.NoError(t, a.ring.Sync(t.Context()))
+	before, _ := a.ring.Names()
+	g := newGoClient(t, v, true)
+	require.False(t, mustDial(t, g, a.srv.Addr))
+
+	st.Failover()
+	// go-redis finds the new master at its next connection; the old one's
+	// pooled connections fail first.
+	require.Eventually(t, func() bool { return a.ring.Sync(t.Context()) == nil }, 10*time.Second, 50*time.Millisecond,
+		"A refreshes from the promoted replica")
+	late := newHost(t, b.client(t), v, opts)
+	require.NoError(t, late.ring.Sync(t.Context()))
+	na, _ := a.ring.Names()
+	nl, fleet := late.ring.Names()
+	assert.True(t, fleet, "the late host joined the fleet's ring")
+	assert.Equal(t, before, na, "the failover lost no key")
+	assert.Equal(t, na, nl, "one ring after the failover")
+	assert.True(t, mustDial(t, g, late.srv.Addr), "a ticket from before the failover resumes on the new host")
+	assert.True(t, mustDial(t, g, a.srv.Addr), "and on A")
+	assert.Zero(t, late.ring.Stats().Fallbacks)
 }
 
 // A server that joins late reads the ring and resumes every ticket the

@@ -15,6 +15,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,9 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8443", "TLS listen address")
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address")
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address; several, comma-separated, are a Redis Cluster's nodes (or, with -redis-master, Sentinels)")
+	redisCluster := flag.Bool("redis-cluster", false, "-redis is a Redis Cluster even if it names one node")
+	redisMaster := flag.String("redis-master", "", "reach Redis through Sentinel: the master's name (-redis then names the Sentinels)")
 	certFile := flag.String("cert", "server.crt", "certificate, PEM")
 	keyFile := flag.String("key", "server.key", "private key, PEM")
 	sealKey := flag.String("seal-key", "", "AES-256 key sealing sessions in Redis, 64 hex digits, the same on every server")
@@ -69,8 +72,12 @@ func main() {
 	}
 	sc.SetTimeout(*timeout)
 
-	client := redis.NewClient(&redis.Options{
-		Addr:                  *redisAddr,
+	// One Redis server, a Cluster or Sentinel: go-redis's UniversalClient
+	// picks by the options.
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 strings.Split(*redisAddr, ","),
+		IsClusterMode:         *redisCluster,
+		MasterName:            *redisMaster,
 		ContextTimeoutEnabled: true, // redisstore requires it: per-call timeouts
 		DialTimeout:           100 * time.Millisecond,
 		DialerRetries:         1,

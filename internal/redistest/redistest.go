@@ -12,7 +12,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +34,7 @@ type Server struct {
 	bin    string
 	dir    string
 	extra  []string // more redis-server arguments
+	conf   string   // a configuration file, first on the command line (Sentinel's)
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -46,6 +50,14 @@ func Start(tb testing.TB) *Server {
 
 func startWith(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
+	return startConf(tb, nil, extra...)
+}
+
+// startConf starts a server; conf, when not nil, writes its configuration
+// file in the server's directory for the chosen address and returns its
+// path.
+func startConf(tb testing.TB, conf func(dir, addr string) (string, error), extra ...string) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found on PATH: install redis-server (make test does; on Debian: apt-get install redis-server): %v", err)
@@ -58,6 +70,11 @@ func startWith(tb testing.TB, extra ...string) *Server {
 			tb.Fatalf("redistest: no free port: %v", err)
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if conf != nil {
+			if s.conf, err = conf(s.dir, s.Addr); err != nil {
+				tb.Fatalf("redistest: configuration: %v", err)
+			}
+		}
 		if lastErr = s.start(); lastErr == nil {
 			tb.Cleanup(s.kill)
 			return s
@@ -83,6 +100,9 @@ func (s *Server) start() error {
 		"--save", "", "--appendonly", "no",
 		"--dir", s.dir, "--daemonize", "no",
 		"--protected-mode", "yes",
+	}
+	if s.conf != "" {
+		args = append([]string{s.conf}, args...)
 	}
 	cmd := exec.Command(s.bin, append(args, s.extra...)...)
 	s.mu.Lock()
@@ -222,8 +242,8 @@ func (s *Server) signal(sig syscall.Signal) {
 }
 
 // Do sends one command (RESP array of bulk strings) over a new connection
-// and returns the raw reply's first line, or the bulk string for a bulk
-// reply. It is enough for tests to look at what a store wrote: GET, TTL,
+// and returns the raw reply's first line, the bulk string for a bulk
+// reply, or an array of bulk strings one per line. It is enough for tests to look at what a store wrote: GET, TTL,
 // SET, KEYS.
 func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
 	var d net.Dialer
@@ -271,8 +291,55 @@ func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
 		return string(buf[:n]), nil
 	case line[0] == '+' || line[0] == ':':
 		return line[1:], nil
+	case line[0] == '*':
+		// An array (SENTINEL's answers): its elements, nested arrays
+		// flattened, one per line.
+		out, err := readArray(r, line)
+		return strings.Join(out, "\n"), err
 	}
 	return line, nil
+}
+
+// readArray reads the elements of the array whose header is line, nested
+// arrays flattened.
+func readArray(r *bufio.Reader, line string) ([]string, error) {
+	n, err := strconv.Atoi(line[1:])
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for i := 0; i < n; i++ {
+		head, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		head = strings.TrimSuffix(head, "\r\n")
+		switch {
+		case strings.HasPrefix(head, "*"):
+			sub, err := readArray(r, head)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sub...)
+		case strings.HasPrefix(head, "$"):
+			m, err := strconv.Atoi(head[1:])
+			if err != nil {
+				return nil, err
+			}
+			if m < 0 {
+				out = append(out, "")
+				continue
+			}
+			buf := make([]byte, m+2)
+			if _, err := io.ReadFull(r, buf); err != nil {
+				return nil, err
+			}
+			out = append(out, string(buf[:m]))
+		case head != "":
+			out = append(out, head[1:]) // +simple, :integer
+		}
+	}
+	return out, nil
 }
 
 // ErrNil is Do's error for a nil reply (GET of a missing key).
@@ -348,4 +415,104 @@ func (s *Server) answersAs(pid int) bool {
 		}
 	}
 	return false
+}
+
+// Sentinel is a master, one replica and a Redis Sentinel watching them
+// (quorum 1), on 127.0.0.1: go-redis's FailoverClient (UniversalOptions
+// with MasterName) finds the master through it.
+type Sentinel struct {
+	Name     string // the master's name, for MasterName
+	Master   *Server
+	Replica  *Server
+	Sentinel *Server
+}
+
+// StartSentinel starts the master, its replica and the sentinel, and waits
+// until the replica is in sync and the sentinel names the master. A master down for
+// a second is failed over to the replica.
+func StartSentinel(tb testing.TB) *Sentinel {
+	tb.Helper()
+	// Redis waits 5 s for more replicas before a diskless sync by default.
+	st := &Sentinel{Name: "fleet", Master: startWith(tb, "--repl-diskless-sync-delay", "0")}
+	mhost, mport, _ := net.SplitHostPort(st.Master.Addr)
+	st.Replica = startWith(tb, "--replicaof", mhost, mport)
+	st.Sentinel = startConf(tb, func(dir, _ string) (string, error) {
+		p := filepath.Join(dir, "sentinel.conf")
+		conf := fmt.Sprintf("sentinel monitor %s %s %s 1\n"+
+			"sentinel down-after-milliseconds %s 1000\n"+
+			"sentinel failover-timeout %s 10000\n", st.Name, mhost, mport, st.Name, st.Name)
+		return p, os.WriteFile(p, []byte(conf), 0o600)
+	}, "--sentinel")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st.wait(ctx, "the replica in sync and named by the sentinel", func() (bool, string) {
+		info, err := st.Replica.Do(ctx, "INFO", "replication")
+		if err != nil || !strings.Contains(info, "master_link_status:up") {
+			return false, fmt.Sprintf("replica: %q %v", info, err)
+		}
+		addr, err := st.MasterAddr(ctx)
+		return err == nil && addr == st.Master.Addr, fmt.Sprintf("sentinel: %q %v", addr, err)
+	})
+	return st
+}
+
+// wait polls ok until it holds, failing the test after ctx ends with what
+// ok last said.
+func (st *Sentinel) wait(ctx context.Context, what string, ok func() (bool, string)) {
+	tb := st.Master.tb
+	tb.Helper()
+	for {
+		done, last := ok()
+		if done {
+			return
+		}
+		if ctx.Err() != nil {
+			tb.Fatalf("redistest: waiting for %s: %s", what, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Addrs are the sentinels' addresses, for UniversalOptions.Addrs.
+func (st *Sentinel) Addrs() []string { return []string{st.Sentinel.Addr} }
+
+// MasterAddr is the master's address as the sentinel names it now.
+func (st *Sentinel) MasterAddr(ctx context.Context) (string, error) {
+	r, err := st.Sentinel.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", st.Name)
+	if err != nil {
+		return "", err
+	}
+	hp := strings.Split(r, "\n")
+	if len(hp) != 2 {
+		return "", fmt.Errorf("redistest: sentinel answered %q", r)
+	}
+	return net.JoinHostPort(hp[0], hp[1]), nil
+}
+
+// Failover waits until the replica holds what the master wrote, kills the
+// master and waits until the sentinel has promoted the replica.
+func (st *Sentinel) Failover() {
+	tb := st.Master.tb
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if n, err := st.Master.Do(ctx, "WAIT", "1", "5000"); err != nil || n != "1" {
+		tb.Fatalf("redistest: WAIT for the replica: %q %v", n, err)
+	}
+	// The sentinel learns of replicas from the master's INFO, which it
+	// reads every ten seconds: it can promote only one it knows.
+	_, port, _ := net.SplitHostPort(st.Replica.Addr)
+	st.wait(ctx, "the sentinel to know the replica", func() (bool, string) {
+		known, err := st.Sentinel.Do(ctx, "SENTINEL", "REPLICAS", st.Name)
+		return err == nil && slices.Contains(strings.Split(known, "\n"), port), fmt.Sprintf("%q %v", known, err)
+	})
+	st.Master.Stop()
+	st.wait(ctx, "the failover to "+st.Replica.Addr, func() (bool, string) {
+		addr, err := st.MasterAddr(ctx)
+		if err != nil || addr != st.Replica.Addr {
+			return false, fmt.Sprintf("sentinel names %q %v", addr, err)
+		}
+		info, err := st.Replica.Do(ctx, "INFO", "replication")
+		return err == nil && strings.Contains(info, "role:master"), fmt.Sprintf("replica: %q %v", info, err)
+	})
 }
