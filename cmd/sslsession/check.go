@@ -31,7 +31,7 @@ const ticketSettle = 250 * time.Millisecond
 func newCheckCmd(out io.Writer) *cobra.Command {
 	f := &checkFlags{}
 	cmd := &cobra.Command{
-		Use:   "check [host:port]",
+		Use:   "check [host:port ...]",
 		Short: "Check session resumption: a full handshake, then resumptions by session ID and by ticket",
 		Long: `check makes a full TLS handshake with the server, then reconnects -n times
 offering the session, separately for the two ways TLS 1.2 resumes:
@@ -50,15 +50,35 @@ lifetime hint, and for each mechanism whether each attempt resumed, the full
 and resumed handshake times (the TLS handshake alone, without the TCP
 connect) and the speedup (full / median resumed).
 
+Without --tls1.2 or --tls1.3, check checks the protocol the server
+negotiates and, when that is TLS 1.3, TLS 1.2 too; --require-resume then
+asks for resumption under each.
+
 Without host:port, check starts an embedded TLS server on 127.0.0.1 with a
 self-signed certificate made at start (session cache and tickets on), trusts
-that certificate, and checks it: this needs no network.`,
+that certificate, and checks it: this needs no network.
+
+With several hosts (a fleet sharing sessions), check makes a full handshake
+with each host and offers that session to every host, itself included, for
+every mechanism of the protocol (TLS 1.2: session ID and ticket; TLS 1.3:
+ticket), and shows the matrix. One client context serves every host, and
+one server name (--servername, default the hosts' shared host part) is sent
+to every host: servers resume a session only under the name it was made
+for. --require-resume then asks that every ordered pair of distinct hosts
+resumed by at least one mechanism, under every protocol checked.`,
 		Example: `  sslsession check
   sslsession check --tls1.2 -n 5 --require-resume
   sslsession check example.com:443 --json
-  sslsession check 127.0.0.1:4433 --cafile ca.pem --servername localhost`,
-		Args: cobra.MaximumNArgs(1),
+  sslsession check 127.0.0.1:4433 --cafile ca.pem --servername localhost
+  sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --require-resume`,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				if cmd.Flags().Changed("attempts") {
+					return usageError("-n does not apply to several hosts: each pair is tried once per mechanism")
+				}
+				return runCrossHost(out, f, args)
+			}
 			return runCheck(out, f, args)
 		},
 	}
@@ -171,6 +191,32 @@ func runCheck(out io.Writer, f *checkFlags, args []string) error {
 	}
 	if f.requireResume && !rep.Resumed {
 		return errNotResumed
+	}
+	return nil
+}
+
+// runCrossHost is check with several hosts.
+func runCrossHost(out io.Writer, f *checkFlags, args []string) error {
+	if f.ticketWait <= 0 {
+		return usageError("--ticket-wait must be positive")
+	}
+	cls, err := crossHostClients(&f.conn, args)
+	if err != nil {
+		return err
+	}
+	rep, err := crossCheck(cls, f.ticketWait)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		if err := writeJSON(out, rep); err != nil {
+			return err
+		}
+	} else {
+		writeCross(out, rep)
+	}
+	if f.requireResume && !rep.Resumed {
+		return errCrossNotResumed
 	}
 	return nil
 }

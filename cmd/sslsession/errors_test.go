@@ -176,7 +176,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"check", "--nope"}, `^sslsession: unknown flag: --nope \(see 'sslsession check --help'\)$`},
 		{[]string{"check", "--tls1.2", "--tls1.3"}, `^sslsession: if any flags in the group \[tls1\.2 tls1\.3\] are set none of the others can be; \[tls1\.2 tls1\.3\] were all set$`},
 		{[]string{"check", "--cafile", "x", "--insecure"}, `^sslsession: if any flags in the group \[cafile insecure\] are set none of the others can be`},
-		{[]string{"check", "a:1", "b:2"}, `^sslsession: check: accepts at most 1 arg\(s\), received 2 \(see 'sslsession check --help'\)$`},
+		{[]string{"check", "a:1", "b:2"}, `^sslsession: the hosts have different names \(a, b\): give the one name their certificates share with --servername`},
 		{[]string{"check", "-n", "0"}, `^sslsession: -n must be between 1 and 1000$`},
 		{[]string{"check", "localhost"}, `^sslsession: target "localhost" is not host:port$`},
 		{[]string{"save", "127.0.0.1:1"}, `^sslsession: required flag\(s\) "out" not set$`},
