@@ -6,6 +6,7 @@ import "C"
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -148,13 +149,13 @@ type storeOp struct {
 }
 
 type storeCounters struct {
-	puts, gets, hits, misses, deletes, errors, invalid, dropped atomic.Int64
+	puts, gets, hits, misses, deletes, errors, invalid, newer, dropped atomic.Int64
 }
 
 func (s *storeCounters) snapshot() StoreStats {
 	return StoreStats{
 		Puts: s.puts.Load(), Gets: s.gets.Load(), Hits: s.hits.Load(), Misses: s.misses.Load(),
-		Deletes: s.deletes.Load(), Errors: s.errors.Load(), Invalid: s.invalid.Load(), Dropped: s.dropped.Load(),
+		Deletes: s.deletes.Load(), Errors: s.errors.Load(), Invalid: s.invalid.Load(), NewerFormat: s.newer.Load(), Dropped: s.dropped.Load(),
 	}
 }
 
@@ -414,9 +415,13 @@ func (b *bridge) get(id []byte) *C.SSL_SESSION {
 		b.stats.misses.Add(1)
 		return nil
 	}
-	p := b.decode(id, der)
+	p, err := b.decode(id, der)
 	if p == nil {
-		b.stats.invalid.Add(1)
+		if errors.Is(err, ErrNewerFormat) {
+			b.stats.newer.Add(1)
+		} else {
+			b.stats.invalid.Add(1)
+		}
 		b.stats.misses.Add(1)
 		return nil
 	}
@@ -431,17 +436,17 @@ func (b *bridge) get(id []byte) *C.SSL_SESSION {
 	return p
 }
 
-// decode turns der into a session whose ID is id, or nil.
-func (b *bridge) decode(id, der []byte) *C.SSL_SESSION {
+// decode turns der into a session whose ID is id, or returns nil and why.
+func (b *bridge) decode(id, der []byte) (*C.SSL_SESSION, error) {
 	p, err := decodeDER(der)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var ci C.sslsess_info
 	if C.sslsess_info_get(nil, p, &ci) != C.SSLSESS_OK ||
 		!bytes.Equal(C.GoBytes(unsafe.Pointer(&ci.id[0]), C.int(ci.id_len)), id) {
 		C.sslsess_free(p)
-		return nil
+		return nil, ErrInvalidValue
 	}
-	return p
+	return p, nil
 }

@@ -2,8 +2,10 @@ package sslsession_test
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -237,8 +239,27 @@ func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
 			func(t *testing.T, st sslsession.StoreStats) {
 				require.Equal(t, st.Gets, st.Invalid, "a value whose session ID differs is refused")
 			}},
+		{"a newer OpenSSL's session", func(m *sslsession.MemoryStore) sslsession.SessionStore {
+			return garbageStore{m, func([]byte) []byte { return newerDER }}
+		},
+			func(t *testing.T, st sslsession.StoreStats) {
+				require.Zero(t, st.Deletes, "never deleted")
+				if sslsession.RuntimeVersion().Major() >= 3 {
+					// This OpenSSL reads it: it is another session's.
+					require.Equal(t, st.Gets, st.Invalid)
+					require.Zero(t, st.NewerFormat)
+					return
+				}
+				require.Equal(t, st.Gets, st.NewerFormat, "counted apart from tampering")
+				require.Zero(t, st.Invalid)
+			}},
 	}
 	cacheOtherDER = mustDER(t, cacheForeignSession(t, v))
+	newerPEM, err := os.ReadFile(newerSessionFiles[0])
+	require.NoError(t, err)
+	blk, _ := pem.Decode(newerPEM)
+	require.NotNil(t, blk)
+	newerDER = blk.Bytes
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			oc, sc := statefulServerCtx(t, v, "failures")
@@ -267,7 +288,7 @@ func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
 	}
 }
 
-var cacheOtherDER []byte
+var cacheOtherDER, newerDER []byte
 
 type failStore struct {
 	err    error

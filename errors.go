@@ -45,6 +45,13 @@ var (
 	ErrServerSide = errors.New("sslsession: cannot set a session on a server-side SSL")
 	// ErrMalformed: DER or PEM input is not an SSL session.
 	ErrMalformed = errors.New("sslsession: malformed session data")
+	// ErrNewerFormat: the input is a session, but written by a newer OpenSSL
+	// in a format this one cannot read (1.0.2 reading what 1.1.1 or 3.x
+	// wrote, 1.1.1 reading 3.x's): its outer structure, format version and
+	// protocol are a session's, and the decoder gave up on a field it does
+	// not know. It wraps ErrMalformed. The session store bridge counts such
+	// values apart from invalid ones (StoreStats.NewerFormat).
+	ErrNewerFormat = fmt.Errorf("sslsession: session written by a newer OpenSSL, in a format this one cannot read: %w", ErrMalformed)
 	// ErrInvalidArgument: an argument is out of range or of the wrong
 	// kind (a timeout under one second, an empty or too long session ID
 	// context, a nil store, UnmarshalBinary on a Session in use). The

@@ -8,10 +8,12 @@ import (
 	"encoding/pem"
 	"math"
 	"math/big"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
@@ -204,4 +206,46 @@ func TestParsePEMAfterCertificate(t *testing.T) {
 	p.Close()
 	_, err = sslsession.ParsePEM(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	require.ErrorIs(t, err, sslsession.ErrMalformed)
+}
+
+// newerSessionFiles are sessions OpenSSL 3 wrote (openssl s_client
+// -sess_out), which the command's tests share.
+var newerSessionFiles = []string{"cmd/sslsession/testdata/session-openssl3-tls12.pem", "cmd/sslsession/testdata/session-openssl3-tls13.pem"}
+
+// A session a newer OpenSSL wrote is ErrNewerFormat (and ErrMalformed) on
+// the versions that cannot read it, and a session on those that can;
+// damaged bytes are never blamed on a newer OpenSSL.
+func TestParseNewerFormat(t *testing.T) {
+	v := sslsession.RuntimeVersion()
+	for _, path := range newerSessionFiles {
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		s, err := sslsession.Parse(data)
+		if v.Major() >= 3 {
+			require.NoError(t, err, path)
+			s.Close()
+			continue
+		}
+		require.Nil(t, s)
+		require.ErrorIs(t, err, sslsession.ErrNewerFormat, path)
+		require.ErrorIs(t, err, sslsession.ErrMalformed, path)
+	}
+	s := ownedSession(t)
+	der := mustDER(t, s)
+	s.Close()
+	// A field no version knows, in a session whose protocol is not TLS:
+	// the decoder's complaint is a newer format's, the structure is not.
+	fields := sessionFields(t, der)
+	fields[1] = rawOf(t, 0x9999, "")
+	fields = append(fields, rawOf(t, 1, "explicit,tag:30"))
+	for name, bad := range map[string][]byte{
+		"truncated":              der[:len(der)/2],
+		"unknown field, not TLS": joinFields(t, fields),
+		"not a session":          {0x30, 0x06, 0x02, 0x01, 0x01, 0x04, 0x01, 0x00},
+		"trailing garbage":       append(append([]byte(nil), der...), 0x30, 0x00),
+	} {
+		_, err := sslsession.ParseDER(bad)
+		require.ErrorIs(t, err, sslsession.ErrMalformed, name)
+		assert.NotErrorIs(t, err, sslsession.ErrNewerFormat, name)
+	}
 }

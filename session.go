@@ -548,7 +548,11 @@ func decodeDER(der []byte) (*C.SSL_SESSION, error) {
 	var used C.long
 	p := C.sslsess_d2i((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)), &used, &e)
 	if p == nil {
-		return nil, newError("d2i_SSL_SESSION", ErrMalformed, &e)
+		err := newError("d2i_SSL_SESSION", ErrMalformed, &e)
+		if newerFormat(der, err.Queue) {
+			err.Err = ErrNewerFormat
+		}
+		return nil, err
 	}
 	if int(used) != len(der) {
 		C.sslsess_free(p)
@@ -655,4 +659,37 @@ func (s *Session) UnmarshalBinary(der []byte) error {
 		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrInvalidArgument)}
 	}
 	return nil
+}
+
+// newerFormat reports whether der, which d2i_SSL_SESSION refused with the
+// error queue q, is a session a newer OpenSSL wrote: the decoder gave up on
+// a field it does not know (1.0.2: "asn1 length mismatch" in the session
+// parser; 1.1.1: "wrong tag" in a field of SSL_SESSION_ASN1), and der is a
+// DER SEQUENCE of exactly its length opening with the format version 1 and
+// a TLS protocol version. Bytes damaged in transit or by an attacker rarely
+// keep all of that; a value that does is still refused, only counted apart.
+func newerFormat(der []byte, q []string) bool {
+	known := false
+	for _, e := range q {
+		if strings.Contains(e, "asn1 length mismatch") || strings.Contains(e, "wrong tag") {
+			known = true
+		}
+	}
+	if !known {
+		return false
+	}
+	var outer asn1.RawValue
+	rest, err := asn1.Unmarshal(der, &outer)
+	if err != nil || len(rest) != 0 || outer.Class != asn1.ClassUniversal || outer.Tag != asn1.TagSequence {
+		return false
+	}
+	var format, proto int
+	r, err := asn1.Unmarshal(outer.Bytes, &format)
+	if err != nil || format != 1 {
+		return false
+	}
+	if _, err := asn1.Unmarshal(r, &proto); err != nil {
+		return false
+	}
+	return proto >= 0x0300 && proto <= 0x0304
 }

@@ -125,5 +125,10 @@ type StoreStats struct {
 	Deletes int64 `json:"deletes"` // Delete calls
 	Errors  int64 `json:"errors"`  // store calls that failed (timeouts and panics included), and sessions that could not be encoded
 	Invalid int64 `json:"invalid"` // values that were unusable: ErrInvalidValue, undecodable DER, or another session's ID
-	Dropped int64 `json:"dropped"` // queued Puts and Deletes dropped: queue full, or the store cleared first
+	// NewerFormat counts values that are sessions a newer OpenSSL wrote
+	// (ErrNewerFormat): in a fleet midway through an upgrade, not
+	// tampering. Like every unusable value they are misses, and the bridge
+	// never deletes them.
+	NewerFormat int64 `json:"newer_format"`
+	Dropped     int64 `json:"dropped"` // queued Puts and Deletes dropped: queue full, or the store cleared first
 }

@@ -96,7 +96,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if m.HasStore {
 			s := m.Store
 			for op, v := range map[string]int64{"put": s.Puts, "get": s.Gets, "hit": s.Hits, "miss": s.Misses,
-				"delete": s.Deletes, "error": s.Errors, "invalid": s.Invalid, "dropped": s.Dropped} {
+				"delete": s.Deletes, "error": s.Errors, "invalid": s.Invalid, "newer_format": s.NewerFormat, "dropped": s.Dropped} {
 				counter("store_calls_total", v, op)
 			}
 		}

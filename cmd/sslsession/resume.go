@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/asn1"
-	"encoding/pem"
+	"errors"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -170,45 +168,11 @@ func readSession(name string) (*sslsession.Session, string, error) {
 	}
 	sess, err := sslsession.Parse(data)
 	if err != nil {
-		if newerFormat(data, err) {
+		if errors.Is(err, sslsession.ErrNewerFormat) {
 			return nil, "", failf("%s was probably written by a newer OpenSSL, whose session format OpenSSL %s cannot read (%s)",
 				name, sslsession.RuntimeVersion(), opensslReasons(err))
 		}
 		return nil, "", malformedError(name, err)
 	}
 	return sess, format, nil
-}
-
-// newerFormat reports whether a session that failed to decode is one that
-// a newer OpenSSL wrote: the decoder gave up on a field it does not know
-// (1.0.2: "asn1 length mismatch" in the session parser; 1.1.1: "wrong tag"
-// in a field of SSL_SESSION_ASN1) after the start of the data parsed as a
-// session: a DER SEQUENCE of exactly the data's length opening with the
-// format version 1 and a TLS protocol version.
-func newerFormat(data []byte, err error) bool {
-	reasons := opensslReasons(err)
-	if !strings.Contains(reasons, "asn1 length mismatch") && !strings.Contains(reasons, "wrong tag") {
-		return false
-	}
-	if b, _ := pem.Decode(data); b != nil {
-		if b.Type != "SSL SESSION PARAMETERS" {
-			return false
-		}
-		data = b.Bytes
-	}
-	var raw asn1.RawValue
-	rest, e := asn1.Unmarshal(data, &raw)
-	if e != nil || len(rest) != 0 || raw.Tag != asn1.TagSequence {
-		return false
-	}
-	// Only the first two fields: the rest is whatever the newer format has.
-	var format, proto int
-	r, e := asn1.Unmarshal(raw.Bytes, &format)
-	if e != nil || format != 1 {
-		return false
-	}
-	if _, e = asn1.Unmarshal(r, &proto); e != nil {
-		return false
-	}
-	return proto >= 0x0300 && proto <= 0x0304
 }
