@@ -123,7 +123,12 @@ func (c *Conn) zero() bool { return c == nil || c.ssl == nil || (c.sc == nil && 
 
 // OpenSSL returns spacemonkeygo's connection when Client or Server fell
 // back to it (conn was not a socket), else nil.
-func (c *Conn) OpenSSL() *openssl.Conn { return c.oc }
+func (c *Conn) OpenSSL() *openssl.Conn {
+	if c == nil {
+		return nil
+	}
+	return c.oc
+}
 
 // Handshake runs the TLS handshake if it has not run yet; the first Read or
 // Write runs it otherwise. It obeys the connection's deadlines.
@@ -187,6 +192,9 @@ func (c *Conn) read(b []byte) (int, error) {
 // Write writes application data; it returns an error when not all of b was
 // written. After a failed Write the connection cannot write any more.
 func (c *Conn) Write(b []byte) (int, error) {
+	if c.zero() {
+		return 0, ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.Write(b)
 	}
@@ -199,6 +207,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 // removes it from the cache). Borrowed sessions of a socket connection
 // report ErrFreed afterwards; owned ones live on.
 func (c *Conn) Close() error {
+	if c.zero() {
+		return ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.Close()
 	}
@@ -209,6 +220,9 @@ func (c *Conn) Close() error {
 // still read what the peer sends. On a spacemonkeygo fallback connection it
 // is the same as Close.
 func (c *Conn) CloseWrite() error {
+	if c.zero() {
+		return ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.CloseWrite()
 	}
@@ -217,6 +231,9 @@ func (c *Conn) CloseWrite() error {
 
 // LocalAddr is the socket's local address.
 func (c *Conn) LocalAddr() net.Addr {
+	if c.zero() {
+		return nil
+	}
 	if c.sc != nil {
 		return c.sc.LocalAddr()
 	}
@@ -225,6 +242,9 @@ func (c *Conn) LocalAddr() net.Addr {
 
 // RemoteAddr is the socket's remote address.
 func (c *Conn) RemoteAddr() net.Addr {
+	if c.zero() {
+		return nil
+	}
 	if c.sc != nil {
 		return c.sc.RemoteAddr()
 	}
@@ -235,6 +255,9 @@ func (c *Conn) RemoteAddr() net.Addr {
 // apply to the handshake too. A Write that misses its deadline leaves the
 // connection unable to write, as with crypto/tls.
 func (c *Conn) SetDeadline(t time.Time) error {
+	if c.zero() {
+		return ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.SetDeadline(t)
 	}
@@ -244,6 +267,9 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // SetReadDeadline sets the read deadline; a Read past it returns an error
 // wrapping os.ErrDeadlineExceeded.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.zero() {
+		return ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.SetReadDeadline(t)
 	}
@@ -252,6 +278,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 
 // SetWriteDeadline sets the write deadline.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.zero() {
+		return ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.SetWriteDeadline(t)
 	}
@@ -260,15 +289,19 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 
 // SetServerName sets the SNI host name a client sends
 // (SSL_set_tlsext_host_name(3)); call it before the handshake.
-func (c *Conn) SetServerName(name string) error { return c.ssl.SetServerName(name) }
+func (c *Conn) SetServerName(name string) error { return c.SSL().SetServerName(name) }
 
 // SetTlsExtHostName is SetServerName under spacemonkeygo's name.
-func (c *Conn) SetTlsExtHostName(name string) error { return c.ssl.SetServerName(name) }
+func (c *Conn) SetTlsExtHostName(name string) error { return c.SSL().SetServerName(name) }
 
 // VerifyResult is SSL_get_verify_result(3): the result of the certificate
 // verification of the last handshake; for a resumed one, the result stored
-// in the session.
+// in the session. A nil or zero Conn reports X509_V_ERR_UNSPECIFIED (1),
+// never X509_V_OK.
 func (c *Conn) VerifyResult() openssl.VerifyResult {
+	if c.zero() {
+		return verifyUnspecified
+	}
 	if c.sc != nil {
 		return c.sc.VerifyResult()
 	}
@@ -279,6 +312,9 @@ func (c *Conn) VerifyResult() openssl.VerifyResult {
 // an IP address (X509_check_host(3), X509_check_ip_asc(3)); the error
 // wraps ErrHostname.
 func (c *Conn) VerifyHostname(host string) error {
+	if c.zero() {
+		return ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.VerifyHostname(host)
 	}
@@ -293,6 +329,9 @@ func (c *Conn) VerifyHostname(host string) error {
 // is asked to update its keys too. The error wraps ErrUnsupported before
 // OpenSSL 1.1.1 or on a spacemonkeygo fallback connection.
 func (c *Conn) KeyUpdate(requestPeer bool) error {
+	if c.zero() {
+		return ErrNilSSL
+	}
 	if c.sc != nil {
 		return c.sc.KeyUpdate(requestPeer)
 	}
@@ -447,6 +486,10 @@ type DialConfig struct {
 	// not change the path the connection takes (see Conn).
 	BeforeHandshake func(net.Conn) error
 }
+
+// verifyUnspecified is X509_V_ERR_UNSPECIFIED, which spacemonkeygo does
+// not name.
+const verifyUnspecified openssl.VerifyResult = 1
 
 // VerifyError is Dial's error when the server's certificate is not trusted
 // or not valid for the server name. It wraps ErrVerify, and ErrHostname

@@ -7,6 +7,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
@@ -90,6 +91,14 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				require.Zero(t, c.Metrics().Store)
 				require.Zero(t, c.Metrics())
 				isNil(t, sslsession.PublishExpvar("sslsession-zero-ctx", c))
+				k, err := sslsession.NewTicketKey()
+				require.NoError(t, err)
+				isNil(t, c.SetTicketKeys([]sslsession.TicketRingKey{{Key: k, Encrypt: true}}))
+				c.ClearTicketKeys()
+				require.False(t, c.HasTicketKeys())
+				_, ok := c.EncryptingTicketKey(time.Now())
+				require.False(t, ok)
+				require.Zero(t, c.Metrics().Tickets)
 			})
 		})
 	}
@@ -130,6 +139,24 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				isNil(t, err)
 				_, err = c.Read(make([]byte, 1))
 				isNil(t, err)
+				_, err = c.Write([]byte("x"))
+				isNil(t, err)
+				isNil(t, c.Handshake())
+				require.Zero(t, c.HandshakeDuration())
+				isNil(t, c.SetDeadline(time.Now()))
+				isNil(t, c.SetReadDeadline(time.Now()))
+				isNil(t, c.SetWriteDeadline(time.Now()))
+				isNil(t, c.SetServerName("x"))
+				isNil(t, c.SetTlsExtHostName("x"))
+				require.NotEqual(t, openssl.Ok, c.VerifyResult(), "a zero Conn is not verified")
+				isNil(t, c.VerifyHostname("x"))
+				isNil(t, c.KeyUpdate(false))
+				require.Nil(t, c.LocalAddr())
+				require.Nil(t, c.RemoteAddr())
+				require.Nil(t, c.OpenSSL())
+				require.Nil(t, c.SSL())
+				isNil(t, c.CloseWrite())
+				isNil(t, c.Close())
 			})
 		})
 	}

@@ -193,6 +193,9 @@ var ticketMu sync.Mutex // serializes SetTicketKeys and ClearTicketKeys
 // each name once. With an SNI callback that switches contexts, set the keys
 // on every context.
 func (c *Ctx) SetTicketKeys(keys []TicketRingKey) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
 	if len(keys) == 0 || len(keys) > maxTicketKeys {
 		return fmt.Errorf("%w: a ring holds 1 to %d keys, not %d", ErrTicketKeys, maxTicketKeys, len(keys))
 	}
@@ -245,6 +248,9 @@ func (c *Ctx) SetTicketKeys(keys []TicketRingKey) error {
 // its own per-context keys, and tickets under the ring's keys no longer
 // resume. The keys are wiped from C memory.
 func (c *Ctx) ClearTicketKeys() {
+	if c.nilCtx() {
+		return
+	}
 	defer runtime.KeepAlive(c)
 	ticketMu.Lock()
 	defer ticketMu.Unlock()
@@ -253,6 +259,9 @@ func (c *Ctx) ClearTicketKeys() {
 
 // HasTicketKeys reports whether SetTicketKeys's callback is installed.
 func (c *Ctx) HasTicketKeys() bool {
+	if c.nilCtx() {
+		return false
+	}
 	defer runtime.KeepAlive(c)
 	return C.sslsess_tk_installed(c.p) != 0
 }
@@ -262,6 +271,9 @@ func (c *Ctx) HasTicketKeys() bool {
 func (c *Ctx) EncryptingTicketKey(t time.Time) ([TicketKeyNameSize]byte, bool) {
 	defer runtime.KeepAlive(c)
 	var name [TicketKeyNameSize]byte
+	if c.nilCtx() {
+		return name, false
+	}
 	ok := C.sslsess_tk_current(c.p, C.int64_t(t.UnixMilli()), (*C.uchar)(unsafe.Pointer(&name[0]))) != 0
 	return name, ok
 }
