@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -83,6 +84,13 @@ func startMailServer(t *testing.T, v sslsession.Version, script []mailStep, then
 	cert, certPath, _ := certFiles(t)
 	ctx, err := loopback.ServerCtx(cert, loopback.Config{Min: v, Max: v})
 	require.NoError(t, err)
+	return startMailServerCtx(t, ctx, certPath, script, then)
+}
+
+// startMailServerCtx is startMailServer with a server context of the
+// caller's (responders sharing one share its session cache and ticket key).
+func startMailServerCtx(t *testing.T, ctx *openssl.Ctx, certPath string, script []mailStep, then string) *mailServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	s := &mailServer{addr: ln.Addr().String(), certPath: certPath}
@@ -423,5 +431,54 @@ func TestStartTLSResponderInterop(t *testing.T) {
 			require.Regexp(t, `(?m)^\s*Verify return code: 0 \(ok\)$`, string(out))
 			require.Equal(t, int64(1), srv.handshakes.Load())
 		})
+	}
+}
+
+// TestStartTLSCrossHost: check with several hosts through STARTTLS. Two
+// responders sharing one server context (one session cache, one ticket
+// key) resume each other's sessions; two with their own do not.
+func TestStartTLSCrossHost(t *testing.T) {
+	cert, certPath, _ := certFiles(t)
+	shared, err := loopback.ServerCtx(cert, loopback.Config{})
+	require.NoError(t, err)
+	a := startMailServerCtx(t, shared, certPath, mailOK["imap"], thenTLS)
+	b := startMailServerCtx(t, shared, certPath, mailOK["imap"], thenTLS)
+	args := []string{"check", a.addr, b.addr, "--starttls", "imap", "--cafile", certPath, "--servername", "localhost", "--json"}
+	r := runInProcess(append(args, "--require-resume")...)
+	require.Equal(t, 0, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	var rep struct {
+		Resumed     bool `json:"resumed"`
+		Resumptions []struct {
+			From    string `json:"from"`
+			To      string `json:"to"`
+			Resumed bool   `json:"resumed"`
+		} `json:"resumptions"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	assert.True(t, rep.Resumed)
+	pairs := map[string]bool{}
+	for _, x := range rep.Resumptions {
+		if x.From != x.To && x.Resumed {
+			pairs[x.From+">"+x.To] = true
+		}
+	}
+	assert.Equal(t, map[string]bool{a.addr + ">" + b.addr: true, b.addr + ">" + a.addr: true}, pairs)
+	for _, s := range []*mailServer{a, b} {
+		assert.Positive(t, s.reused.Load())
+		assert.Equal(t, s.handshakes.Load(), s.scripts.Load(), "every connection made the STARTTLS exchange")
+	}
+
+	// Unrelated responders (each its own context): no session crosses.
+	c := startMailServer(t, 0, mailOK["imap"], thenTLS)
+	r = runInProcess("check", a.addr, c.addr, "--starttls", "imap", "--insecure", "--servername", "localhost", "--json", "--require-resume")
+	require.Equal(t, exitNoResume, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	rep.Resumptions = nil
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	assert.False(t, rep.Resumed)
+	require.NotEmpty(t, rep.Resumptions)
+	for _, x := range rep.Resumptions {
+		if x.From != x.To {
+			assert.False(t, x.Resumed, "%s > %s", x.From, x.To)
+		}
 	}
 }
