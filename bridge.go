@@ -59,7 +59,10 @@ func (c *Ctx) SetStore(store SessionStore, opts StoreOptions) error {
 	if err != nil {
 		return err
 	}
-	b := newBridge(store, opts)
+	b, err := newBridge(store, opts)
+	if err != nil {
+		return err
+	}
 	old := hk.server.Swap(b)
 	c.SetCacheMode(c.CacheMode() | CacheServer)
 	hk.syncCallbacks(c.p)
@@ -130,6 +133,7 @@ func (c *Ctx) bridge() *bridge {
 type bridge struct {
 	store SessionStore
 	opts  StoreOptions
+	key   *IntegrityKey // tags values; nil for a ValueAuthenticator
 	stats storeCounters
 
 	queue   chan storeOp
@@ -159,7 +163,12 @@ func (s *storeCounters) snapshot() StoreStats {
 	}
 }
 
-func newBridge(store SessionStore, opts StoreOptions) *bridge {
+func newBridge(store SessionStore, opts StoreOptions) (*bridge, error) {
+	key, err := integrityKeyFor(store, opts)
+	if err != nil {
+		return nil, err
+	}
+	opts.IntegrityKey = IntegrityKey{} // kept once, in key
 	if opts.Timeout <= 0 {
 		opts.Timeout = 100 * time.Millisecond
 	}
@@ -168,11 +177,11 @@ func newBridge(store SessionStore, opts StoreOptions) *bridge {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &bridge{
-		store: store, opts: opts,
+		store: store, opts: opts, key: key,
 		queue: make(chan storeOp, opts.QueueSize),
 		done:  make(chan struct{}), exited: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
-	}
+	}, nil
 }
 
 // enqueue hands op to the worker without ever blocking: it may run inside
@@ -376,7 +385,7 @@ func (b *bridge) newSession(p *C.SSL_SESSION) {
 		b.stats.errors.Add(1)
 		return
 	}
-	op := storeOp{put: true, id: id, der: der, expires: expires}
+	op := storeOp{put: true, id: id, der: sealValue(b.key, id, der), expires: expires}
 	if b.opts.AsyncPut {
 		b.enqueue(op)
 		return
@@ -392,7 +401,7 @@ func (b *bridge) get(id []byte) *C.SSL_SESSION {
 	var der []byte
 	res := b.call(func(ctx context.Context) error {
 		d, err := b.store.Get(ctx, id)
-		if err == nil && len(d) > MaxDERSize {
+		if err == nil && len(d) > MaxDERSize+integrityTagSize {
 			return ErrInvalidValue
 		}
 		if err == nil {
@@ -412,6 +421,12 @@ func (b *bridge) get(id []byte) *C.SSL_SESSION {
 		return nil
 	default:
 		b.stats.errors.Add(1)
+		b.stats.misses.Add(1)
+		return nil
+	}
+	der, ok := openValue(b.key, id, der)
+	if !ok {
+		b.stats.invalid.Add(1)
 		b.stats.misses.Add(1)
 		return nil
 	}

@@ -227,20 +227,20 @@ func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
 				require.Equal(t, st.Gets, st.Invalid)
 			}},
 		{"garbage DER", func(m *sslsession.MemoryStore) sslsession.SessionStore {
-			return garbageStore{m, func([]byte) []byte { return []byte("\x30\x03garbage") }}
+			return garbageStore{m, func(_, _ []byte) []byte { return []byte("\x30\x03garbage") }}
 		},
 			func(t *testing.T, st sslsession.StoreStats) {
 				require.Equal(t, st.Gets, st.Invalid)
 				require.Zero(t, st.Errors)
 			}},
 		{"another session's DER", func(m *sslsession.MemoryStore) sslsession.SessionStore {
-			return garbageStore{m, func(der []byte) []byte { return cacheOtherDER }}
+			return garbageStore{m, func(id, _ []byte) []byte { return sslsession.SealStored(id, cacheOtherDER) }}
 		},
 			func(t *testing.T, st sslsession.StoreStats) {
 				require.Equal(t, st.Gets, st.Invalid, "a value whose session ID differs is refused")
 			}},
 		{"a newer OpenSSL's session", func(m *sslsession.MemoryStore) sslsession.SessionStore {
-			return garbageStore{m, func([]byte) []byte { return newerDER }}
+			return garbageStore{m, func(id, _ []byte) []byte { return sslsession.SealStored(id, newerDER) }}
 		},
 			func(t *testing.T, st sslsession.StoreStats) {
 				require.Zero(t, st.Deletes, "never deleted")
@@ -313,7 +313,7 @@ func (f failStore) Delete(ctx context.Context, _ []byte) error              { re
 // garbageStore stores real sessions but returns what bad makes of them.
 type garbageStore struct {
 	*sslsession.MemoryStore
-	bad func(der []byte) []byte
+	bad func(id, value []byte) []byte
 }
 
 func (g garbageStore) Get(ctx context.Context, id []byte) ([]byte, error) {
@@ -321,7 +321,7 @@ func (g garbageStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return g.bad(der), nil
+	return g.bad(id, der), nil
 }
 
 // The deadlock guard: cache calls from inside a callback are refused, on

@@ -150,8 +150,10 @@ func cacheServerSession(t testing.TB, cctx *openssl.Ctx, sidCtx string) (client,
 	srv := sesstest.Serve(t, oc)
 	_, client = sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 	require.NoError(t, srv.Close())
-	der, err := store.MemoryStore.Get(context.Background(), sessionID(t, client))
+	value, err := store.MemoryStore.Get(context.Background(), sessionID(t, client))
 	require.NoError(t, err)
+	der, ok := sslsession.OpenStored(sessionID(t, client), value)
+	require.True(t, ok, "the bridge's tag verifies")
 	server, err = sslsession.ParseDER(der)
 	require.NoError(t, err)
 	return client, server

@@ -1,13 +1,21 @@
 package sslsession_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/asn1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
@@ -131,5 +139,108 @@ func TestStoreHostilePutDeleteNeverCrash(t *testing.T) {
 			require.Zero(t, srv.Failed())
 			require.Equal(t, st.Puts+st.Deletes, st.Errors, "%+v", st)
 		})
+	}
+}
+
+// authenticatingStore claims to authenticate its values, so the bridge
+// gives it bare DER; change makes what its Get returns.
+type authenticatingStore struct {
+	*sslsession.MemoryStore
+	change func(t *testing.T, der []byte) []byte
+	t      *testing.T
+}
+
+func (a authenticatingStore) AuthenticatesValues() bool { return true }
+
+func (a authenticatingStore) Get(ctx context.Context, id []byte) ([]byte, error) {
+	der, err := a.MemoryStore.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return a.change(a.t, der), nil
+}
+
+// withMasterKey returns der with another master key of the same length.
+func withMasterKey(t *testing.T, der []byte) []byte {
+	fields := sessionFields(t, der)
+	// SSLSessionASN1: version, ssl_version, cipher, session_id, master_key.
+	var mk []byte
+	_, err := asn1.Unmarshal(fields[4].FullBytes, &mk)
+	require.NoError(t, err)
+	for i := range mk {
+		mk[i] ^= 0x5a
+	}
+	fields[4] = rawOf(t, mk, "")
+	return joinFields(t, fields)
+}
+
+// A value that still decodes to the offered session ID, but with another
+// master key (damaged, spliced or forged without the key), is a miss
+// counted invalid and a full handshake: the bridge's tag over the ID and
+// the DER does not verify. A store that declares it authenticates its
+// values (ValueAuthenticator) is trusted with bare DER: the same change
+// then reaches OpenSSL and the handshake fails, which is why only a store
+// with its own AEAD (redisstore sealed) may declare it.
+func TestStoreChangedMasterKeyIsAMiss(t *testing.T) {
+	sesstest.LeakCheck(t)
+	v := sslsession.TLS12
+	for _, trusted := range []bool{false, true} {
+		name := "tagged"
+		if trusted {
+			name = "ValueAuthenticator"
+		}
+		t.Run(name, func(t *testing.T) {
+			oc, sc := statefulServerCtx(t, v, "changed-key")
+			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
+			var store sslsession.SessionStore = hostileStore{MemoryStore: sslsession.NewMemoryStore(0), get: func(value []byte) ([]byte, error) {
+				// The tag stays; the DER before it changes.
+				der := value[:len(value)-32]
+				return append(withMasterKey(t, der), value[len(value)-32:]...), nil
+			}}
+			if trusted {
+				store = authenticatingStore{MemoryStore: sslsession.NewMemoryStore(0), change: withMasterKey, t: t}
+			}
+			require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
+			srv := sesstest.Serve(t, oc)
+			cctx := sesstest.ClientCtx(t, v)
+			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
+			defer s1.Close()
+			reused, s2, err := sesstest.TryRoundtrip(srv.Addr, cctx, s1)
+			st := sc.Metrics().Store
+			if trusted {
+				require.Error(t, err, "a trusted store's changed key reaches OpenSSL")
+				assert.Equal(t, int64(1), st.Hits)
+				return
+			}
+			require.NoError(t, err)
+			defer s2.Close()
+			assert.False(t, reused)
+			assert.Equal(t, int64(1), st.Invalid)
+			assert.Zero(t, st.Hits)
+			assert.Zero(t, srv.Failed())
+		})
+	}
+}
+
+// An IntegrityKey never prints: not alone, not inside StoreOptions, under
+// any verb, in JSON or in slog.
+func TestIntegrityKeyNeverPrints(t *testing.T) {
+	k, err := sslsession.NewIntegrityKey()
+	require.NoError(t, err)
+	require.False(t, k.IsZero())
+	opts := sslsession.StoreOptions{IntegrityKey: k}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("store", "key", k, "opts", opts)
+	js, err := json.Marshal(opts)
+	require.NoError(t, err)
+	outs := []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s %x %X %q", k, k, k, k, k, k, k),
+		fmt.Sprintf("%v %+v %#v", opts, opts, opts), string(js), logged.String(), k.String()}
+	secret := [][]byte{k[:], []byte(hex.EncodeToString(k[:])), []byte(strings.ToUpper(hex.EncodeToString(k[:]))),
+		[]byte(base64.StdEncoding.EncodeToString(k[:])), []byte(fmt.Sprint(k[:]))}
+	for _, out := range outs {
+		assert.Contains(t, out, "redacted")
+		for _, s := range secret {
+			assert.NotContains(t, out, string(s))
+		}
 	}
 }

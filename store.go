@@ -32,10 +32,12 @@ var (
 // that a session made by one server resumes on another. Install one with
 // Ctx.SetStore.
 //
-// A store deals in session IDs and DER (i2d_SSL_SESSION(3)), never in
-// SSL_SESSION pointers, so its values can cross processes. The DER holds the
-// session's master key: a store that leaves the process must protect it
-// (redisstore seals it with AES-GCM).
+// A store deals in session IDs and values, never in SSL_SESSION pointers,
+// so its values can cross processes. A value is the session's DER
+// (i2d_SSL_SESSION(3)) followed by a tag under StoreOptions.IntegrityKey,
+// or the bare DER for a ValueAuthenticator. The DER holds the session's
+// master key: a store that leaves the process must protect it (redisstore
+// seals it with AES-GCM).
 //
 // How the bridge calls the store:
 //
@@ -113,6 +115,18 @@ type StoreOptions struct {
 	// QueueSize bounds the Puts (AsyncPut) and Deletes waiting for the
 	// worker goroutine. Default 1024.
 	QueueSize int
+	// IntegrityKey authenticates the values the bridge gives the store:
+	// each is the session's DER followed by an HMAC-SHA256 tag over the
+	// session ID and the DER, and a value whose tag does not verify is a
+	// miss counted invalid, never decoded. Without it a value that decodes
+	// to the offered ID with another master key (damaged, spliced, or
+	// written by anyone with access to the store) would make OpenSSL resume
+	// with the wrong key and the handshake fail. Servers sharing a store
+	// must share the key. Zero (the default): a key made at random once per
+	// process, so contexts of one process sharing a store (MemoryStore)
+	// need nothing. A ValueAuthenticator store (redisstore) gets bare DER
+	// and the key is not used.
+	IntegrityKey IntegrityKey
 }
 
 // StoreStats counts what the bridge did with a context's SessionStore. All

@@ -128,7 +128,8 @@ func TestMemoryStoreConcurrent(t *testing.T) {
 // the wait gives up is dropped and counted.
 func TestBridgeQueue(t *testing.T) {
 	slow := &slowStore{delay: 50 * time.Millisecond}
-	b := newBridge(slow, StoreOptions{QueueSize: 4, Timeout: time.Second})
+	b, err := newBridge(slow, StoreOptions{QueueSize: 4, Timeout: time.Second})
+	require.NoError(t, err)
 	for i := 0; i < 6; i++ {
 		b.enqueue(storeOp{id: []byte{byte(i)}})
 	}
@@ -137,7 +138,7 @@ func TestBridgeQueue(t *testing.T) {
 	b.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
 	defer cancel()
-	err := b.wait(ctx)
+	err = b.wait(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	st := b.stats.snapshot()
 	require.Equal(t, int64(6), st.Deletes+st.Dropped, "every op is either run or dropped: %+v", st)
@@ -160,7 +161,8 @@ func (s *slowStore) wait(ctx context.Context) error {
 }
 
 func TestBridgeCallRecoversPanics(t *testing.T) {
-	b := newBridge(NewMemoryStore(1), StoreOptions{})
+	b, err := newBridge(NewMemoryStore(1), StoreOptions{})
+	require.NoError(t, err)
 	require.Equal(t, resError, b.call(func(context.Context) error { panic("boom") }))
 	var dl time.Time
 	var ok bool

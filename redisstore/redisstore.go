@@ -173,6 +173,11 @@ func (s *Store) Key(id []byte) string { return s.prefix + hex.EncodeToString(id)
 // Sealed reports whether values are sealed (Options.Keys was given).
 func (s *Store) Sealed() bool { return len(s.aeads) > 0 }
 
+// AuthenticatesValues is Sealed: a sealed store's AES-GCM authenticates
+// every value (sslsession.ValueAuthenticator), so the bridge gives it bare
+// DER. An unsealed one gets DER tagged under StoreOptions.IntegrityKey.
+func (s *Store) AuthenticatesValues() bool { return s.Sealed() }
+
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
 	c := &s.stats
