@@ -250,6 +250,47 @@ func (c *Ctx) Options(set, clear Option) Option {
 	return Option(uint64(C.sslsess_ctx_options(c.p, C.long(set), C.long(clear))))
 }
 
+// SetNumTickets sets how many TLS 1.3 session tickets a server sends after
+// a full handshake (SSL_CTX_set_num_tickets(3); OpenSSL's default is 2),
+// stateless or, with OptionNoTicket, stateful ones. 0 sends none: such a
+// server's TLS 1.3 sessions cannot be resumed. A resumption sends one
+// ticket whatever n is, unless n is 0. TLS 1.2 is not affected. It fails
+// with an error wrapping ErrInvalidArgument for a negative n, and
+// ErrUnsupported on OpenSSL 1.0.2, which has no TLS 1.3.
+func (c *Ctx) SetNumTickets(n int) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
+	if n < 0 {
+		return &Error{Func: "SSL_CTX_set_num_tickets", Err: fmt.Errorf("%w: number of tickets %d is negative", ErrInvalidArgument, n)}
+	}
+	var e C.sslsess_err
+	rc := C.sslsess_ctx_set_num_tickets(c.p, C.size_t(n), &e)
+	runtime.KeepAlive(c)
+	if rc != C.SSLSESS_OK {
+		if e.n > 0 {
+			return newError("SSL_CTX_set_num_tickets", nil, &e)
+		}
+		return &Error{Func: "SSL_CTX_set_num_tickets", Err: fmt.Errorf("%w: TLS 1.3 session tickets need OpenSSL 1.1.1 or later", ErrUnsupported)}
+	}
+	return nil
+}
+
+// NumTickets returns how many TLS 1.3 tickets a server sends after a full
+// handshake (SSL_CTX_get_num_tickets(3)): 2 unless SetNumTickets changed
+// it, and 0 on OpenSSL 1.0.2 and for a nil or zero Ctx.
+func (c *Ctx) NumTickets() int {
+	if c.nilCtx() {
+		return 0
+	}
+	defer runtime.KeepAlive(c)
+	n := int(C.sslsess_ctx_get_num_tickets(c.p))
+	if n < 0 {
+		return 0
+	}
+	return n
+}
+
 // Stats are the SSL_CTX_sess_*(3) counters of a context. OpenSSL 1.1.0+
 // counts atomically; OpenSSL 1.0.2 increments plain ints without a lock, so
 // under concurrent handshakes its counters can fall slightly short.

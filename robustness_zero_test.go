@@ -82,6 +82,8 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				_, err = c.RemoveSession(sess)
 				isNil(t, err)
 				require.Zero(t, c.Options(0, 0))
+				isNil(t, c.SetNumTickets(1))
+				require.Zero(t, c.NumTickets())
 				require.Zero(t, c.Metrics().Cache)
 				isNil(t, c.SetProtocolRange(sslsession.TLS12, 0))
 				isNil(t, c.UseSystemRoots())

@@ -425,6 +425,33 @@ long sslsess_ctx_options(SSL_CTX *ctx, long set, long clear)
     return SSL_CTX_get_options(ctx);
 }
 
+int sslsess_ctx_set_num_tickets(SSL_CTX *ctx, size_t n, sslsess_err *e)
+{
+#ifdef SSLSESS_OSSL102
+    (void)ctx;
+    (void)n;
+    (void)e;
+    return SSLSESS_FAIL;
+#else
+    ERR_clear_error();
+    if (SSL_CTX_set_num_tickets(ctx, n) != 1) {
+        sslsess_err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+#endif
+}
+
+long sslsess_ctx_get_num_tickets(SSL_CTX *ctx)
+{
+#ifdef SSLSESS_OSSL102
+    (void)ctx;
+    return -1;
+#else
+    return (long)SSL_CTX_get_num_tickets(ctx);
+#endif
+}
+
 void sslsess_ctx_stats(SSL_CTX *ctx, sslsess_stats *out)
 {
     out->number = SSL_CTX_sess_number(ctx);

@@ -143,6 +143,10 @@ void sslsess_ctx_flush(SSL_CTX *ctx, long t);
 int sslsess_ctx_add(SSL_CTX *ctx, SSL_SESSION *s);
 int sslsess_ctx_remove(SSL_CTX *ctx, SSL_SESSION *s);
 long sslsess_ctx_options(SSL_CTX *ctx, long set, long clear);
+/* SSL_CTX_set_num_tickets(3) and SSL_CTX_get_num_tickets(3), 1.1.1+. On
+ * 1.0.2 set returns SSLSESS_FAIL (e stays empty) and get returns -1. */
+int sslsess_ctx_set_num_tickets(SSL_CTX *ctx, size_t n, sslsess_err *e);
+long sslsess_ctx_get_num_tickets(SSL_CTX *ctx);
 /* Protocol range, 0 for no bound. SSLSESS_FAIL when the library cannot
  * speak min (TLS 1.3 on 1.0.2; e stays empty) or OpenSSL refuses a bound
  * (e holds its queue). */
