@@ -26,7 +26,8 @@ type goServer struct {
 // startGoServer starts a crypto/tls echo server on 127.0.0.1 with a new
 // self-signed certificate; cfg is completed with it. clientCA, when not
 // nil, is the only client certificate it accepts, and it requires one.
-func startGoServer(t *testing.T, min, max uint16, clientCA *loopback.Cert) *goServer {
+// configure, when given, changes the config last.
+func startGoServer(t *testing.T, min, max uint16, clientCA *loopback.Cert, configure ...func(*tls.Config)) *goServer {
 	t.Helper()
 	cert, certPath, _ := certFiles(t)
 	pair, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
@@ -37,6 +38,9 @@ func startGoServer(t *testing.T, min, max uint16, clientCA *loopback.Cert) *goSe
 		require.True(t, pool.AppendCertsFromPEM(clientCA.CertPEM))
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	for _, f := range configure {
+		f(cfg)
 	}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
 	require.NoError(t, err)
