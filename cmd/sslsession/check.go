@@ -182,15 +182,21 @@ func runCheck(out io.Writer, f *checkFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	return f.report(out, rep, func(w io.Writer) { writeCheck(w, rep) }, rep.Resumed, errNotResumed)
+}
+
+// report prints rep, as JSON or with human, and applies --require-resume:
+// notResumed unless resumed.
+func (f *checkFlags) report(out io.Writer, rep any, human func(io.Writer), resumed bool, notResumed error) error {
 	if f.json {
 		if err := writeJSON(out, rep); err != nil {
 			return err
 		}
 	} else {
-		writeCheck(out, rep)
+		human(out)
 	}
-	if f.requireResume && !rep.Resumed {
-		return errNotResumed
+	if f.requireResume && !resumed {
+		return notResumed
 	}
 	return nil
 }
@@ -208,17 +214,7 @@ func runCrossHost(out io.Writer, f *checkFlags, args []string) error {
 	if err != nil {
 		return err
 	}
-	if f.json {
-		if err := writeJSON(out, rep); err != nil {
-			return err
-		}
-	} else {
-		writeCross(out, rep)
-	}
-	if f.requireResume && !rep.Resumed {
-		return errCrossNotResumed
-	}
-	return nil
+	return f.report(out, rep, func(w io.Writer) { writeCross(w, rep) }, rep.Resumed, errCrossNotResumed)
 }
 
 // check runs the whole check against cl's server: each protocol in turn.
