@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -92,6 +93,135 @@ func TestPeerOpenSSLNumTickets(t *testing.T) {
 				got, reused = ticketCount(t, srv.Addr, cache)
 				assert.True(t, reused)
 				assert.Zero(t, got, "no ticket after a resumption with 0")
+			})
+		}
+	}
+}
+
+// cacheMode names the client or server side caches of execute_test_session:
+// OpenSSL's internal cache, an external one, or both.
+type cacheMode struct {
+	name          string
+	internal, ext bool
+}
+
+var cacheModes = []cacheMode{
+	{"int", true, false}, // test_session_with_only_int_cache
+	{"ext", false, true}, // test_session_with_only_ext_cache
+	{"both", true, true}, // test_session_with_both_cache
+}
+
+// echoVia dials addr with cctx, through cache when it is not nil, offering
+// sess, echoes a message and returns whether the connection resumed and its
+// resumable session (TLS 1.3: from a ticket).
+func echoVia(t *testing.T, addr string, cctx *openssl.Ctx, cache *sslsession.ClientCache, sess *sslsession.Session) (bool, *sslsession.Session) {
+	t.Helper()
+	c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: cctx, Cache: cache, Session: sess, ServerName: "localhost", Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write([]byte("ping"))
+	require.NoError(t, err)
+	next, err := c.AwaitSession(5 * time.Second)
+	require.NoError(t, err)
+	buf := make([]byte, 4)
+	_, err = io.ReadFull(c, buf)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(buf))
+	return c.SessionReused(), next
+}
+
+// After OpenSSL test/sslapitest.c, execute_test_session, client side
+// (test_session_with_only_int_cache, _only_ext_cache, _both_cache): a client
+// keeps its sessions in OpenSSL's internal cache (CacheClient), in a
+// ClientCache (OpenSSL's new-session callback), or both. A full handshake
+// gives the external cache one session per ticket, TLS 1.2 one; a
+// resumption gives TLS 1.3 one more ticket (and TLS 1.2 its session back,
+// put by Dial); RemoveSession takes a session out of the internal cache and
+// makes it not resumable, so offering it is a full handshake. OpenSSL
+// 1.0.2 marks it so only when its cache held it: a session kept only in a
+// ClientCache stays resumable there.
+func TestPeerOpenSSLClientSessionCaches(t *testing.T) {
+	sesstest.LeakCheck(t)
+	for _, v := range sesstest.Versions(t) {
+		tickets := int64(1) // sessions per full handshake: TLS 1.3 sends 2 tickets
+		if v == sslsession.TLS13 {
+			tickets = 2
+		}
+		for _, m := range cacheModes {
+			t.Run(v.String()+"/"+m.name, func(t *testing.T) {
+				srv := sesstest.Serve(t, sesstest.ServerCtx(t, v, loopback.Config{SessionIDContext: []byte("sslapi-client-caches")}))
+				cctx := sesstest.ClientCtx(t, v)
+				ccs := sesstest.NewCtx(t, cctx)
+				var cache *sslsession.ClientCache
+				if m.ext {
+					var err error
+					cache, err = sslsession.NewClientCache(cctx, 8)
+					require.NoError(t, err)
+					defer cache.Close()
+				}
+				if m.internal {
+					ccs.SetCacheMode(sslsession.CacheClient) // the internal store on, with or without the ClientCache
+				}
+				key := sslsession.ClientCacheKey("localhost", srv.Addr)
+				puts := func() int64 {
+					if cache == nil {
+						return 0
+					}
+					return cache.Stats().Puts
+				}
+				fresh := func() (bool, *sslsession.Session) { // a connection offering nothing
+					if cache != nil {
+						cache.Remove(key)
+					}
+					return echoVia(t, srv.Addr, cctx, cache, nil)
+				}
+
+				p := puts()
+				reused, s1 := fresh()
+				defer s1.Close()
+				require.False(t, reused)
+				if m.internal {
+					added, err := ccs.AddSession(s1)
+					require.NoError(t, err)
+					assert.False(t, added, "the handshake already put it in the internal cache")
+				}
+				if m.ext {
+					assert.Equal(t, tickets, puts()-p, "the external cache got each new session")
+				}
+
+				p = puts()
+				reused, s2 := echoVia(t, srv.Addr, cctx, cache, s1)
+				defer s2.Close()
+				require.True(t, reused)
+				if m.ext {
+					// TLS 1.3: the resumption's one new ticket. TLS 1.2:
+					// OpenSSL reports no new session, but Dial puts the
+					// resumed one back, under the same ID.
+					assert.Equal(t, int64(1), puts()-p)
+				}
+
+				p = puts()
+				reused, s3 := fresh()
+				defer s3.Close()
+				require.False(t, reused)
+				if m.ext {
+					assert.Equal(t, tickets, puts()-p)
+				}
+				removed, err := ccs.RemoveSession(s3)
+				require.NoError(t, err)
+				assert.Equal(t, m.internal, removed, "only the internal cache held it")
+				removed, err = ccs.RemoveSession(s3)
+				require.NoError(t, err)
+				assert.False(t, removed, "removed once")
+				// 1.1.0 and later mark the session not resumable whether
+				// or not the cache held it; 1.0.2 only when it did.
+				want := !m.internal && sesstest.Is102()
+				ok, err := s3.Resumable()
+				require.NoError(t, err)
+				assert.Equal(t, want, ok, "resumable after RemoveSession")
+				reused, s4 := echoVia(t, srv.Addr, cctx, cache, s3)
+				defer s4.Close()
+				assert.Equal(t, want, reused, "a removed session is a full handshake")
 			})
 		}
 	}
