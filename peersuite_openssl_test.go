@@ -226,3 +226,59 @@ func TestPeerOpenSSLClientSessionCaches(t *testing.T) {
 		}
 	}
 }
+
+// After OpenSSL test/sslapitest.c, test_session_timeout: sessions added to
+// a cache with short timeouts leave it in the order they expire, whatever
+// the order they were added in; a flush removes exactly the expired ones
+// (SSL_CTX_flush_sessions) and the Timeouts counter does not count them.
+// The owned sessions stay readable and are no longer resumable.
+func TestPeerOpenSSLSessionTimeout(t *testing.T) {
+	sesstest.LeakCheck(t)
+	v := sslsession.TLS12
+	srv := sesstest.Serve(t, sesstest.ServerCtx(t, v, loopback.Config{NoTickets: true}))
+	cctx := sesstest.ClientCtx(t, v)
+	ccs := sesstest.NewCtx(t, cctx)
+	require.Zero(t, ccs.Metrics().Cache.Number)
+
+	base := time.Now().Add(-100 * time.Second).Truncate(time.Second)
+	sess := make([]*sslsession.Session, 3)
+	for i := range sess {
+		_, s := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
+		defer s.Close()
+		require.NoError(t, s.SetCreated(base))
+		require.NoError(t, s.SetTimeout(time.Duration(i+1)*10*time.Second)) // expires base+10s, +20s, +30s
+		require.ErrorIs(t, s.SetTimeout(time.Millisecond), sslsession.ErrInvalidArgument)
+		sess[i] = s
+	}
+	for _, i := range []int{2, 0, 1} { // added out of order
+		added, err := ccs.AddSession(sess[i])
+		require.NoError(t, err)
+		require.True(t, added)
+	}
+	require.Equal(t, int64(3), ccs.Metrics().Cache.Number)
+
+	present := func(i int) bool { // AddSession reports false for a session already held
+		added, err := ccs.AddSession(sess[i])
+		require.NoError(t, err)
+		return !added
+	}
+	require.NoError(t, ccs.Flush(base.Add(5*time.Second)))
+	assert.Equal(t, int64(3), ccs.Metrics().Cache.Number, "none expired yet")
+	require.NoError(t, ccs.Flush(base.Add(15*time.Second)))
+	assert.Equal(t, int64(2), ccs.Metrics().Cache.Number, "the first to expire is gone")
+	assert.True(t, present(1))
+	assert.True(t, present(2))
+	require.NoError(t, ccs.Flush(base.Add(25*time.Second)))
+	assert.Equal(t, int64(1), ccs.Metrics().Cache.Number)
+	assert.True(t, present(2), "the last to expire stays")
+	require.NoError(t, ccs.Flush(base.Add(35*time.Second)))
+	assert.Zero(t, ccs.Metrics().Cache.Number)
+	assert.Zero(t, ccs.Metrics().Cache.Timeouts, "flushes are not counted as timeouts")
+	for _, s := range sess {
+		ok, err := s.Resumable()
+		require.NoError(t, err)
+		assert.False(t, ok, "expired and flushed: no longer resumable, though still readable")
+		_, err = s.ID()
+		require.NoError(t, err)
+	}
+}
