@@ -282,3 +282,78 @@ func TestPeerOpenSSLSessionTimeout(t *testing.T) {
 		require.NoError(t, err)
 	}
 }
+
+// After OpenSSL test/sslapitest.c, test_multi_resume: one session offered
+// again and again resumes every time: by session ID (TLS 1.2), by TLS 1.2
+// ticket, by TLS 1.3 stateless ticket, and by TLS 1.3 stateful ticket too.
+// OpenSSL 1.1.1, 3.0 and 3.5 keep a stateful TLS 1.3 session in the cache
+// after it is used (they drop it on use only to refuse replayed early data,
+// which these servers do not accept), so tickets are single-use only by the
+// client's choice (ClientCache hands a TLS 1.3 session out once).
+func TestPeerOpenSSLMultiResume(t *testing.T) {
+	sesstest.LeakCheck(t)
+	type kase struct {
+		name      string
+		v         sslsession.Version
+		noTickets bool
+	}
+	cases := []kase{{"TLSv1.2/session ID", sslsession.TLS12, true}, {"TLSv1.2/ticket", sslsession.TLS12, false}}
+	if !sesstest.Is102() {
+		cases = append(cases, kase{"TLSv1.3/stateless", sslsession.TLS13, false}, kase{"TLSv1.3/stateful", sslsession.TLS13, true})
+	}
+	const rounds = 5
+	for _, k := range cases {
+		t.Run(k.name, func(t *testing.T) {
+			oc := sesstest.ServerCtx(t, k.v, loopback.Config{NoTickets: k.noTickets, SessionIDContext: []byte("sslapi-multi")})
+			sc := sesstest.NewCtx(t, oc)
+			srv := sesstest.Serve(t, oc)
+			cctx := sesstest.ClientCtx(t, k.v)
+			reused, first := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
+			defer first.Close()
+			require.False(t, reused)
+			info, err := first.Info()
+			require.NoError(t, err)
+			// A TLS 1.3 stateful ticket carries the session's ID.
+			assert.Equal(t, !k.noTickets || k.v == sslsession.TLS13, info.HasTicket)
+			var got []bool
+			for range rounds {
+				reused, next := sesstest.Roundtrip(t, srv.Addr, cctx, first)
+				next.Close()
+				got = append(got, reused)
+			}
+			assert.Equal(t, []bool{true, true, true, true, true}, got, "resumed, offer by offer")
+			assert.Equal(t, int64(rounds), sc.Metrics().Cache.Hits)
+		})
+	}
+}
+
+// After OpenSSL test/sslapitest.c, test_ticket_lifetime: the lifetime hint
+// a server puts in its ticket is its session timeout (Ctx.SetTimeout): as
+// it is for TLS 1.2, capped at a week (RFC 8446 section 4.6.1) for TLS 1.3.
+// The client's session keeps its own context's timeout.
+func TestPeerOpenSSLTicketLifetime(t *testing.T) {
+	sesstest.LeakCheck(t)
+	const week = 7 * 24 * time.Hour
+	for _, v := range sesstest.Versions(t) {
+		for _, timeout := range []time.Duration{100 * time.Second, 2 * week} {
+			t.Run(fmt.Sprintf("%s/%s", v, timeout), func(t *testing.T) {
+				oc := sesstest.ServerCtx(t, v, loopback.Config{SessionIDContext: []byte("sslapi-lifetime")})
+				sc := sesstest.NewCtx(t, oc)
+				sc.SetTimeout(timeout)
+				srv := sesstest.Serve(t, oc)
+				cctx := sesstest.ClientCtx(t, v)
+				_, s := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
+				defer s.Close()
+				info, err := s.Info()
+				require.NoError(t, err)
+				require.True(t, info.HasTicket)
+				want := timeout
+				if v == sslsession.TLS13 {
+					want = min(timeout, week)
+				}
+				assert.Equal(t, want, info.TicketLifetimeHint)
+				assert.Equal(t, sesstest.NewCtx(t, cctx).Timeout(), info.Timeout, "the client's own timeout")
+			})
+		}
+	}
+}
