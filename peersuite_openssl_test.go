@@ -6,6 +6,7 @@ package sslsession_test
 // differ.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"testing"
@@ -353,6 +354,89 @@ func TestPeerOpenSSLTicketLifetime(t *testing.T) {
 				}
 				assert.Equal(t, want, info.TicketLifetimeHint)
 				assert.Equal(t, sesstest.NewCtx(t, cctx).Timeout(), info.Timeout, "the client's own timeout")
+			})
+		}
+	}
+}
+
+// After OpenSSL test/sslapitest.c, execute_test_session, server side
+// (test_session_with_only_int_cache, _only_ext_cache, _both_cache): a server
+// keeps its sessions in OpenSSL's internal cache, in a SessionStore (with
+// CacheNoInternal), or both. TLS 1.2 resumes by session ID: the store gets
+// the new session, and is asked for it on resumption only when the internal
+// cache does not answer first. TLS 1.3 resumes by stateless ticket: the
+// store is given each ticket's session but never asked.
+func TestPeerOpenSSLServerSessionCaches(t *testing.T) {
+	sesstest.LeakCheck(t)
+	for _, v := range sesstest.Versions(t) {
+		for _, m := range cacheModes {
+			t.Run(v.String()+"/"+m.name, func(t *testing.T) {
+				oc := sesstest.ServerCtx(t, v, loopback.Config{NoTickets: v == sslsession.TLS12, SessionIDContext: []byte("sslapi-server-caches")})
+				sc := sesstest.NewCtx(t, oc)
+				store := newRecordStore()
+				if m.ext {
+					require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
+				}
+				if !m.internal {
+					sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
+				}
+				srv := sesstest.Serve(t, oc)
+				cctx := sesstest.ClientCtx(t, v)
+
+				reused, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
+				defer s1.Close()
+				require.False(t, reused)
+				tickets := 1 // new sessions per full handshake: TLS 1.3 sends 2 tickets
+				if v == sslsession.TLS13 {
+					tickets = 2
+				}
+				internal := int64(0) // a stateless TLS 1.3 session is not cached
+				if m.internal && v == sslsession.TLS12 {
+					internal = 1
+				}
+				wantPuts := 0
+				if m.ext {
+					wantPuts = tickets
+				}
+				puts, gets, _ := store.counts()
+				assert.Equal(t, wantPuts, puts, "the store got each new session")
+				assert.Zero(t, gets)
+				assert.Equal(t, internal, sc.Metrics().Cache.Number)
+
+				reused, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
+				defer s2.Close()
+				require.True(t, reused)
+				wantGets := 0
+				if m.ext {
+					if v == sslsession.TLS13 {
+						wantPuts++ // the resumption's ticket
+					} else if !m.internal {
+						wantGets = 1 // only the store holds the session
+					}
+				}
+				puts, gets, dels := store.counts()
+				assert.Equal(t, wantPuts, puts)
+				assert.Equal(t, wantGets, gets, "the store is asked only when the internal cache cannot answer")
+				assert.Zero(t, dels)
+				st := sc.Metrics().Cache
+				assert.Equal(t, int64(1), st.Hits)
+				assert.Equal(t, int64(wantGets), st.CbHits)
+				if v == sslsession.TLS13 {
+					return // a stateless ticket cannot be taken back
+				}
+
+				// Removed from every cache the server has, the session is
+				// a full handshake.
+				if m.internal {
+					require.NoError(t, sc.Flush(time.Now().Add(365*24*time.Hour)))
+					require.Zero(t, sc.Metrics().Cache.Number)
+				}
+				if m.ext {
+					require.NoError(t, store.MemoryStore.Delete(context.Background(), sessionID(t, s1)))
+				}
+				reused, s3 := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
+				defer s3.Close()
+				assert.False(t, reused, "removed on the server: not resumed")
 			})
 		}
 	}
