@@ -90,9 +90,13 @@ func exampleServerCtx(c exampleCert, max sslsession.Version) *openssl.Ctx {
 		log.Fatal(err)
 	}
 	// OpenSSL 1.0.2 has no ECDH curve by default, which ECDHE with an
-	// ECDSA certificate needs.
-	if err := ctx.SetEllipticCurve(openssl.Prime256v1); err != nil {
-		log.Fatal(err)
+	// ECDSA certificate needs. On later versions a curve set here would be
+	// the only group, costing TLS 1.3 clients that offer X25519 a
+	// HelloRetryRequest.
+	if v := sslsession.RuntimeVersion(); v.Major() == 1 && v.Minor() == 0 {
+		if err := ctx.SetEllipticCurve(openssl.Prime256v1); err != nil {
+			log.Fatal(err)
+		}
 	}
 	sc, err := sslsession.NewCtx(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -531,7 +532,7 @@ func ParseDER(der []byte) (*Session, error) {
 }
 
 // decodeDER is d2i_SSL_SESSION(3) under ParseDER's rules (MaxDERSize, the
-// 1.0.2 master-key check, exactly one session and no trailing bytes): the
+// 1.0.2 format screen, exactly one session and no trailing bytes): the
 // one decoder, for ParseDER and the store bridge. The session returned
 // carries one reference for the caller.
 func decodeDER(der []byte) (*C.SSL_SESSION, error) {
@@ -541,15 +542,17 @@ func decodeDER(der []byte) (*C.SSL_SESSION, error) {
 	case len(der) > MaxDERSize:
 		return nil, &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: %d bytes is over the %d-byte limit", ErrMalformed, len(der), MaxDERSize)}
 	}
-	if err := checkMasterKeyLength(der); err != nil {
-		return nil, err
+	if is102 {
+		if err := checkFormat(der, knownFields); err != nil {
+			return nil, err
+		}
 	}
 	var e C.sslsess_err
 	var used C.long
 	p := C.sslsess_d2i((*C.uchar)(unsafe.Pointer(&der[0])), C.long(len(der)), &used, &e)
 	if p == nil {
 		err := newError("d2i_SSL_SESSION", ErrMalformed, &e)
-		if newerFormat(der, err.Queue) {
+		if errors.Is(checkFormat(der, knownFields), ErrNewerFormat) {
 			err.Err = ErrNewerFormat
 		}
 		return nil, err
@@ -561,34 +564,154 @@ func decodeDER(der []byte) (*C.SSL_SESSION, error) {
 	return p, nil
 }
 
-// checkMasterKeyLength refuses, on OpenSSL 1.0.2, a session whose master
-// key is longer than SSL_MAX_MASTER_KEY_LENGTH: 1.0.2's d2i_SSL_SESSION
-// keeps its first 48 bytes and drops the rest without an error, so the
-// session would hold another key than its DER. (1.1.1 and 3.x refuse or
-// keep the whole key.) The walk reads only the outer SEQUENCE's first
-// five elements.
-func checkMasterKeyLength(der []byte) error {
-	if !is102 {
-		return nil
+// checkFormat walks a session's DER as OpenSSL's decoder reads it, field
+// by field, knowing fields up to [knownMax]: the format version, a known
+// protocol, the cipher (3 bytes for SSLv2 on 1.0.2, 2 otherwise), the
+// session ID, the master key (at most 48 bytes on 1.0.2, which would keep
+// the first 48 and drop the rest without an error), then optional fields
+// in increasing tag order, each of its type. A field past knownMax in an
+// otherwise sound TLS session is ErrNewerFormat; anything else out of
+// place is ErrMalformed. Bytes after the outer SEQUENCE are left to
+// decodeDER.
+//
+// It has two uses. On 1.0.2 it screens every input before
+// d2i_SSL_SESSION: that decoder reuses one buffer from field to field and
+// does not free it on most of its error paths (an unknown protocol, a
+// cipher of the wrong length, a field that does not parse), so malformed
+// bytes would leak memory. (1.1.1 and 3.x decode with templates that free
+// what they allocate.) On every version it decides, after the decoder
+// failed, whether the session is a newer OpenSSL's or damaged: only a
+// session whose every known field is sound is blamed on a newer OpenSSL.
+func checkFormat(der []byte, knownMax int) error {
+	bad := func(format string, args ...any) error {
+		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)}
 	}
 	var outer asn1.RawValue
 	if _, err := asn1.Unmarshal(der, &outer); err != nil {
-		return nil // d2i_SSL_SESSION reports it
+		return bad("not one DER element: %v", err)
+	}
+	if outer.Class != asn1.ClassUniversal || outer.Tag != asn1.TagSequence || !outer.IsCompound {
+		return bad("not an ASN.1 SEQUENCE")
 	}
 	b := outer.Bytes
-	for i := 0; i < 5 && len(b) > 0; i++ {
+	next := func() (asn1.RawValue, error) {
 		var v asn1.RawValue
 		rest, err := asn1.Unmarshal(b, &v)
+		if err == nil {
+			b = rest
+		}
+		return v, err
+	}
+	// universal reports whether v is a primitive element of the universal
+	// class with the tag (an INTEGER also needs at least one byte).
+	universal := func(v asn1.RawValue, tag int) bool {
+		return v.Class == asn1.ClassUniversal && v.Tag == tag && !v.IsCompound && (tag != asn1.TagInteger || len(v.Bytes) > 0)
+	}
+	names := [5]string{"format version", "protocol version", "cipher", "session ID", "master key"}
+	var head [5]asn1.RawValue
+	for i := range head {
+		v, err := next()
 		if err != nil {
-			return nil
+			return bad("%s: %v", names[i], err)
 		}
-		if i == 4 && v.Class == asn1.ClassUniversal && v.Tag == asn1.TagOctetString && len(v.Bytes) > C.SSL_MAX_MASTER_KEY_LENGTH {
-			return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: %d-byte master key (OpenSSL 1.0.2 keeps at most %d)", ErrMalformed, len(v.Bytes), C.SSL_MAX_MASTER_KEY_LENGTH)}
+		tag, kind := asn1.TagOctetString, "OCTET STRING"
+		if i < 2 {
+			tag, kind = asn1.TagInteger, "INTEGER"
 		}
-		b = rest
+		if !universal(v, tag) {
+			return bad("%s is not an %s", names[i], kind)
+		}
+		head[i] = v
+	}
+	var proto int
+	if _, err := asn1.Unmarshal(head[1].FullBytes, &proto); err != nil {
+		return bad("protocol version: %v", err)
+	}
+	major := proto >> 8
+	cipherLen := 2
+	switch {
+	case proto == 0x0002 && is102: // SSLv2
+		cipherLen = 3
+	case major == 0x03, major == 0xfe, proto == 0x0100: // SSLv3 to TLS 1.3, DTLS
+	default:
+		return bad("protocol version %#04x is unknown", proto)
+	}
+	if len(head[2].Bytes) != cipherLen {
+		return bad("%d-byte cipher, want %d", len(head[2].Bytes), cipherLen)
+	}
+	if n := len(head[4].Bytes); is102 && n > C.SSL_MAX_MASTER_KEY_LENGTH {
+		return bad("%d-byte master key (OpenSSL 1.0.2 keeps at most %d)", n, C.SSL_MAX_MASTER_KEY_LENGTH)
+	}
+	last, newer := -1, 0
+	for len(b) > 0 {
+		v, err := next()
+		if err != nil {
+			return bad("field after [%d]: %v", last, err)
+		}
+		if v.Class != asn1.ClassContextSpecific || v.Tag <= last {
+			return bad("field %d/%d out of place after [%d]", v.Class, v.Tag, last)
+		}
+		last = v.Tag
+		if v.Tag == 0 { // key_arg, IMPLICIT OCTET STRING
+			if v.IsCompound {
+				return bad("field [0] is constructed")
+			}
+			continue
+		}
+		// The others are EXPLICIT: one element of the field's type.
+		var in asn1.RawValue
+		rest, err := asn1.Unmarshal(v.Bytes, &in)
+		if !v.IsCompound || err != nil || len(rest) != 0 {
+			return bad("field [%d] does not hold exactly one element", v.Tag)
+		}
+		switch {
+		case v.Tag > knownMax:
+			if newer == 0 {
+				newer = v.Tag
+			}
+		case v.Tag == 3: // peer certificate
+			if in.Class != asn1.ClassUniversal || in.Tag != asn1.TagSequence || !in.IsCompound {
+				return bad("field [3] is not a certificate")
+			}
+		case integerField[v.Tag]:
+			if !universal(in, asn1.TagInteger) {
+				return bad("field [%d] is not an INTEGER", v.Tag)
+			}
+		default:
+			if !universal(in, asn1.TagOctetString) {
+				return bad("field [%d] is not an OCTET STRING", v.Tag)
+			}
+		}
+	}
+	if newer != 0 {
+		if major != 0x03 {
+			return bad("unknown field [%d]", newer)
+		}
+		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: field [%d] is not in OpenSSL %s's format", ErrNewerFormat, newer, RuntimeVersion())}
 	}
 	return nil
 }
+
+// integerField: the session fields that hold an INTEGER (time, timeout,
+// verify result, ticket lifetime hint, flags, ticket age add, max early
+// data, max fragment length mode, key exchange group); the others hold an
+// OCTET STRING, and [3] a certificate.
+var integerField = map[int]bool{1: true, 2: true, 5: true, 9: true, 13: true, 14: true, 15: true, 17: true, 19: true}
+
+// knownFields is the highest session field the running OpenSSL decodes:
+// [12] on 1.0.2, [18] (ticket app data) on 1.1.1, [19] (key exchange
+// group) on 3.0 and 3.1, [20] (raw public key) from 3.2.
+var knownFields = func() int {
+	switch v := RuntimeVersion(); {
+	case v.Major() == 1 && v.Minor() == 0:
+		return 12
+	case v.Major() == 1:
+		return 18
+	case v.Major() == 3 && v.Minor() < 2:
+		return 19
+	}
+	return 20
+}()
 
 var is102 = RuntimeVersion().Major() == 1 && RuntimeVersion().Minor() == 0
 
@@ -659,37 +782,4 @@ func (s *Session) UnmarshalBinary(der []byte) error {
 		return &Error{Func: "d2i_SSL_SESSION", Err: fmt.Errorf("%w: UnmarshalBinary needs a zero Session", ErrInvalidArgument)}
 	}
 	return nil
-}
-
-// newerFormat reports whether der, which d2i_SSL_SESSION refused with the
-// error queue q, is a session a newer OpenSSL wrote: the decoder gave up on
-// a field it does not know (1.0.2: "asn1 length mismatch" in the session
-// parser; 1.1.1: "wrong tag" in a field of SSL_SESSION_ASN1), and der is a
-// DER SEQUENCE of exactly its length opening with the format version 1 and
-// a TLS protocol version. Bytes damaged in transit or by an attacker rarely
-// keep all of that; a value that does is still refused, only counted apart.
-func newerFormat(der []byte, q []string) bool {
-	known := false
-	for _, e := range q {
-		if strings.Contains(e, "asn1 length mismatch") || strings.Contains(e, "wrong tag") {
-			known = true
-		}
-	}
-	if !known {
-		return false
-	}
-	var outer asn1.RawValue
-	rest, err := asn1.Unmarshal(der, &outer)
-	if err != nil || len(rest) != 0 || outer.Class != asn1.ClassUniversal || outer.Tag != asn1.TagSequence {
-		return false
-	}
-	var format, proto int
-	r, err := asn1.Unmarshal(outer.Bytes, &format)
-	if err != nil || format != 1 {
-		return false
-	}
-	if _, err := asn1.Unmarshal(r, &proto); err != nil {
-		return false
-	}
-	return proto >= 0x0300 && proto <= 0x0304
 }

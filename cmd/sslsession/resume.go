@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -169,8 +170,15 @@ func readSession(name string) (*sslsession.Session, string, error) {
 	sess, err := sslsession.Parse(data)
 	if err != nil {
 		if errors.Is(err, sslsession.ErrNewerFormat) {
+			var why string
+			if se := (*sslsession.Error)(nil); errors.As(err, &se) && len(se.Queue) > 0 {
+				why = opensslReasons(err)
+			} else { // refused before OpenSSL's decoder ran (1.0.2): the library names the field
+				msg := err.Error()
+				why = msg[strings.LastIndex(msg, ": ")+2:]
+			}
 			return nil, "", failf("%s was probably written by a newer OpenSSL, whose session format OpenSSL %s cannot read (%s)",
-				name, sslsession.RuntimeVersion(), opensslReasons(err))
+				name, sslsession.RuntimeVersion(), why)
 		}
 		return nil, "", malformedError(name, err)
 	}

@@ -58,8 +58,13 @@ func main() {
 	}
 	// OpenSSL 1.0.2 enables no ECDH curve by default: without one there is
 	// no ECDHE key exchange (and no suite at all for an ECDSA certificate).
-	if err := ctx.SetEllipticCurve(openssl.Prime256v1); err != nil {
-		log.Fatal(err)
+	// Later versions must be left alone: a curve set here becomes the only
+	// group, and every TLS 1.3 client offering X25519 (Go, browsers,
+	// OpenSSL) would pay a HelloRetryRequest round trip.
+	if v := sslsession.RuntimeVersion(); v.Major() == 1 && v.Minor() == 0 {
+		if err := ctx.SetEllipticCurve(openssl.Prime256v1); err != nil {
+			log.Fatal(err)
+		}
 	}
 	sc, err := sslsession.NewCtx(ctx)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"sort"
@@ -34,6 +35,7 @@ var (
 	rounds     = flag.Int("rounds", 5, "interleaved rounds")
 	per        = flag.Duration("time", 700*time.Millisecond, "time per measurement")
 	only       = flag.String("only", "", "run only the implementation named (crypto/tls, sslsession, C floor)")
+	run        = flag.String("run", "", "run only the tests whose label matches this regular expression")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile to this file")
 )
 
@@ -124,6 +126,19 @@ func main() {
 				return float64(n) / 1e6 / time.Since(start).Seconds(), err
 			})
 		}
+	}
+	if *run != "" {
+		re, err := regexp.Compile(*run)
+		if err != nil {
+			log.Fatal(err)
+		}
+		kept := rows[:0]
+		for _, row := range rows {
+			if re.MatchString(row.label) {
+				kept = append(kept, row)
+			}
+		}
+		rows = kept
 	}
 	for r := 0; r < *rounds; r++ {
 		for _, row := range rows {

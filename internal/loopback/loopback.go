@@ -100,9 +100,13 @@ func ServerCtx(cert *Cert, cfg Config) (*openssl.Ctx, error) {
 		return nil, err
 	}
 	// OpenSSL 1.0.2 has no ECDH curve by default: without one, no ECDHE
-	// suite can be used with this ECDSA certificate.
-	if err := ctx.SetEllipticCurve(openssl.Prime256v1); err != nil {
-		return nil, err
+	// suite can be used with this ECDSA certificate. Later versions
+	// negotiate a group (X25519 first); setting one there would restrict
+	// the server to P-256 and cost TLS 1.3 clients a HelloRetryRequest.
+	if v := sslsession.RuntimeVersion(); v.Major() == 1 && v.Minor() == 0 {
+		if err := ctx.SetEllipticCurve(openssl.Prime256v1); err != nil {
+			return nil, err
+		}
 	}
 	sc, err := sslsession.NewCtx(ctx)
 	if err != nil {

@@ -74,9 +74,10 @@ func ServerCtx(t testing.TB, v sslsession.Version, cfg loopback.Config) *openssl
 }
 
 // ClientCtx makes a client context pinned to v that trusts Cert. It offers
-// P-256 at once: the server's only group is P-256, and a client offering
-// its default X25519 key share gets a HelloRetryRequest, after which
-// OpenSSL looks a TLS 1.3 ticket up twice (once per ClientHello).
+// only P-256, the group 1.0.2's servers are given, so that the key
+// exchange is the same on every version; the servers accept it at once,
+// with no HelloRetryRequest (after one, OpenSSL would look a TLS 1.3
+// ticket up twice, once per ClientHello).
 func ClientCtx(t testing.TB, v sslsession.Version) *openssl.Ctx {
 	t.Helper()
 	c, err := loopback.ClientCtx(Cert(t), v, v)
