@@ -328,8 +328,10 @@ func (c *Ctx) cacheStats() Stats {
 
 // SetProtocolRange limits the TLS versions the context speaks, inclusive;
 // 0 leaves a side open (SSL_CTX_set_min_proto_version(3); SSL_OP_NO_*
-// options on 1.0.2). It fails with ErrUnsupported when the library cannot
-// speak min at all, as TLS 1.3 on OpenSSL 1.0.2.
+// options on 1.0.2). Each call replaces the range before it, on every
+// version: a range narrowed, then widened, speaks the wider one. It fails
+// with ErrUnsupported when the library cannot speak min at all, as TLS 1.3
+// on OpenSSL 1.0.2.
 func (c *Ctx) SetProtocolRange(min, max Version) error {
 	if c.nilCtx() {
 		return errNilCtx

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
@@ -297,4 +298,19 @@ func TestCacheSizeBound(t *testing.T) {
 		next.Close()
 		sessions[i].Close()
 	}
+}
+
+// SetProtocolRange replaces the range before it on every version: a
+// server narrowed to TLS 1.1 and widened again speaks TLS 1.2 (on 1.0.2
+// the range is SSL_OP_NO_* options, which must be cleared as well as set).
+func TestSetProtocolRangeWidens(t *testing.T) {
+	const tls11 = sslsession.Version(0x0302)
+	sctx := sesstest.ServerCtx(t, sslsession.TLS12, loopback.Config{})
+	ssc := sesstest.NewCtx(t, sctx)
+	require.NoError(t, ssc.SetProtocolRange(tls11, tls11))
+	require.NoError(t, ssc.SetProtocolRange(tls11, sslsession.TLS12))
+	srv := sesstest.Serve(t, sctx)
+	c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: sesstest.ClientCtx(t, sslsession.TLS12), ServerName: "localhost", Timeout: 10 * time.Second})
+	require.NoError(t, err)
+	c.Close()
 }

@@ -441,3 +441,90 @@ func TestPeerOpenSSLServerSessionCaches(t *testing.T) {
 		}
 	}
 }
+
+// After OpenSSL test/sslapitest.c, execute_test_session, the step guarded
+// by OPENSSL_NO_TLS1_1: the server is reconfigured to speak at most TLS
+// 1.1 and a client offers its TLS 1.2 session. Where the handshake fails
+// (1.0.2: the versions do not match; 3.x: TLS 1.1 is refused at the
+// default security level), the session leaves the client's caches,
+// internal and external; 1.1.1 makes a full TLS 1.1 handshake instead.
+// Once the server speaks TLS 1.2 again, a new handshake is a full one.
+func TestPeerOpenSSLSessionVersionMismatch(t *testing.T) {
+	sesstest.LeakCheck(t)
+	const tls11 = sslsession.Version(0x0302)
+	for _, m := range cacheModes {
+		t.Run(m.name, func(t *testing.T) {
+			// Sessions by ID, as sslapitest has it for TLS 1.2 (SSL_OP_NO_TICKET).
+			sctx := sesstest.ServerCtx(t, sslsession.TLS12, loopback.Config{NoTickets: true, SessionIDContext: []byte("sslapi-version-mismatch")})
+			ssc := sesstest.NewCtx(t, sctx)
+			require.NoError(t, ssc.SetProtocolRange(tls11, sslsession.TLS12))
+			srv := sesstest.Serve(t, sctx)
+
+			cctx, err := loopback.ClientCtx(sesstest.Cert(t), tls11, sslsession.TLS12)
+			require.NoError(t, err)
+			ccs := sesstest.NewCtx(t, cctx)
+			var cache *sslsession.ClientCache
+			if m.ext {
+				cache, err = sslsession.NewClientCache(cctx, 8)
+				require.NoError(t, err)
+				defer cache.Close()
+			}
+			if m.internal {
+				ccs.SetCacheMode(sslsession.CacheClient)
+			}
+			key := sslsession.ClientCacheKey("localhost", srv.Addr)
+
+			reused, s1 := echoVia(t, srv.Addr, cctx, cache, nil)
+			defer s1.Close()
+			require.False(t, reused)
+			info, err := s1.Info()
+			require.NoError(t, err)
+			require.Equal(t, sslsession.TLS12, info.Protocol)
+			if m.ext {
+				held := cache.Get(key)
+				require.NotNil(t, held, "the external cache holds the TLS 1.2 session")
+				held.Close()
+			}
+
+			require.NoError(t, ssc.SetProtocolRange(tls11, tls11))
+			offer := s1
+			if m.ext {
+				offer = nil // Dial takes it from the cache
+			}
+			c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: cctx, Cache: cache, Session: offer, ServerName: "localhost", Timeout: 10 * time.Second})
+			if rv := sslsession.RuntimeVersion(); rv.Major() == 1 && rv.Minor() == 1 {
+				// 1.1.1 allows TLS 1.1 at its default security level,
+				// and its server does not resume a session across
+				// versions: a full TLS 1.1 handshake.
+				require.NoError(t, err)
+				defer c.Close()
+				assert.False(t, c.SessionReused())
+				cs, err := c.Session()
+				require.NoError(t, err)
+				info, err := cs.Info()
+				require.NoError(t, err)
+				assert.Equal(t, tls11, info.Protocol)
+			} else {
+				// 1.0.2 resumes and the client refuses the mismatch
+				// (wrong version number); 3.x refuses TLS 1.1 at its
+				// default security level, the way sslapitest forces a
+				// failure.
+				require.Error(t, err, "a TLS 1.2 session offered to a TLS 1.1 server")
+				require.ErrorIs(t, err, sslsession.ErrHandshake)
+				if m.ext {
+					assert.Nil(t, cache.Get(key), "the failed session left the external cache")
+				}
+				if m.internal {
+					removed, err := ccs.RemoveSession(s1)
+					require.NoError(t, err)
+					assert.False(t, removed, "OpenSSL already took it out of its internal cache")
+				}
+			}
+
+			require.NoError(t, ssc.SetProtocolRange(tls11, sslsession.TLS12))
+			reused, s2 := echoVia(t, srv.Addr, cctx, cache, nil)
+			defer s2.Close()
+			assert.False(t, reused, "nothing left to resume")
+		})
+	}
+}

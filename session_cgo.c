@@ -492,6 +492,15 @@ int sslsess_ctx_set_proto_range(SSL_CTX *ctx, int min, int max, sslsess_err *e)
             op |= SSL_OP_NO_TLSv1_1;
         if (max != 0 && max < TLS1_2_VERSION)
             op |= SSL_OP_NO_TLSv1_2;
+        /* The range replaces the last one, as SSL_CTX_set_min/max_proto_version
+         * do on 1.1.0 and later: TLS versions inside it are enabled again
+         * (SSLv3 only when min asks for it). */
+        {
+            long on = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_TLSv1_2;
+            if (min != 0 && min <= SSL3_VERSION)
+                on |= SSL_OP_NO_SSLv3;
+            SSL_CTX_clear_options(ctx, on & ~op);
+        }
         SSL_CTX_set_options(ctx, op);
         return SSLSESS_OK;
     }
