@@ -121,9 +121,15 @@ BENCH_HANDSHAKE_FLAGS ?=
 bench-handshake: check-openssl
 	$(GO) run ./internal/benchhandshake $(BENCH_HANDSHAKE_FLAGS)
 
+# Each fuzz target in turn for FUZZTIME (a duration, or 1000000x for a
+# number of executions): the decoders, and the store bridge's lookup in
+# real handshakes.
+FUZZTIME ?= 60s
+FUZZ_TARGETS = FuzzParseDER FuzzParsePEM FuzzParse FuzzStoreLookup
 fuzz: check-openssl
-	$(GO) test -run '^$$' -fuzz FuzzParseDER -fuzztime 60s .
-	$(GO) test -run '^$$' -fuzz FuzzParsePEM -fuzztime 60s .
+	@set -e; for f in $(FUZZ_TARGETS); do \
+	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) . ; \
+	done
 
 test-memory: check-openssl
 	$(GO) test -run '^TestMemoryMillionSessions$$' -count=1 -v -tags memory .
