@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
@@ -648,11 +649,12 @@ func TestStoreHelloRetryLooksUpTwice(t *testing.T) {
 			continue
 		}
 		oc, sc := statefulServerCtx(t, v, "hrr")
+		// P-256 as the server's only group: the default client offers an
+		// X25519 key share and is asked for another.
+		require.NoError(t, oc.SetEllipticCurve(openssl.Prime256v1))
 		sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 		require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 		srv := sesstest.Serve(t, oc)
-		// The default client offers an X25519 key share; the server only
-		// has P-256.
 		cctx, err := loopback.ClientCtx(sesstest.Cert(t), v, v)
 		require.NoError(t, err)
 		_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
