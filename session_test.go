@@ -58,7 +58,11 @@ func getFixture(t testing.TB) *fixture {
 		if f.other, fixErr = loopback.ClientCtx(f.srv.Cert, 0, sslsession.TLS12); fixErr != nil {
 			return
 		}
-		f.made = time.Now().Truncate(time.Second) // OpenSSL keeps whole seconds
+		// OpenSSL keeps whole seconds, from time(2), which reads the
+		// kernel's coarse clock: up to a tick behind time.Now, so a
+		// handshake just after a second begins may be stamped with the one
+		// before.
+		f.made = time.Now().Add(-50 * time.Millisecond).Truncate(time.Second)
 		f.conn, fixErr = sslsession.Dial("tcp", f.srv.Addr, &sslsession.DialConfig{Ctx: f.cctx, ServerName: "localhost"})
 		f.done = time.Now()
 		if fixErr == nil {
