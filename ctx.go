@@ -1,11 +1,13 @@
 package sslsession
 
+// #include <stdlib.h>
 // #include "session_cgo.h"
 import "C"
 
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -274,6 +276,36 @@ func (c *Ctx) SetNumTickets(n int) error {
 		return &Error{Func: "SSL_CTX_set_num_tickets", Err: fmt.Errorf("%w: TLS 1.3 session tickets need OpenSSL 1.1.1 or later", ErrUnsupported)}
 	}
 	return nil
+}
+
+// SetCipherSuites sets the TLS 1.3 cipher suites, in order of preference,
+// as a colon-separated list of their IANA names
+// (SSL_CTX_set_ciphersuites(3)), for example "TLS_AES_128_GCM_SHA256".
+// OpenSSL's default puts TLS_AES_256_GCM_SHA384 first; Go's crypto/tls
+// prefers TLS_AES_128_GCM_SHA256 on machines with AES instructions. TLS 1.2
+// and earlier are set with spacemonkeygo's Ctx.SetCipherList. It fails
+// with an error wrapping ErrInvalidArgument when list is empty or names no
+// suite OpenSSL knows (the context keeps its suites), and ErrUnsupported on
+// OpenSSL 1.0.2, which has no TLS 1.3.
+func (c *Ctx) SetCipherSuites(list string) error {
+	if c.nilCtx() {
+		return errNilCtx
+	}
+	if list == "" || strings.IndexByte(list, 0) >= 0 {
+		return &Error{Func: "SSL_CTX_set_ciphersuites", Err: fmt.Errorf("%w: cipher suite list %q", ErrInvalidArgument, list)}
+	}
+	cs := C.CString(list)
+	defer C.free(unsafe.Pointer(cs))
+	var e C.sslsess_err
+	rc := C.sslsess_ctx_set_ciphersuites(c.p, cs, &e)
+	runtime.KeepAlive(c)
+	if rc == C.SSLSESS_OK {
+		return nil
+	}
+	if e.n == 0 {
+		return &Error{Func: "SSL_CTX_set_ciphersuites", Err: fmt.Errorf("%w: TLS 1.3 cipher suites need OpenSSL 1.1.1 or later", ErrUnsupported)}
+	}
+	return newError("SSL_CTX_set_ciphersuites", fmt.Errorf("%w: no cipher suite of %q is known", ErrInvalidArgument, list), &e)
 }
 
 // NumTickets returns how many TLS 1.3 tickets a server sends after a full

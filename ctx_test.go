@@ -314,3 +314,58 @@ func TestSetProtocolRangeWidens(t *testing.T) {
 	require.NoError(t, err)
 	c.Close()
 }
+
+// SSL_CTX_set_ciphersuites(3): the TLS 1.3 suites, in order; an unknown or
+// empty list is refused and changes nothing; TLS 1.2 is not affected. On
+// 1.0.2, which has no TLS 1.3, ErrUnsupported.
+func TestSetCipherSuites(t *testing.T) {
+	sesstest.LeakCheck(t)
+	sc := sesstest.NewCtx(t, sesstest.ClientCtx(t, sslsession.TLS12))
+	require.ErrorIs(t, sc.SetCipherSuites(""), sslsession.ErrInvalidArgument)
+	require.ErrorIs(t, sc.SetCipherSuites("TLS_AES_128_GCM_SHA256\x00"), sslsession.ErrInvalidArgument)
+	if sesstest.Is102() {
+		require.ErrorIs(t, sc.SetCipherSuites("TLS_AES_128_GCM_SHA256"), sslsession.ErrUnsupported)
+		return
+	}
+	suite := func(t *testing.T, addr string, ctx *openssl.Ctx) uint16 {
+		t.Helper()
+		_, sess := sesstest.Roundtrip(t, addr, ctx, nil)
+		defer sess.Close()
+		info, err := sess.Info()
+		require.NoError(t, err)
+		return uint16(info.CipherID)
+	}
+	srv := sesstest.Serve(t, sesstest.ServerCtx(t, sslsession.TLS13, loopback.Config{}))
+	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
+	csc := sesstest.NewCtx(t, cctx)
+	require.Equal(t, uint16(0x1302), suite(t, srv.Addr, cctx), "OpenSSL's default: TLS_AES_256_GCM_SHA384 first")
+
+	require.NoError(t, csc.SetCipherSuites("TLS_AES_128_GCM_SHA256"))
+	require.Equal(t, uint16(0x1301), suite(t, srv.Addr, cctx))
+	require.NoError(t, csc.SetCipherSuites("TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256"))
+	require.Equal(t, uint16(0x1303), suite(t, srv.Addr, cctx), "the client's first choice")
+
+	err := csc.SetCipherSuites("TLS_NOT_A_SUITE")
+	require.ErrorIs(t, err, sslsession.ErrInvalidArgument)
+	var se *sslsession.Error
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "SSL_CTX_set_ciphersuites", se.Func)
+	require.ErrorIs(t, csc.SetCipherSuites(""), sslsession.ErrInvalidArgument)
+	require.Equal(t, uint16(0x1303), suite(t, srv.Addr, cctx), "a refused list changes nothing")
+
+	// The server's list bounds what it accepts: a client offering only
+	// suites the server left out fails its handshake.
+	sctx := sesstest.ServerCtx(t, sslsession.TLS13, loopback.Config{})
+	require.NoError(t, sesstest.NewCtx(t, sctx).SetCipherSuites("TLS_AES_256_GCM_SHA384"))
+	only := sesstest.Serve(t, sctx)
+	require.Equal(t, uint16(0x1302), suite(t, only.Addr, sesstest.ClientCtx(t, sslsession.TLS13)))
+	_, _, err = sesstest.TryRoundtrip(only.Addr, cctx, nil)
+	require.ErrorIs(t, err, sslsession.ErrHandshake)
+
+	// TLS 1.2 keeps the cipher list, whatever the TLS 1.3 suites.
+	srv12 := sesstest.Serve(t, sesstest.ServerCtx(t, sslsession.TLS12, loopback.Config{}))
+	c12 := sesstest.ClientCtx(t, sslsession.TLS12)
+	require.NoError(t, c12.SetCipherList("ECDHE-ECDSA-AES128-GCM-SHA256"))
+	require.NoError(t, sesstest.NewCtx(t, c12).SetCipherSuites("TLS_CHACHA20_POLY1305_SHA256"))
+	require.Equal(t, uint16(0xc02b), suite(t, srv12.Addr, c12))
+}

@@ -83,6 +83,7 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				isNil(t, err)
 				require.Zero(t, c.Options(0, 0))
 				isNil(t, c.SetNumTickets(1))
+				isNil(t, c.SetCipherSuites("TLS_AES_128_GCM_SHA256"))
 				require.Zero(t, c.NumTickets())
 				require.Zero(t, c.Metrics().Cache)
 				isNil(t, c.SetProtocolRange(sslsession.TLS12, 0))

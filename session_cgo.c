@@ -442,6 +442,23 @@ int sslsess_ctx_set_num_tickets(SSL_CTX *ctx, size_t n, sslsess_err *e)
 #endif
 }
 
+int sslsess_ctx_set_ciphersuites(SSL_CTX *ctx, const char *list, sslsess_err *e)
+{
+#ifdef SSLSESS_OSSL102
+    (void)ctx;
+    (void)list;
+    (void)e;
+    return SSLSESS_FAIL;
+#else
+    ERR_clear_error();
+    if (SSL_CTX_set_ciphersuites(ctx, list) != 1) {
+        sslsess_err_capture(e);
+        return SSLSESS_FAIL;
+    }
+    return SSLSESS_OK;
+#endif
+}
+
 long sslsess_ctx_get_num_tickets(SSL_CTX *ctx)
 {
 #ifdef SSLSESS_OSSL102

@@ -147,6 +147,9 @@ long sslsess_ctx_options(SSL_CTX *ctx, long set, long clear);
  * 1.0.2 set returns SSLSESS_FAIL (e stays empty) and get returns -1. */
 int sslsess_ctx_set_num_tickets(SSL_CTX *ctx, size_t n, sslsess_err *e);
 long sslsess_ctx_get_num_tickets(SSL_CTX *ctx);
+/* SSL_CTX_set_ciphersuites(3), 1.1.1+: SSLSESS_FAIL with an empty e on
+ * 1.0.2, with OpenSSL's error when the list names no suite it knows. */
+int sslsess_ctx_set_ciphersuites(SSL_CTX *ctx, const char *list, sslsess_err *e);
 /* Protocol range, 0 for no bound. SSLSESS_FAIL when the library cannot
  * speak min (TLS 1.3 on 1.0.2; e stays empty) or OpenSSL refuses a bound
  * (e holds its queue). */

@@ -4,7 +4,8 @@
 // 1.3, full and resumed, in one process, with interleaved rounds; then 8
 // concurrent clients against one server, and 64 KiB echo throughput. The
 // same ECDSA P-256 certificate everywhere; crypto/tls uses X25519, as
-// OpenSSL does by default. Figures are medians over the rounds; the ratios
+// OpenSSL does by default; every implementation uses AES-128-GCM with
+// SHA-256 (cfloor.TLS12Cipher, cfloor.TLS13Suite). Figures are medians over the rounds; the ratios
 // are what to compare.
 package main
 
@@ -21,11 +22,13 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/spacemonkeygo/openssl"
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/cfloor"
 	"github.com/sslsession/sslsession/internal/loopback"
@@ -37,7 +40,16 @@ var (
 	only       = flag.String("only", "", "run only the implementation named (crypto/tls, sslsession, C floor)")
 	run        = flag.String("run", "", "run only the tests whose label matches this regular expression")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile to this file")
+	tracefile  = flag.String("trace", "", "write an execution trace to this file")
 )
+
+// row is one line of the table: a test and its figures per implementation.
+type row struct {
+	label   string
+	unit    string
+	results map[string][]float64
+	run     map[string]func() (float64, error)
+}
 
 // impl is one implementation's handshake and echo loops for one version.
 type impl struct {
@@ -65,19 +77,23 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *tracefile != "" {
+		f, err := os.Create(*tracefile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := trace.Start(f); err != nil {
+			log.Fatal(err)
+		}
+		defer trace.Stop()
+	}
 	versions := []sslsession.Version{sslsession.TLS12}
 	if sslsession.MaxSupportedVersion() >= sslsession.TLS13 {
 		versions = append(versions, sslsession.TLS13)
 	}
-	fmt.Printf("OpenSSL %s, %s, GOMAXPROCS %d, %d rounds of %s per figure (median)\n\n",
-		sslsession.RuntimeVersion(), runtime.Version(), runtime.GOMAXPROCS(0), *rounds, *per)
+	fmt.Printf("OpenSSL %s, %s, GOMAXPROCS %d, %d rounds of %s per figure (median); %s and %s everywhere\n\n",
+		sslsession.RuntimeVersion(), runtime.Version(), runtime.GOMAXPROCS(0), *rounds, *per, cfloor.TLS12Cipher, cfloor.TLS13Suite)
 
-	type row struct {
-		label   string
-		unit    string
-		results map[string][]float64
-		run     map[string]func() (float64, error)
-	}
 	var rows []*row
 	add := func(label, unit, name string, f func() (float64, error)) {
 		for _, r := range rows {
@@ -127,6 +143,26 @@ func main() {
 			})
 		}
 	}
+	// Connections alone: what each handshake row pays before TLS. Go's net
+	// (which crypto/tls and this library both use) goes in the crypto/tls
+	// column, C's in the C floor's.
+	const tcpLabel = "TCP alone, no TLS (Go's net; C)"
+	var fl *cfloor.Floor
+	if fl, err = cfloor.New(cert.CertPEM, cert.KeyPEM, 0x0303); err != nil {
+		log.Fatal(err)
+	}
+	add(tcpLabel, "connections/s", "crypto/tls", func() (float64, error) { return goTCP(*per) })
+	add(tcpLabel, "connections/s", "C floor", func() (float64, error) {
+		start := time.Now()
+		n := 0
+		for time.Since(start) < *per {
+			if err := fl.TCP(50); err != nil {
+				return 0, err
+			}
+			n += 50
+		}
+		return float64(n) / time.Since(start).Seconds(), nil
+	})
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {
@@ -171,6 +207,74 @@ func main() {
 		cells = append(cells, ratio(m["sslsession"], m["crypto/tls"]), ratio(m["sslsession"], m["C floor"]))
 		fmt.Println("| " + strings.Join(cells, " | ") + " |")
 	}
+	ceilings(rows, tcpLabel)
+}
+
+// ceilings prints, for each single-client handshake row, the most any TLS
+// library on Go's net could reach: the C floor with the cost of its C
+// connection replaced by the cost of a Go one, 1 / (1/floor - 1/C + 1/Go).
+func ceilings(rows []*row, tcpLabel string) {
+	var goTCP, cTCP float64
+	for _, r := range rows {
+		if r.label == tcpLabel && len(r.results["crypto/tls"]) > 0 && len(r.results["C floor"]) > 0 {
+			goTCP, cTCP = median(r.results["crypto/tls"]), median(r.results["C floor"])
+		}
+	}
+	if goTCP == 0 {
+		return
+	}
+	fmt.Printf("\nCeiling on Go's net: the C floor with its connection cost (%.1f µs in C) replaced by Go's (%.1f µs)\n\n", 1e6/cTCP, 1e6/goTCP)
+	fmt.Println("| test | ceiling, handshakes/s | ceiling / C floor | ceiling / crypto/tls | sslsession / ceiling |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: |")
+	for _, r := range rows {
+		xs := r.results["C floor"]
+		if r.label == tcpLabel || len(xs) == 0 {
+			continue
+		}
+		f := median(xs)
+		per := 1/f - 1/cTCP + 1/goTCP
+		if per <= 0 {
+			continue
+		}
+		c := 1 / per
+		var g, l float64
+		if ys := r.results["crypto/tls"]; len(ys) > 0 {
+			g = median(ys)
+		}
+		if ys := r.results["sslsession"]; len(ys) > 0 {
+			l = median(ys)
+		}
+		fmt.Printf("| %s | %.0f | %s | %s | %s |\n", r.label, c, ratio(c, f), ratio(c, g), ratio(l, c))
+	}
+}
+
+// goTCP is connections alone over Go's net for d: connect, accept, one
+// byte from client to server, close both (as Dial and the servers do,
+// keep-alive settings included).
+func goTCP(d time.Duration) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	go serveEcho(ln, func(c net.Conn) {
+		_, _ = io.Copy(io.Discard, c)
+		c.Close()
+	})
+	start := time.Now()
+	n := 0
+	for ; time.Since(start) < d; n++ {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return 0, err
+		}
+		if _, err := c.Write([]byte{'x'}); err != nil {
+			c.Close()
+			return 0, err
+		}
+		c.Close()
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 func median(xs []float64) float64 {
@@ -250,7 +354,10 @@ func goTLS(cert *loopback.Cert, v sslsession.Version) *impl {
 		ver = tls.VersionTLS13
 	}
 	curves := []tls.CurveID{tls.X25519}
-	scfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: ver, MaxVersion: ver, CurvePreferences: curves}
+	// TLS 1.3 suites are not configurable in crypto/tls; on a machine
+	// with AES instructions it picks TLS_AES_128_GCM_SHA256.
+	suites := []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
+	scfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: ver, MaxVersion: ver, CurvePreferences: curves, CipherSuites: suites}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
 	if err != nil {
 		log.Fatal(err)
@@ -261,7 +368,7 @@ func goTLS(cert *loopback.Cert, v sslsession.Version) *impl {
 	})
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(cert.CertPEM)
-	full := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: ver, MaxVersion: ver, CurvePreferences: curves}
+	full := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: ver, MaxVersion: ver, CurvePreferences: curves, CipherSuites: suites}
 	resume := full.Clone()
 	resume.ClientSessionCache = tls.NewLRUClientSessionCache(1)
 	// Seed the cache; with TLS 1.3 the ticket comes with the first read.
@@ -274,6 +381,9 @@ func goTLS(cert *loopback.Cert, v sslsession.Version) *impl {
 	}
 	_, _ = c.Write([]byte("x"))
 	_, _ = io.ReadFull(c, make([]byte, 1))
+	if got := c.ConnectionState().CipherSuite; got != suiteID(v) {
+		log.Fatalf("crypto/tls negotiated %s", tls.CipherSuiteName(got))
+	}
 	c.Close()
 	return &impl{
 		name: "crypto/tls",
@@ -321,6 +431,11 @@ func library(cert *loopback.Cert, v sslsession.Version) *impl {
 	if err != nil {
 		log.Fatal(err)
 	}
+	for _, ctx := range []*openssl.Ctx{sctx, cctx} {
+		if err := pinSuites(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}
 	dial := func(s *sslsession.Session) (*sslsession.Conn, error) {
 		return sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: cctx, Session: s, ServerName: "localhost"})
 	}
@@ -331,6 +446,13 @@ func library(cert *loopback.Cert, v sslsession.Version) *impl {
 	held, err := first.AwaitSession(5 * time.Second)
 	if err != nil {
 		log.Fatal(err)
+	}
+	info, err := held.Info()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if uint16(info.CipherID) != suiteID(v) {
+		log.Fatalf("sslsession negotiated %s", info.Cipher)
 	}
 	first.Close()
 	return &impl{
@@ -363,6 +485,29 @@ func library(cert *loopback.Cert, v sslsession.Version) *impl {
 			return echoLoop(c, stop)
 		},
 	}
+}
+
+// suiteID is the IANA number of the benchmark's suite for v.
+func suiteID(v sslsession.Version) uint16 {
+	if v == sslsession.TLS13 {
+		return tls.TLS_AES_128_GCM_SHA256
+	}
+	return tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+}
+
+// pinSuites makes ctx use the benchmark's cipher suites.
+func pinSuites(ctx *openssl.Ctx) error {
+	if err := ctx.SetCipherList(cfloor.TLS12Cipher); err != nil {
+		return err
+	}
+	if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
+		return nil
+	}
+	sc, err := sslsession.NewCtx(ctx)
+	if err != nil {
+		return err
+	}
+	return sc.SetCipherSuites(cfloor.TLS13Suite)
 }
 
 // floor is the C loop; it runs on a locked thread in batches.

@@ -43,7 +43,8 @@ static int set_version(SSL_CTX *ctx, int version)
 #endif
 }
 
-cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, char *err, int errlen)
+cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, const char *cipher, const char *suite,
+                   char *err, int errlen)
 {
     cfloor *f = calloc(1, sizeof *f);
     BIO *b;
@@ -69,6 +70,17 @@ cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, char 
         fail(err, errlen, "SSL_CTX_new");
         goto bad;
     }
+    if (SSL_CTX_set_cipher_list(f->sctx, cipher) != 1 || SSL_CTX_set_cipher_list(f->cctx, cipher) != 1
+#if OPENSSL_VERSION_NUMBER >= 0x10101000L
+        || SSL_CTX_set_ciphersuites(f->sctx, suite) != 1 || SSL_CTX_set_ciphersuites(f->cctx, suite) != 1
+#endif
+    ) {
+        fail(err, errlen, "cipher");
+        goto bad;
+    }
+#if OPENSSL_VERSION_NUMBER < 0x10101000L
+    (void)suite;
+#endif
     if (SSL_CTX_use_certificate(f->sctx, cert) != 1 || SSL_CTX_use_PrivateKey(f->sctx, key) != 1) {
         fail(err, errlen, "certificate");
         goto bad;
@@ -259,6 +271,45 @@ out:
     if (sfd >= 0)
         close(sfd);
     return ok;
+}
+
+int cfloor_tcp(cfloor *f, int n, char *err, int errlen)
+{
+    int i;
+    for (i = 0; i < n; i++) {
+        int cfd = -1, sfd = -1, ok = 0;
+        char b = 'x';
+        struct pollfd p;
+        cfd = socket(AF_INET, SOCK_STREAM, 0);
+        if (cfd < 0 || !nonblock(cfd) ||
+            (connect(cfd, (struct sockaddr *)&f->addr, sizeof f->addr) != 0 && errno != EINPROGRESS)) {
+            fail(err, errlen, "connect");
+            goto next;
+        }
+        p.fd = f->ln;
+        p.events = POLLIN;
+        if (poll(&p, 1, 5000) != 1 || (sfd = accept(f->ln, NULL, NULL)) < 0) {
+            fail(err, errlen, "accept");
+            goto next;
+        }
+        /* One byte from the client, read by the server, then both close:
+         * what the Go loop does. */
+        p.fd = cfd;
+        p.events = POLLOUT;
+        if (poll(&p, 1, 5000) != 1 || write(cfd, &b, 1) != 1 || read(sfd, &b, 1) != 1) {
+            fail(err, errlen, "write");
+            goto next;
+        }
+        ok = 1;
+    next:
+        if (cfd >= 0)
+            close(cfd);
+        if (sfd >= 0)
+            close(sfd);
+        if (!ok)
+            return -1;
+    }
+    return n;
 }
 
 int cfloor_run(cfloor *f, int n, int resume, char *err, int errlen)

@@ -10,13 +10,18 @@
 
 typedef struct cfloor cfloor;
 
-/* version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3). Returns NULL and fills
- * err on failure. */
-cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, char *err, int errlen);
+/* version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); both ends use cipher
+ * (SSL_CTX_set_cipher_list) and, from 1.1.1, suite (SSL_CTX_set_ciphersuites).
+ * Returns NULL and fills err on failure. */
+cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, const char *cipher, const char *suite,
+                   char *err, int errlen);
 void cfloor_free(cfloor *f);
 /* Runs n handshakes (TCP connect and accept, TLS handshake, close_notify
  * both ways, close), resuming a held session when resume is set. Returns
  * the number of handshakes that resumed, or -1 on failure (err filled). */
 int cfloor_run(cfloor *f, int n, int resume, char *err, int errlen);
+/* Runs n TCP connections alone, no TLS: connect, accept, one byte from the
+ * client to the server, close both. Returns n, or -1 on failure. */
+int cfloor_tcp(cfloor *f, int n, char *err, int errlen);
 
 #endif
