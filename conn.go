@@ -182,6 +182,44 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return c.read(b)
 }
 
+// copyBufs holds the buffers of WriteTo: one TLS record's plaintext, the
+// most one OpenSSL read returns.
+var copyBufs = sync.Pool{New: func() any { return new([16384]byte) }}
+
+// WriteTo writes what the connection reads to w until the peer closes
+// (io.WriterTo), first any data AwaitSession buffered. io.Copy from a Conn
+// uses it: one pooled buffer of a TLS record instead of a new 32 KiB one
+// per copy. It returns nil at the end of the stream (close_notify), the
+// error of the read or of w otherwise, and io.ErrShortWrite when w writes
+// less than it was given without an error.
+func (c *Conn) WriteTo(w io.Writer) (int64, error) {
+	if c.zero() {
+		return 0, ErrNilSSL
+	}
+	buf := copyBufs.Get().(*[16384]byte)
+	defer copyBufs.Put(buf)
+	var total int64
+	for {
+		n, rerr := c.Read(buf[:])
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr == nil && m != n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
+
 func (c *Conn) read(b []byte) (int, error) {
 	if c.sc != nil {
 		return c.sc.Read(b)

@@ -88,7 +88,7 @@ static int unexpected_eof(const sslsess_err *e)
     return 0;
 }
 
-int sslsess_conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
+static int conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
 {
     int rv, err;
     r->n = 0;
@@ -145,6 +145,13 @@ int sslsess_conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
     if (err == SSL_ERROR_SSL && unexpected_eof(&r->e))
         return SSLSESS_IO_EOF; /* 3.x says the same with a reason code */
     return SSLSESS_IO_FAIL;
+}
+
+sslsess_io sslsess_conn_io(SSL *ssl, int op, void *buf, int n)
+{
+    sslsess_io r = {0};
+    r.st = conn_io(ssl, op, buf, n, &r);
+    return r;
 }
 
 long sslsess_conn_verify_result(const SSL *ssl) { return SSL_get_verify_result(ssl); }

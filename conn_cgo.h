@@ -25,7 +25,11 @@
 #define SSLSESS_IO_FAIL 5       /* see e: SSL_ERROR_SSL, or SSL_ERROR_SYSCALL with errno */
 #define SSLSESS_IO_RENEGOTIATION 6 /* the peer started a renegotiation, refused */
 
+/* What one step did: st is one of SSLSESS_IO_*, n the result of a done
+ * step, e the error. Returned by value: Go passes no pointer of its own
+ * for it, so the call needs no cgo pointer check. */
 typedef struct {
+    int st;
     int n;
     sslsess_err e;
 } sslsess_io;
@@ -36,7 +40,7 @@ typedef struct {
 SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e);
 /* Called once the handshake is done: from then on a renegotiation is refused. */
 void sslsess_conn_established(SSL *ssl);
-int sslsess_conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r);
+sslsess_io sslsess_conn_io(SSL *ssl, int op, void *buf, int n);
 long sslsess_conn_verify_result(const SSL *ssl);
 /* 1 when the peer's certificate matches name (an IP address when is_ip),
  * 0 when not, SSLSESS_NO_SESSION without a peer certificate. */

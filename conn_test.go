@@ -441,3 +441,61 @@ func TestConnFallbackOnPipe(t *testing.T) {
 	client.Close()
 	server.Close()
 }
+
+// shortWriter takes half of what it is given, without an error.
+type shortWriter struct{}
+
+func (shortWriter) Write(b []byte) (int, error) { return len(b) / 2, nil }
+
+// failWriter fails every write.
+type failWriter struct{ err error }
+
+func (w failWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// io.Copy from a Conn goes through WriteTo: everything up to the peer's
+// close_notify, data AwaitSession buffered first, nil at the end, and the
+// writer's error or io.ErrShortWrite when it fails.
+func TestConnWriteTo(t *testing.T) {
+	for _, v := range sesstest.Versions(t) {
+		t.Run(v.String(), func(t *testing.T) {
+			want := make([]byte, 1<<20+123)
+			_, err := rand.Read(want)
+			require.NoError(t, err)
+			client, server := pair(t, v, loopback.Config{})
+			handshakePair(t, client, server)
+			go func() {
+				_, _ = server.Write(want)
+				_ = server.CloseWrite()
+			}()
+			var got bytes.Buffer
+			require.NoError(t, client.SetReadDeadline(time.Now().Add(30*time.Second)))
+			n, err := io.Copy(&got, client)
+			require.NoError(t, err, "the end of the stream is not an error")
+			require.Equal(t, int64(len(want)), n)
+			require.True(t, bytes.Equal(want, got.Bytes()))
+
+			// The writer's failures.
+			client, server = pair(t, v, loopback.Config{})
+			handshakePair(t, client, server)
+			_, err = server.Write([]byte("abcd"))
+			require.NoError(t, err)
+			require.NoError(t, client.SetReadDeadline(time.Now().Add(30*time.Second)))
+			n, err = client.WriteTo(shortWriter{})
+			require.ErrorIs(t, err, io.ErrShortWrite)
+			require.Equal(t, int64(2), n)
+			boom := errors.New("boom")
+			_, err = server.Write([]byte("efgh"))
+			require.NoError(t, err)
+			n, err = client.WriteTo(failWriter{boom})
+			require.ErrorIs(t, err, boom)
+			require.Zero(t, n)
+			// A read error ends it with that error.
+			require.NoError(t, client.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
+			_, err = client.WriteTo(io.Discard)
+			require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		})
+	}
+	var zero sslsession.Conn
+	_, err := zero.WriteTo(io.Discard)
+	require.ErrorIs(t, err, sslsession.ErrNilSSL)
+}

@@ -3,6 +3,7 @@ package sslsession_test
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 	"unsafe"
@@ -141,6 +142,8 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				_, err = c.AwaitSession(time.Millisecond)
 				isNil(t, err)
 				_, err = c.Read(make([]byte, 1))
+				isNil(t, err)
+				_, err = c.WriteTo(io.Discard)
 				isNil(t, err)
 				_, err = c.Write([]byte("x"))
 				isNil(t, err)

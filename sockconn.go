@@ -109,7 +109,8 @@ func (s *step) try() {
 	if len(s.buf) > 0 {
 		p = unsafe.Pointer(&s.buf[0])
 	}
-	s.st = C.sslsess_conn_io(s.c.p, s.op, p, C.int(len(s.buf)), &s.r)
+	s.r = C.sslsess_conn_io(s.c.p, s.op, p, C.int(len(s.buf)))
+	s.st = s.r.st
 	ssl.mu.Unlock()
 }
 

@@ -23,7 +23,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/sslsession/sslsession/internal/redisclient"
 	"math"
 	"sync/atomic"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/redisclient"
 )
 
 // Options configures a Store.

@@ -36,7 +36,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/sslsession/sslsession/internal/redisclient"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -45,6 +44,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/redisclient"
 )
 
 // Defaults, and why.

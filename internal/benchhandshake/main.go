@@ -104,9 +104,9 @@ func main() {
 		}
 		rows = append(rows, &row{label: label, unit: unit, results: map[string][]float64{}, run: map[string]func() (float64, error){name: f}})
 	}
-	names := []string{"crypto/tls", "sslsession", "C floor"}
+	names := []string{"crypto/tls", "sslsession", "C floor", "C, 2 threads"}
 	for _, v := range versions {
-		impls := []*impl{goTLS(cert, v), library(cert, v), floor(cert, v)}
+		impls := []*impl{goTLS(cert, v), library(cert, v), floor(cert, v, false), floor(cert, v, true)}
 		for _, im := range impls {
 			for _, resumed := range []bool{false, true} {
 				kind := "full"
@@ -191,8 +191,8 @@ func main() {
 			}
 		}
 	}
-	fmt.Println("| test | unit | crypto/tls | sslsession | C floor | sslsession / crypto/tls | sslsession / C floor |")
-	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Println("| test | unit | crypto/tls | sslsession | C floor | C, 2 threads | sslsession / crypto/tls | sslsession / C floor | sslsession / C, 2 threads |")
+	fmt.Println("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, row := range rows {
 		m := map[string]float64{}
 		cells := []string{row.label, row.unit}
@@ -204,15 +204,16 @@ func main() {
 				cells = append(cells, "")
 			}
 		}
-		cells = append(cells, ratio(m["sslsession"], m["crypto/tls"]), ratio(m["sslsession"], m["C floor"]))
+		cells = append(cells, ratio(m["sslsession"], m["crypto/tls"]), ratio(m["sslsession"], m["C floor"]), ratio(m["sslsession"], m["C, 2 threads"]))
 		fmt.Println("| " + strings.Join(cells, " | ") + " |")
 	}
 	ceilings(rows, tcpLabel)
 }
 
-// ceilings prints, for each single-client handshake row, the most any TLS
-// library on Go's net could reach: the C floor with the cost of its C
-// connection replaced by the cost of a Go one, 1 / (1/floor - 1/C + 1/Go).
+// ceilings prints, for each single-client handshake row, the most a TLS
+// library on Go's net could reach: a C floor with the cost of its C
+// connection replaced by the cost of a Go one, 1 / (1/floor - 1/C + 1/Go),
+// from the one-thread floor and from the two-thread one.
 func ceilings(rows []*row, tcpLabel string) {
 	var goTCP, cTCP float64
 	for _, r := range rows {
@@ -223,20 +224,25 @@ func ceilings(rows []*row, tcpLabel string) {
 	if goTCP == 0 {
 		return
 	}
-	fmt.Printf("\nCeiling on Go's net: the C floor with its connection cost (%.1f µs in C) replaced by Go's (%.1f µs)\n\n", 1e6/cTCP, 1e6/goTCP)
-	fmt.Println("| test | ceiling, handshakes/s | ceiling / C floor | ceiling / crypto/tls | sslsession / ceiling |")
-	fmt.Println("| --- | ---: | ---: | ---: | ---: |")
-	for _, r := range rows {
-		xs := r.results["C floor"]
-		if r.label == tcpLabel || len(xs) == 0 {
-			continue
+	ceiling := func(r *row, name string) float64 {
+		xs := r.results[name]
+		if len(xs) == 0 {
+			return 0
 		}
-		f := median(xs)
-		per := 1/f - 1/cTCP + 1/goTCP
+		per := 1/median(xs) - 1/cTCP + 1/goTCP
 		if per <= 0 {
+			return 0
+		}
+		return 1 / per
+	}
+	fmt.Printf("\nCeilings on Go's net: each C floor with its connection cost (%.1f µs in C) replaced by Go's (%.1f µs)\n\n", 1e6/cTCP, 1e6/goTCP)
+	fmt.Println("| test | ceiling from C floor | ÷ crypto/tls | ceiling from C, 2 threads | ÷ crypto/tls | sslsession / ceiling, 2 threads |")
+	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, r := range rows {
+		c1, c2 := ceiling(r, "C floor"), ceiling(r, "C, 2 threads")
+		if r.label == tcpLabel || (c1 == 0 && c2 == 0) {
 			continue
 		}
-		c := 1 / per
 		var g, l float64
 		if ys := r.results["crypto/tls"]; len(ys) > 0 {
 			g = median(ys)
@@ -244,7 +250,7 @@ func ceilings(rows []*row, tcpLabel string) {
 		if ys := r.results["sslsession"]; len(ys) > 0 {
 			l = median(ys)
 		}
-		fmt.Printf("| %s | %.0f | %s | %s | %s |\n", r.label, c, ratio(c, f), ratio(c, g), ratio(l, c))
+		fmt.Printf("| %s | %.0f | %s | %.0f | %s | %s |\n", r.label, c1, ratio(c1, g), c2, ratio(c2, g), ratio(l, c2))
 	}
 }
 
@@ -510,8 +516,9 @@ func pinSuites(ctx *openssl.Ctx) error {
 	return sc.SetCipherSuites(cfloor.TLS13Suite)
 }
 
-// floor is the C loop; it runs on a locked thread in batches.
-func floor(cert *loopback.Cert, v sslsession.Version) *impl {
+// floor is the C loop, in batches: on one thread, or with the server on a
+// second thread.
+func floor(cert *loopback.Cert, v sslsession.Version, twoThreads bool) *impl {
 	code := 0x0303
 	if v == sslsession.TLS13 {
 		code = 0x0304
@@ -520,12 +527,16 @@ func floor(cert *loopback.Cert, v sslsession.Version) *impl {
 	if err != nil {
 		log.Fatal(err)
 	}
+	name, run := "C floor", f.Run
+	if twoThreads {
+		name, run = "C, 2 threads", f.Run2
+	}
 	return &impl{
-		name: "C floor",
+		name: name,
 		handshakes: func(resumed bool, stop time.Time) (int, error) {
 			n := 0
 			for time.Now().Before(stop) {
-				got, err := f.Run(20, resumed)
+				got, err := run(20, resumed)
 				if err != nil {
 					return n, err
 				}

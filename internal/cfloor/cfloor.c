@@ -5,6 +5,8 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -310,6 +312,172 @@ int cfloor_tcp(cfloor *f, int n, char *err, int errlen)
             return -1;
     }
     return n;
+}
+
+/* Runs op on s until it succeeds, waiting on fd with poll(2) in between.
+ * 1 done, -1 failed. */
+static int drive(SSL *s, int fd, int (*op)(SSL *))
+{
+    for (;;) {
+        struct pollfd p;
+        int rv = op(s);
+        if (rv > 0)
+            return 1;
+        switch (SSL_get_error(s, rv)) {
+        case SSL_ERROR_WANT_READ:
+            p.events = POLLIN;
+            break;
+        case SSL_ERROR_WANT_WRITE:
+            p.events = POLLOUT;
+            break;
+        default:
+            return -1;
+        }
+        p.fd = fd;
+        if (poll(&p, 1, 5000) != 1)
+            return -1;
+    }
+}
+
+struct server2 {
+    cfloor *f;
+    int n, failed;
+};
+
+/* The server of cfloor_run2, on its own thread: accept, handshake, read
+ * until the client's close_notify, answer it, close; n times. */
+static void *serve2(void *arg)
+{
+    struct server2 *a = arg;
+    sigset_t set;
+    int i;
+    /* A write to a socket the client closed returns EPIPE here. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    for (i = 0; i < a->n; i++) {
+        int sfd = accept(a->f->ln, NULL, NULL), one = 1;
+        SSL *s;
+        char b[256];
+        if (sfd < 0 || !nonblock(sfd)) {
+            a->failed = 1;
+            if (sfd >= 0)
+                close(sfd);
+            break;
+        }
+        setsockopt(sfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        s = SSL_new(a->f->sctx);
+        if (s == NULL || SSL_set_fd(s, sfd) != 1) {
+            a->failed = 1;
+            SSL_free(s);
+            close(sfd);
+            break;
+        }
+        SSL_set_read_ahead(s, 1);
+        SSL_set_accept_state(s);
+        if (drive(s, sfd, SSL_do_handshake) != 1)
+            a->failed = 1;
+        else {
+            for (;;) {
+                struct pollfd p;
+                int rv = SSL_read(s, b, sizeof b);
+                if (rv > 0)
+                    continue;
+                if (SSL_get_error(s, rv) != SSL_ERROR_WANT_READ)
+                    break;
+                p.fd = sfd;
+                p.events = POLLIN;
+                if (poll(&p, 1, 5000) != 1)
+                    break;
+            }
+            SSL_shutdown(s);
+        }
+        ERR_clear_error();
+        SSL_free(s);
+        close(sfd);
+    }
+    return NULL;
+}
+
+int cfloor_run2(cfloor *f, int n, int resume, char *err, int errlen)
+{
+    struct server2 a;
+    pthread_t th;
+    int i, reused = 0, ok = 1;
+    if (resume && f->held == NULL && one(f, 1, &reused, err, errlen) != 0)
+        return -1;
+    reused = 0;
+    a.f = f;
+    a.n = n;
+    a.failed = 0;
+    if (pthread_create(&th, NULL, serve2, &a) != 0) {
+        fail(err, errlen, "pthread_create");
+        return -1;
+    }
+    for (i = 0; i < n && ok; i++) {
+        int cfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        SSL *c = NULL;
+        X509 *peer;
+        ok = 0;
+        if (cfd < 0 || !nonblock(cfd) ||
+            (connect(cfd, (struct sockaddr *)&f->addr, sizeof f->addr) != 0 && errno != EINPROGRESS)) {
+            fail(err, errlen, "connect");
+            goto next;
+        }
+        setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c = SSL_new(f->cctx);
+        if (c == NULL || SSL_set_fd(c, cfd) != 1) {
+            fail(err, errlen, "SSL_new");
+            goto next;
+        }
+        SSL_set_read_ahead(c, 1);
+        SSL_set_connect_state(c);
+        SSL_set_tlsext_host_name(c, "localhost");
+        if (resume)
+            SSL_set_session(c, f->held);
+        if (drive(c, cfd, SSL_do_handshake) != 1) {
+            fail(err, errlen, "client handshake");
+            goto next;
+        }
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        peer = SSL_get1_peer_certificate(c);
+#else
+        peer = SSL_get_peer_certificate(c);
+#endif
+        if (SSL_get_verify_result(c) != X509_V_OK || peer == NULL ||
+            X509_check_host(peer, "localhost", 9, 0, NULL) != 1) {
+            X509_free(peer);
+            snprintf(err, (size_t)errlen, "certificate not trusted or not for localhost");
+            goto next;
+        }
+        X509_free(peer);
+        if (SSL_session_reused(c))
+            reused++;
+        SSL_shutdown(c);
+        ok = 1;
+    next:
+        SSL_free(c);
+        if (cfd >= 0)
+            close(cfd);
+    }
+    if (!ok) {
+        /* Unblock the server's accept: connect until it has its n. */
+        for (; i < n; i++) {
+            int fd = socket(AF_INET, SOCK_STREAM, 0);
+            if (fd >= 0) {
+                connect(fd, (struct sockaddr *)&f->addr, sizeof f->addr);
+                close(fd);
+            }
+        }
+    }
+    pthread_join(th, NULL);
+    if (!ok)
+        return -1;
+    if (a.failed) {
+        snprintf(err, (size_t)errlen, "server handshake failed");
+        return -1;
+    }
+    return reused;
 }
 
 int cfloor_run(cfloor *f, int n, int resume, char *err, int errlen)

@@ -7,6 +7,7 @@ package cfloor
 
 // #cgo pkg-config: libssl libcrypto
 // #cgo CFLAGS: -Wno-deprecated-declarations
+// #cgo LDFLAGS: -lpthread
 // #include <stdlib.h>
 // #include "cfloor.h"
 import "C"
@@ -57,6 +58,23 @@ func (f *Floor) Run(n int, resume bool) (int, error) {
 	}
 	var buf [512]C.char
 	got := C.cfloor_run(f.f, C.int(n), r, &buf[0], C.int(len(buf)))
+	runtime.KeepAlive(f)
+	if got < 0 {
+		return 0, errors.New("cfloor: " + C.GoString(&buf[0]))
+	}
+	return int(got), nil
+}
+
+// Run2 is Run with the client in the calling goroutine's thread and the
+// server on a thread of its own, each waiting on its socket with poll(2):
+// two parties talking, as in a Go program, with no Go between the steps.
+func (f *Floor) Run2(n int, resume bool) (int, error) {
+	r := C.int(0)
+	if resume {
+		r = 1
+	}
+	var buf [512]C.char
+	got := C.cfloor_run2(f.f, C.int(n), r, &buf[0], C.int(len(buf)))
 	runtime.KeepAlive(f)
 	if got < 0 {
 		return 0, errors.New("cfloor: " + C.GoString(&buf[0]))

@@ -20,6 +20,10 @@ void cfloor_free(cfloor *f);
  * both ways, close), resuming a held session when resume is set. Returns
  * the number of handshakes that resumed, or -1 on failure (err filled). */
 int cfloor_run(cfloor *f, int n, int resume, char *err, int errlen);
+/* cfloor_run with the client and the server on two threads, each waiting
+ * on its own socket with poll(2): the shape of a Go program where two
+ * goroutines talk, in C. */
+int cfloor_run2(cfloor *f, int n, int resume, char *err, int errlen);
 /* Runs n TCP connections alone, no TLS: connect, accept, one byte from the
  * client to the server, close both. Returns n, or -1 on failure. */
 int cfloor_tcp(cfloor *f, int n, char *err, int errlen);
