@@ -1,8 +1,10 @@
 // Package cfloor is the C floor of the handshake benchmarks (make
 // bench-handshake): OpenSSL at both ends of a real TCP connection on
-// 127.0.0.1, non-blocking, driven by one thread in C. Each handshake
-// includes the TCP connect and accept, certificate and host name checks,
-// close_notify both ways and the close, as a Go Dial and Close do.
+// 127.0.0.1, non-blocking, driven by one thread in C (Run), or with the
+// server on a second thread (Run2). Each handshake includes the TCP
+// connect and accept, certificate and host name checks, close_notify both
+// ways and the close, as a Go Dial and Close do. TCP measures connections
+// alone.
 package cfloor
 
 // #cgo pkg-config: libssl libcrypto
