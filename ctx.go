@@ -284,9 +284,11 @@ func (c *Ctx) SetNumTickets(n int) error {
 // OpenSSL's default puts TLS_AES_256_GCM_SHA384 first; Go's crypto/tls
 // prefers TLS_AES_128_GCM_SHA256 on machines with AES instructions. TLS 1.2
 // and earlier are set with spacemonkeygo's Ctx.SetCipherList. It fails
-// with an error wrapping ErrInvalidArgument when list is empty or names no
-// suite OpenSSL knows (the context keeps its suites), and ErrUnsupported on
-// OpenSSL 1.0.2, which has no TLS 1.3.
+// with an error wrapping ErrInvalidArgument when list is empty or OpenSSL
+// refuses it, and the context keeps its suites: 1.1.1 refuses a list with
+// any name it does not know, 3.x only one with no name it knows (it skips
+// the others). It fails with ErrUnsupported on OpenSSL 1.0.2, which has no
+// TLS 1.3.
 func (c *Ctx) SetCipherSuites(list string) error {
 	if c.nilCtx() {
 		return errNilCtx
@@ -305,7 +307,7 @@ func (c *Ctx) SetCipherSuites(list string) error {
 	if e.n == 0 {
 		return &Error{Func: "SSL_CTX_set_ciphersuites", Err: fmt.Errorf("%w: TLS 1.3 cipher suites need OpenSSL 1.1.1 or later", ErrUnsupported)}
 	}
-	return newError("SSL_CTX_set_ciphersuites", fmt.Errorf("%w: no cipher suite of %q is known", ErrInvalidArgument, list), &e)
+	return newError("SSL_CTX_set_ciphersuites", fmt.Errorf("%w: OpenSSL refuses the cipher suites %q", ErrInvalidArgument, list), &e)
 }
 
 // NumTickets returns how many TLS 1.3 tickets a server sends after a full

@@ -315,9 +315,10 @@ func TestSetProtocolRangeWidens(t *testing.T) {
 	c.Close()
 }
 
-// SSL_CTX_set_ciphersuites(3): the TLS 1.3 suites, in order; an unknown or
-// empty list is refused and changes nothing; TLS 1.2 is not affected. On
-// 1.0.2, which has no TLS 1.3, ErrUnsupported.
+// SSL_CTX_set_ciphersuites(3): the TLS 1.3 suites, in order; an empty list,
+// or one OpenSSL refuses (1.1.1: any unknown name; 3.x: no known name), is
+// refused and changes nothing; TLS 1.2 is not affected. On 1.0.2, which has
+// no TLS 1.3, ErrUnsupported.
 func TestSetCipherSuites(t *testing.T) {
 	sesstest.LeakCheck(t)
 	sc := sesstest.NewCtx(t, sesstest.ClientCtx(t, sslsession.TLS12))
@@ -352,6 +353,17 @@ func TestSetCipherSuites(t *testing.T) {
 	require.Equal(t, "SSL_CTX_set_ciphersuites", se.Func)
 	require.ErrorIs(t, csc.SetCipherSuites(""), sslsession.ErrInvalidArgument)
 	require.Equal(t, uint16(0x1303), suite(t, srv.Addr, cctx), "a refused list changes nothing")
+
+	// A known name beside an unknown one: 1.1.1 refuses the list, 3.x
+	// skips the unknown name.
+	err = csc.SetCipherSuites("TLS_NOT_A_SUITE:TLS_AES_128_GCM_SHA256")
+	if sslsession.RuntimeVersion().Major() == 1 {
+		require.ErrorIs(t, err, sslsession.ErrInvalidArgument)
+		require.Equal(t, uint16(0x1303), suite(t, srv.Addr, cctx), "a refused list changes nothing")
+	} else {
+		require.NoError(t, err)
+		require.Equal(t, uint16(0x1301), suite(t, srv.Addr, cctx), "the known name is kept")
+	}
 
 	// The server's list bounds what it accepts: a client offering only
 	// suites the server left out fails its handshake.

@@ -74,9 +74,8 @@ type step struct {
 	c        *sockConn
 	op       C.int
 	buf      []byte
-	r        C.sslsess_io
-	st       C.int
-	stop     func() bool // a read stops waiting when this says so (AwaitSession)
+	r        C.sslsess_io // the last try; r.st is how it ended
+	stop     func() bool  // a read stops waiting when this says so (AwaitSession)
 	readable func(uintptr) bool
 	writable func(uintptr) bool
 }
@@ -88,11 +87,11 @@ func (s *step) init(c *sockConn, op C.int) {
 	s.c, s.op = c, op
 	s.readable = func(uintptr) bool {
 		s.try()
-		return s.st != C.SSLSESS_IO_WANT_READ || (s.stop != nil && s.stop())
+		return s.r.st != C.SSLSESS_IO_WANT_READ || (s.stop != nil && s.stop())
 	}
 	s.writable = func(uintptr) bool {
 		s.try()
-		return s.st != C.SSLSESS_IO_WANT_WRITE
+		return s.r.st != C.SSLSESS_IO_WANT_WRITE
 	}
 }
 
@@ -102,7 +101,7 @@ func (s *step) try() {
 	ssl.mu.Lock()
 	if ssl.freed.Load() {
 		ssl.mu.Unlock()
-		s.st = stFreed
+		s.r.st = stFreed
 		return
 	}
 	var p unsafe.Pointer
@@ -110,7 +109,6 @@ func (s *step) try() {
 		p = unsafe.Pointer(&s.buf[0])
 	}
 	s.r = C.sslsess_conn_io(s.c.p, s.op, p, C.int(len(s.buf)))
-	s.st = s.r.st
 	ssl.mu.Unlock()
 }
 
@@ -164,7 +162,7 @@ func newSockConn(conn net.Conn, ctx *openssl.Ctx, server bool) (c *sockConn, ok 
 
 // run drives s until OpenSSL is done with it, waiting for readiness in
 // between. A non-nil error is the netpoller's: a deadline or a closed
-// socket. Otherwise s.st says how it ended.
+// socket. Otherwise s.r.st says how it ended.
 func (c *sockConn) run(s *step) error {
 	var err error
 	if s.op == C.SSLSESS_OP_WRITE || s.op == C.SSLSESS_OP_SHUTDOWN {
@@ -173,7 +171,7 @@ func (c *sockConn) run(s *step) error {
 		err = c.rc.Read(s.readable)
 	}
 	for err == nil {
-		switch s.st {
+		switch s.r.st {
 		case C.SSLSESS_IO_WANT_READ:
 			if s.op == C.SSLSESS_OP_SHUTDOWN || (s.stop != nil && s.stop()) {
 				return nil
@@ -200,7 +198,7 @@ func (c *sockConn) run(s *step) error {
 
 // result turns how s ended into an error, nil when it succeeded.
 func (c *sockConn) result(s *step, fn string) error {
-	switch s.st {
+	switch s.r.st {
 	case C.SSLSESS_IO_DONE:
 		return nil
 	case stFreed:
@@ -284,7 +282,7 @@ func (c *sockConn) read(b []byte, stop func() bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if s.st == C.SSLSESS_IO_WANT_READ {
+	if s.r.st == C.SSLSESS_IO_WANT_READ {
 		return 0, nil // stopped
 	}
 	if err := c.result(s, "SSL_read"); err != nil {

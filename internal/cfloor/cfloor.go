@@ -53,30 +53,25 @@ func New(certPEM, keyPEM []byte, version int) (*Floor, error) {
 
 // Run makes n handshakes, resumed ones when resume is set, in the calling
 // goroutine's thread, and returns how many resumed.
-func (f *Floor) Run(n int, resume bool) (int, error) {
-	r := C.int(0)
-	if resume {
-		r = 1
-	}
-	var buf [512]C.char
-	got := C.cfloor_run(f.f, C.int(n), r, &buf[0], C.int(len(buf)))
-	runtime.KeepAlive(f)
-	if got < 0 {
-		return 0, errors.New("cfloor: " + C.GoString(&buf[0]))
-	}
-	return int(got), nil
-}
+func (f *Floor) Run(n int, resume bool) (int, error) { return f.run(n, resume, false) }
 
 // Run2 is Run with the client in the calling goroutine's thread and the
 // server on a thread of its own, each waiting on its socket with poll(2):
 // two parties talking, as in a Go program, with no Go between the steps.
-func (f *Floor) Run2(n int, resume bool) (int, error) {
+func (f *Floor) Run2(n int, resume bool) (int, error) { return f.run(n, resume, true) }
+
+func (f *Floor) run(n int, resume, twoThreads bool) (int, error) {
 	r := C.int(0)
 	if resume {
 		r = 1
 	}
 	var buf [512]C.char
-	got := C.cfloor_run2(f.f, C.int(n), r, &buf[0], C.int(len(buf)))
+	var got C.int
+	if twoThreads {
+		got = C.cfloor_run2(f.f, C.int(n), r, &buf[0], C.int(len(buf)))
+	} else {
+		got = C.cfloor_run(f.f, C.int(n), r, &buf[0], C.int(len(buf)))
+	}
 	runtime.KeepAlive(f)
 	if got < 0 {
 		return 0, errors.New("cfloor: " + C.GoString(&buf[0]))
