@@ -1,6 +1,8 @@
 package ticketring
 
 import (
+	"time"
+
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sslsession/sslsession"
@@ -13,6 +15,30 @@ func NewManual(client redis.UniversalClient, opts Options) (*Ring, error) {
 
 // SetBeforeWrite runs fn between reading the ring and writing a new one.
 func (r *Ring) SetBeforeWrite(fn func()) { r.beforeWrite = fn }
+
+// SetRedisClock makes fn Redis's clock, for simulations whose time is not
+// the real one.
+func (r *Ring) SetRedisClock(fn func() time.Time) { r.redisClock = fn }
+
+// Published is the ring the contexts got at the last Sync, in the fleet's
+// time, and the fleet's time now.
+func (r *Ring) Published() ([]sslsession.TicketRingKey, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]sslsession.TicketRingKey(nil), r.published...), r.nowLocked()
+}
+
+// Encrypting is the key a ticket issued at t (fleet time) is encrypted with.
+func Encrypting(keys []sslsession.TicketRingKey, t time.Time) (sslsession.TicketKey, bool) {
+	return encrypting(keys, t)
+}
+
+// FleetLen is the number of keys in the fleet's ring this server holds.
+func (r *Ring) FleetLen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.fleet)
+}
 
 // Secrets returns the bytes of every key the ring holds, for tests that
 // check they appear nowhere.
@@ -29,4 +55,11 @@ func (r *Ring) Secrets() [][]byte {
 		out = append(out, p.key.Bytes()[sslsession.TicketKeyNameSize:])
 	}
 	return out
+}
+
+// FleetNow is this server's view of the fleet's time.
+func (r *Ring) FleetNow() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nowLocked()
 }

@@ -7,33 +7,38 @@
 // The ring is one Redis string, sealed with AES-GCM under the fleet's
 // sealing keys (the same keys as redisstore's). Each server reads it in the
 // background and publishes it to its contexts (sslsession.Ctx.SetTicketKeys),
-// where OpenSSL's ticket callback uses it from C memory. A key is published
-// one Interval before any server encrypts with it, so every server decrypts a
-// ticket as soon as any server issues it; it encrypts for one Interval and
-// decrypts for Lifetime after that. Servers that race to rotate produce one
-// ring: a write only succeeds against the ring it was computed from (a Lua
-// compare-and-set on one key, so it works on Redis Cluster too).
+// where OpenSSL's ticket callback uses it from C memory. Keys take turns: a
+// key is published one Interval before it starts, encrypts for one
+// Interval, and decrypts for Lifetime after its turn. Servers that race to
+// rotate produce one ring: a write only succeeds against the value it was
+// computed from (a Lua compare-and-set on one key, so it works on Redis
+// Cluster too).
+//
+// The schedule runs on Redis's clock, read with the ring: servers whose
+// clocks disagree still rotate at the same instants, and a server whose
+// clock is far off is counted and logged, not followed. The sealed ring
+// carries a generation: a ring older than one a server has seen (Redis
+// restored from a snapshot, a replayed value, a write lost in a failover)
+// is replaced, never adopted, and a key whose turn is over never encrypts
+// again, whatever a read returns.
 //
 // Failures never fail a handshake. With Redis down or slow a server keeps
-// the ring it has; once the ring has no key left to encrypt with it falls
-// back to keys of its own (its tickets then resume on it alone), counts it,
-// and rejoins the fleet's ring when Redis answers again. A server that
-// starts with Redis down serves at once with its own keys. A ring sealed
-// with keys the server does not have is never overwritten nor used: the
-// server stays on its own keys, and counts and logs it once. A ring that
-// does not open under a known key (tampered with, or garbage) is counted,
-// logged once and replaced with a good one carrying the keys the server
-// knows, so the fleet heals.
+// the ring it has; when the ring's last key's turn ends it goes on with
+// keys of its own (its tickets then resume on it alone), counts it, and
+// rejoins the fleet's ring when Redis answers again. A server that starts
+// with Redis down serves at once with its own keys. A value under the
+// ring's key that does not open — forged, corrupt, sealed with a key this
+// server lacks, too large, not a string — is never trusted for what its
+// header claims: it is counted, logged once and replaced with a ring of the
+// keys the server holds, so a fleet heals from it without an operator.
+// docs/fleet.md has the limits and what each fault does.
 package ticketring
 
 import (
-	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,7 +52,7 @@ import (
 	"github.com/sslsession/sslsession/internal/redisclient"
 )
 
-// Defaults, and why.
+// Defaults and limits, and why.
 const (
 	// DefaultInterval: each key encrypts for an hour. A stolen key then
 	// opens at most an hour of new tickets (plus those still renewed within
@@ -62,8 +67,19 @@ const (
 	DefaultLifetime = 24 * time.Hour
 	// MaxLifetime is RFC 8446 §4.6.1's cap on ticket lifetimes.
 	MaxLifetime = 7 * 24 * time.Hour
+	// MaxKeys bounds the fleet's ring. A ring holds ceil(Lifetime/Interval)
+	// + 3 keys at most (the keys still decrypting, the current one and the
+	// next); New refuses Options that would need more. An hour's Interval
+	// allows MaxLifetime; 15 minutes allow 2.6 days.
+	MaxKeys = 256
+	// DefaultMaxSkew is how far this server's clock may be from Redis's
+	// before it is counted and logged.
+	DefaultMaxSkew = 5 * time.Minute
 	// DefaultPrefix names the ring's Redis key: "{sslsession-tickets}:ring".
 	DefaultPrefix = "sslsession-tickets"
+	// maxPublish bounds the keys given to a context: the fleet's, this
+	// server's own and retired ones.
+	maxPublish = 1024
 )
 
 // Options configures a Ring. Every server of a fleet must use the same
@@ -75,32 +91,53 @@ type Options struct {
 	Prefix string
 	// Keys are AES keys (16, 24 or 32 bytes) that seal the ring in Redis:
 	// Keys[0] seals, every key opens. Required: ticket keys are never
-	// stored in clear. Rotate them as redisstore's.
+	// stored in clear. Rotate them as redisstore's (docs/fleet.md): a key
+	// goes into every server's list before any server seals with it.
 	Keys [][]byte
 	// Interval is how long each key encrypts new tickets, and how long
 	// before its turn it is published. Default DefaultInterval; at least
 	// 100ms.
 	Interval time.Duration
-	// Lifetime is how long a key decrypts after its last ticket. Default
-	// DefaultLifetime, at most MaxLifetime.
+	// Lifetime is how long a key decrypts after its turn. At most
+	// MaxLifetime, and at most MaxKeys-3 Intervals. Default
+	// DefaultLifetime, or MaxKeys-3 Intervals when that is shorter.
 	Lifetime time.Duration
 	// Refresh is how often the ring is read from Redis. Default a quarter
-	// of Interval, at most a minute.
+	// of Interval, at most a minute; at most half an Interval, so that
+	// every server reads each key before it starts.
 	Refresh time.Duration
 	// Timeout bounds each Redis call. Default one second: calls are made in
 	// the background, never during a handshake. The go-redis client must
 	// honour context deadlines (ContextTimeoutEnabled).
 	Timeout time.Duration
+	// MaxSkew is how far this server's clock may be from Redis's before it
+	// is counted (Stats.Skewed) and logged, and how far past one Interval
+	// ahead of Redis's clock a key of the ring may start before it is taken
+	// for the work of a wrong clock and dropped. The schedule follows
+	// Redis's clock either way. Default DefaultMaxSkew.
+	MaxSkew time.Duration
+	// Clock is this server's clock. Default time.Now; simulations give
+	// their own. Contexts decide which key encrypts by the process's clock:
+	// the ring publishes its times shifted by the difference.
+	Clock func() time.Time
+	// OnPublish, if set, is called after the keys published to the
+	// contexts change, with the time and the keys as the contexts got them
+	// (keyfile's writers fit it: they keep nginx's and haproxy's key files
+	// in step with the ring). It runs on the refreshing goroutine: it must
+	// not block for long. A panic in it is recovered, counted and logged.
+	OnPublish func(now time.Time, keys []sslsession.TicketRingKey)
 	// Logger receives one line when the server falls back to its own keys,
-	// rejoins the fleet, first finds a ring it cannot read or a tampered
-	// one. Keys are never logged. Default slog.Default().
+	// rejoins the fleet, first finds a ring it cannot read, and for each
+	// other anomaly (once per episode). Keys are never logged. Default
+	// slog.Default().
 	Logger *slog.Logger
 }
 
 // ErrOptions is wrapped by New's errors about Options.
 var ErrOptions = errors.New("ticketring: invalid options")
 
-// Stats counts what a Ring did.
+// Stats counts what a Ring did, and names (never the secrets) the keys it
+// encrypts with.
 type Stats struct {
 	Refreshes     int64 `json:"refreshes"`      // rings read from Redis and adopted
 	RefreshErrors int64 `json:"refresh_errors"` // Redis errors and timeouts
@@ -108,52 +145,76 @@ type Stats struct {
 	Conflicts     int64 `json:"conflicts"`      // writes lost to another server's: read again
 	Fallbacks     int64 `json:"fallbacks"`      // switches to host-local keys
 	Rejoins       int64 `json:"rejoins"`        // switches back to the fleet's ring
-	Foreign       int64 `json:"foreign"`        // rings sealed with keys this server does not have
-	Tampered      int64 `json:"tampered"`       // rings that do not open under a known key, or do not parse
-	Local         bool  `json:"local"`          // now on host-local keys
+	Foreign       int64 `json:"foreign"`        // values naming a sealing key this server lacks: replaced
+	Tampered      int64 `json:"tampered"`       // values that are not a ring (do not open or parse, too large, not a string): replaced
+	Recreated     int64 `json:"recreated"`      // rings missing from Redis (first start, flushed, expired): written anew
+	Rollbacks     int64 `json:"rollbacks"`      // rings older than one this server saw (restored, replayed): replaced
+	FutureKeys    int64 `json:"future_keys"`    // keys starting too far ahead of Redis's clock: dropped
+	Skewed        int64 `json:"skewed"`         // times this server's clock was found more than MaxSkew from Redis's
+	Splits        int64 `json:"splits"`         // times this server was found encrypting under another key than the ring's
+	HookPanics    int64 `json:"hook_panics"`    // panics recovered from Options.OnPublish
+	Local         bool  `json:"local"`          // now encrypting with host-local keys
+	Split         bool  `json:"split"`          // now encrypting under another key than the ring's
 	Keys          int   `json:"keys"`           // keys published to the contexts
+	// Generation counts the writes of the ring this server last read or
+	// wrote.
+	Generation uint64 `json:"generation"`
+	// ClockOffset is Redis's clock minus this server's, as last measured.
+	ClockOffset time.Duration `json:"clock_offset_ns"`
+	// Encrypting names (hex) the key this server's contexts encrypt new
+	// tickets with now; RingEncrypting the ring's key of the moment. They
+	// differ while Split or Local.
+	Encrypting     string `json:"encrypting"`
+	RingEncrypting string `json:"ring_encrypting"`
 }
 
 type counters struct {
-	refreshes, refreshErrors, rotations, conflicts, fallbacks, rejoins, foreign, tampered atomic.Int64
-}
-
-type entry struct {
-	key   sslsession.TicketKey
-	start time.Time
-}
-
-// retired is a key of an earlier ring, kept to decrypt until its end.
-type retired struct {
-	key          sslsession.TicketKey
-	start, until time.Time
+	refreshes, refreshErrors, rotations, conflicts, fallbacks, rejoins, foreign, tampered,
+	recreated, rollbacks, futureKeys, skewed, splits, hookPanics atomic.Int64
 }
 
 // Ring is one server's view of the fleet's ring. It is safe for concurrent
 // use.
 type Ring struct {
-	client   redis.UniversalClient
-	rkey     string
-	interval time.Duration
-	lifetime time.Duration
-	refresh  time.Duration
-	timeout  time.Duration
-	log      *slog.Logger
-	aeads    []cipher.AEAD
-	ids      [][keyIDLen]byte
-	stats    counters
+	client    redis.UniversalClient
+	rkey      string
+	interval  time.Duration
+	lifetime  time.Duration
+	refresh   time.Duration
+	timeout   time.Duration
+	maxSkew   time.Duration
+	bound     int
+	clock     func() time.Time
+	onPublish func(time.Time, []sslsession.TicketRingKey)
+	log       *slog.Logger
+	aeads     []cipher.AEAD
+	ids       [][keyIDLen]byte
+	stats     counters
 
-	mu      sync.Mutex
-	fleet   []entry   // the fleet's ring as last read or written; nil before
-	local   []entry   // this server's own keys; used while isLocal
-	isLocal bool      // encrypting with local
-	past    []retired // keys of earlier rings, decrypt only
-	ctxs    []*sslsession.Ctx
-	nkeys   int
-	failed  bool // a Sync has failed: the next switch to the fleet's ring is a rejoin
+	syncMu sync.Mutex // one Sync at a time
 
-	loggedForeign, loggedTamper atomic.Bool
-	beforeWrite                 func() // tests: runs between reading and writing
+	mu        sync.Mutex
+	fleet     []entry       // the fleet's ring as last read or written; nil before
+	gen       uint64        // the highest generation read or written
+	offset    time.Duration // Redis's clock minus this server's
+	local     []entry       // this server's own keys: the standby, and its rotation
+	past      []retired     // keys of earlier rings, decrypt only
+	ctxs      []*sslsession.Ctx
+	published []sslsession.TicketRingKey // in the fleet's time
+	onLocal   bool                       // the contexts encrypt with a host-local key
+	failed    bool                       // a Sync failed since the last good one: going back to the fleet is a rejoin
+	split     bool
+	logged    map[string]bool // anomalies logged in the current episode
+
+	lastRaw  []byte // the last value opened, and what it held
+	lastOpen struct {
+		state   valueState
+		gen     uint64
+		entries []entry
+	}
+
+	redisClock  func() time.Time // tests: Redis's clock in a simulation
+	beforeWrite func()           // tests: runs between reading and writing
 
 	looping   bool
 	closeOnce sync.Once
@@ -183,8 +244,9 @@ func newRing(client redis.UniversalClient, opts Options) (*Ring, error) {
 		return nil, fmt.Errorf("%w: the go-redis client must have ContextTimeoutEnabled set", ErrOptions)
 	}
 	r := &Ring{
-		client: client, interval: opts.Interval, lifetime: opts.Lifetime,
-		refresh: opts.Refresh, timeout: opts.Timeout, log: opts.Logger,
+		client: client, interval: opts.Interval, lifetime: opts.Lifetime, refresh: opts.Refresh,
+		timeout: opts.Timeout, maxSkew: opts.MaxSkew, clock: opts.Clock, onPublish: opts.OnPublish,
+		log: opts.Logger, logged: map[string]bool{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	prefix := opts.Prefix
@@ -199,16 +261,35 @@ func newRing(client redis.UniversalClient, opts Options) (*Ring, error) {
 		return nil, fmt.Errorf("%w: Interval %v is under 100ms", ErrOptions, r.interval)
 	}
 	if r.lifetime == 0 {
-		r.lifetime = DefaultLifetime
+		r.lifetime = min(DefaultLifetime, (MaxKeys-3)*r.interval)
 	}
 	if r.lifetime < 0 || r.lifetime > MaxLifetime {
 		return nil, fmt.Errorf("%w: Lifetime %v is not within (0, %v] (RFC 8446 §4.6.1)", ErrOptions, r.lifetime, MaxLifetime)
 	}
-	if r.refresh <= 0 {
+	turns := (r.lifetime + r.interval - 1) / r.interval
+	if r.bound = int(turns) + 3; r.bound > MaxKeys {
+		return nil, fmt.Errorf("%w: Lifetime %v is %d Intervals of %v; a ring would hold %d keys, more than MaxKeys (%d): "+
+			"use an Interval of at least %v or a shorter Lifetime", ErrOptions, r.lifetime, turns, r.interval, r.bound, MaxKeys,
+			(r.lifetime/(MaxKeys-3)).Truncate(time.Second)+time.Second)
+	}
+	switch {
+	case r.refresh == 0:
 		r.refresh = min(r.interval/4, time.Minute)
+	case r.refresh < 0 || r.refresh > r.interval/2:
+		return nil, fmt.Errorf("%w: Refresh %v is not within (0, Interval/2 = %v]: servers would learn a key only once it encrypts",
+			ErrOptions, r.refresh, r.interval/2)
 	}
 	if r.timeout <= 0 {
 		r.timeout = time.Second
+	}
+	if r.maxSkew == 0 {
+		r.maxSkew = DefaultMaxSkew
+	}
+	if r.maxSkew < 0 {
+		return nil, fmt.Errorf("%w: MaxSkew %v is negative", ErrOptions, r.maxSkew)
+	}
+	if r.clock == nil {
+		r.clock = time.Now
 	}
 	if r.log == nil {
 		r.log = slog.Default()
@@ -228,17 +309,21 @@ func newRing(client redis.UniversalClient, opts Options) (*Ring, error) {
 		r.aeads = append(r.aeads, aead)
 		r.ids = append(r.ids, keyID(k))
 	}
-	now := time.Now()
-	local, err := r.rotate(nil, now)
-	if err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.localLocked(r.nowLocked()); err != nil {
 		return nil, err
 	}
-	r.local, r.isLocal = local, true
+	r.onLocal = true
 	return r, nil
 }
 
 // Key is the ring's Redis key.
 func (r *Ring) Key() string { return r.rkey }
+
+// nowLocked is the fleet's time: this server's clock corrected by the
+// offset to Redis's measured at the last read.
+func (r *Ring) nowLocked() time.Time { return r.clock().Add(r.offset) }
 
 // Install publishes the ring to sc (sslsession.Ctx.SetTicketKeys) and keeps
 // it up to date there until Close.
@@ -248,7 +333,12 @@ func (r *Ring) Install(sc *sslsession.Ctx) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := sc.SetTicketKeys(r.ringLocked(time.Now())); err != nil {
+	now := r.nowLocked()
+	if err := r.localLocked(now); err != nil {
+		return err
+	}
+	keys := r.keysLocked(now)
+	if err := sc.SetTicketKeys(r.wallKeys(keys, now)); err != nil {
 		return err
 	}
 	r.ctxs = append(r.ctxs, sc)
@@ -259,13 +349,26 @@ func (r *Ring) Install(sc *sslsession.Ctx) error {
 func (r *Ring) Stats() Stats {
 	c := &r.stats
 	r.mu.Lock()
-	local, n := r.isLocal, r.nkeys
-	r.mu.Unlock()
-	return Stats{
-		Refreshes: c.refreshes.Load(), RefreshErrors: c.refreshErrors.Load(), Rotations: c.rotations.Load(),
-		Conflicts: c.conflicts.Load(), Fallbacks: c.fallbacks.Load(), Rejoins: c.rejoins.Load(),
-		Foreign: c.foreign.Load(), Tampered: c.tampered.Load(), Local: local, Keys: n,
+	now := r.nowLocked()
+	st := Stats{Local: r.onLocal, Split: r.split, Keys: len(r.published), Generation: r.gen, ClockOffset: r.offset}
+	if k, ok := encrypting(r.published, now); ok {
+		st.Encrypting = keyName(k)
 	}
+	if k, ok := r.fleetKeyAt(now); ok {
+		st.RingEncrypting = keyName(k)
+	}
+	r.mu.Unlock()
+	st.Refreshes, st.RefreshErrors, st.Rotations = c.refreshes.Load(), c.refreshErrors.Load(), c.rotations.Load()
+	st.Conflicts, st.Fallbacks, st.Rejoins = c.conflicts.Load(), c.fallbacks.Load(), c.rejoins.Load()
+	st.Foreign, st.Tampered, st.Recreated = c.foreign.Load(), c.tampered.Load(), c.recreated.Load()
+	st.Rollbacks, st.FutureKeys, st.Skewed = c.rollbacks.Load(), c.futureKeys.Load(), c.skewed.Load()
+	st.Splits, st.HookPanics = c.splits.Load(), c.hookPanics.Load()
+	return st
+}
+
+func keyName(k sslsession.TicketKey) string {
+	n := k.Name()
+	return hex.EncodeToString(n[:])
 }
 
 // Names returns the names of the fleet keys this server holds, oldest
@@ -277,7 +380,7 @@ func (r *Ring) Names() ([][sslsession.TicketKeyNameSize]byte, bool) {
 	for _, e := range r.fleet {
 		out = append(out, e.key.Name())
 	}
-	return out, !r.isLocal
+	return out, !r.onLocal
 }
 
 // Close stops the background refresh. The contexts keep the last ring.
@@ -293,17 +396,17 @@ func (r *Ring) loop() {
 	defer close(r.done)
 	t := time.NewTicker(r.refresh)
 	defer t.Stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-r.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-r.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
 		_ = r.Sync(ctx)
-		cancel()
 		select {
 		case <-r.stop:
 			return
@@ -312,115 +415,82 @@ func (r *Ring) loop() {
 	}
 }
 
-// Sync reads the fleet's ring now, rotates it when its next key has become
-// the current one, publishes the result to the contexts and returns the
-// Redis or sealing error, if any (counted in Stats). On error the contexts
-// keep their ring, or go to host-local keys when it has no key left to
-// encrypt with.
+// Sync reads the fleet's ring now, rotates or repairs it when it must,
+// publishes the result to the contexts and returns the Redis or sealing
+// error, if any (counted in Stats). On error the contexts keep their ring,
+// whose standby host-local key takes over when the ring's last key's turn
+// ends.
 func (r *Ring) Sync(ctx context.Context) error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
 	err := r.sync(ctx)
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	now := time.Now()
-	if err != nil {
-		r.failed = true
+	now := r.nowLocked()
+	keys, changed := r.publishLocked(now, err)
+	hook := r.onPublish
+	r.mu.Unlock()
+	if changed && hook != nil {
+		r.callHook(hook, keys)
 	}
-	if err != nil && !r.isLocal && r.outlived(r.fleet, now) {
-		r.isLocal = true
-		r.stats.fallbacks.Add(1)
-		r.local, _ = r.rotate(nil, now)
-		r.log.Warn("ticketring: the fleet's ring was not refreshed in time; issuing tickets under host-local keys (they resume on this host only)", "key", r.rkey, "error", err)
-	}
-	if r.isLocal {
-		// Keep the local keys rotating too.
-		if local, rerr := r.rotate(r.local, now); rerr == nil {
-			r.local = local
-		}
-	}
-	r.publishLocked(now)
 	return err
 }
 
-// ringState is what a GET found.
-type ringState int
-
-const (
-	stateEmpty ringState = iota
-	stateOK
-	stateForeign
-	stateTampered
-)
+func (r *Ring) callHook(hook func(time.Time, []sslsession.TicketRingKey), keys []sslsession.TicketRingKey) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.stats.hookPanics.Add(1)
+			r.log.Error("ticketring: OnPublish panicked; the ring is unaffected", "panic", fmt.Sprint(p))
+		}
+	}()
+	hook(time.Now(), keys)
+}
 
 func (r *Ring) sync(ctx context.Context) error {
 	for attempt := 0; attempt < 4; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, r.timeout)
-		raw, err := r.client.Get(cctx, r.rkey).Bytes()
-		cancel()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		rd, err := r.read(ctx)
+		if err != nil {
 			r.stats.refreshErrors.Add(1)
-			return fmt.Errorf("ticketring: GET: %w", err)
+			return fmt.Errorf("ticketring: read: %w", err)
 		}
-		now := time.Now()
-		state, entries := stateEmpty, []entry(nil)
-		if err == nil {
-			state, entries = r.open(raw)
+		r.mu.Lock()
+		r.observeClockLocked(rd)
+		now := r.nowLocked()
+		state, gen, entries := stateEmpty, uint64(0), []entry(nil)
+		switch rd.mode {
+		case modeString:
+			state, gen, entries = r.openCached(rd.raw)
+		case modeBig, modeType:
+			state = stateTampered
 		}
-		switch state {
-		case stateForeign:
-			r.stats.foreign.Add(1)
-			if !r.loggedForeign.Swap(true) {
-				r.log.Error("ticketring: the ring in Redis is sealed with keys this server does not have; issuing tickets under host-local keys, which other servers will not resume (check the sealing keys)", "key", r.rkey)
-			}
-			return errForeign
-		case stateTampered:
-			r.stats.tampered.Add(1)
-			if !r.loggedTamper.Swap(true) {
-				r.log.Error("ticketring: the ring in Redis does not open under this server's sealing keys (tampered with, or corrupt); replacing it", "key", r.rkey)
-			}
-			entries = nil
-		}
-		base := entries
-		if state != stateOK {
-			// Empty (Redis restarted, or first start) or tampered: carry
-			// over the fleet keys this server still has, so that tickets
-			// already issued keep resuming across the fleet.
-			r.mu.Lock()
-			if !r.outlived(r.fleet, now) {
-				base = append([]entry(nil), r.fleet...)
-			}
-			r.mu.Unlock()
-		}
+		base, repair := r.baseLocked(state, gen, entries, now)
+		newGen := max(gen, r.gen) + 1
+		r.mu.Unlock()
+
 		next, err := r.rotate(base, now)
 		if err != nil {
 			return err
 		}
-		if state == stateOK && sameRing(next, entries) {
-			r.adopt(entries, now)
+		if !repair && sameRing(next, entries) {
+			r.adopt(entries, gen, now)
 			r.stats.refreshes.Add(1)
 			return nil
 		}
 		if fn := r.beforeWrite; fn != nil {
 			fn()
 		}
-		sealed, err := r.seal(next)
+		sealed, err := r.seal(newGen, next)
 		if err != nil {
 			return err
 		}
-		var old string
-		if state != stateEmpty {
-			old = string(raw)
-		}
-		ttl := time.Until(next[len(next)-1].start.Add(r.interval + r.lifetime))
-		cctx, cancel = context.WithTimeout(ctx, r.timeout)
-		won, err := casScript.Run(cctx, r.client, []string{r.rkey}, old, sealed, ttl.Milliseconds()).Int()
-		cancel()
+		ttl := r.until(next, len(next)-1).Sub(now)
+		won, err := r.write(ctx, rd, sealed, ttl)
 		if err != nil {
 			r.stats.refreshErrors.Add(1)
 			return fmt.Errorf("ticketring: write: %w", err)
 		}
-		if won == 1 {
+		if won {
 			r.stats.rotations.Add(1)
-			r.adopt(next, now)
+			r.adopt(next, newGen, now)
 			return nil
 		}
 		r.stats.conflicts.Add(1) // another server wrote first: read its ring
@@ -428,263 +498,195 @@ func (r *Ring) sync(ctx context.Context) error {
 	return errors.New("ticketring: the ring kept changing under this server's writes")
 }
 
-var errForeign = errors.New("ticketring: the ring is sealed with other keys")
-
-// casScript sets KEYS[1] to ARGV[2] (TTL ARGV[3] ms) only if it still holds
-// ARGV[1] ("" for none).
-var casScript = redis.NewScript(`
-local cur = redis.call('GET', KEYS[1])
-if (cur == false and ARGV[1] == '') or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  return 1
-end
-return 0
-`)
-
-func sameRing(a, b []entry) bool {
-	if len(a) != len(b) {
-		return false
+// openCached is open, skipped when the value is the one read last time
+// (most reads: the ring changes once an Interval).
+func (r *Ring) openCached(raw []byte) (valueState, uint64, []entry) {
+	if r.lastRaw != nil && string(raw) == string(r.lastRaw) {
+		return r.lastOpen.state, r.lastOpen.gen, r.lastOpen.entries
 	}
-	for i := range a {
-		if !a[i].key.Equal(b[i].key) || !a[i].start.Equal(b[i].start) {
-			return false
-		}
-	}
-	return true
+	state, gen, entries := r.open(raw)
+	r.lastRaw = raw
+	r.lastOpen.state, r.lastOpen.gen, r.lastOpen.entries = state, gen, entries
+	return state, gen, entries
 }
 
-// rotate returns ring pruned of keys past their end and, when no key is
-// left to take over after the current one, with a new next key: it starts
-// one Interval after the last key did, and at least half an Interval from
-// now so that every server reads it before anyone encrypts with it.
-func (r *Ring) rotate(ring []entry, now time.Time) ([]entry, error) {
-	var out []entry
-	for i, e := range ring {
-		if i+1 < len(ring) && !r.until(ring, i).After(now) {
+// observeClockLocked measures the offset to Redis's clock.
+func (r *Ring) observeClockLocked(rd readResult) {
+	r.offset = rd.redisNow.Sub(rd.hostNow)
+	if r.offset > r.maxSkew || -r.offset > r.maxSkew {
+		r.anomalyLocked("skew", &r.stats.skewed, slog.LevelWarn,
+			"ticketring: this server's clock is far from Redis's; the ring follows Redis's clock", "offset", r.offset)
+	} else {
+		delete(r.logged, "skew")
+	}
+}
+
+// anomalyLocked counts an anomaly and logs it once per episode: until a
+// clean read ends it.
+func (r *Ring) anomalyLocked(kind string, n *atomic.Int64, level slog.Level, msg string, args ...any) {
+	if r.logged[kind] {
+		if kind != "skew" && kind != "split" {
+			n.Add(1)
+		}
+		return
+	}
+	n.Add(1)
+	r.logged[kind] = true
+	r.log.Log(context.Background(), level, msg, append(args, "key", r.rkey)...)
+}
+
+// baseLocked is the ring to rotate from after a read, and whether it must
+// be written whatever rotate makes of it: a value that is not a ring this
+// server can trust is replaced by the keys this server holds.
+func (r *Ring) baseLocked(state valueState, gen uint64, entries []entry, now time.Time) ([]entry, bool) {
+	mine := append([]entry(nil), r.fleet...)
+	switch state {
+	case stateEmpty:
+		r.anomalyLocked("empty", &r.stats.recreated, slog.LevelInfo,
+			"ticketring: no ring in Redis (first start, flushed or expired); writing one with the keys this server holds")
+		return mine, true
+	case stateForeign:
+		r.anomalyLocked("foreign", &r.stats.foreign, slog.LevelError,
+			"ticketring: the value in Redis names a sealing key this server does not have; replacing it with the keys this server holds (if the fleet's servers hold different sealing keys, they now overwrite each other: check them)")
+		return mine, true
+	case stateTampered:
+		r.anomalyLocked("tampered", &r.stats.tampered, slog.LevelError,
+			"ticketring: the value in Redis is not a ring this server can open (tampered with, corrupt, too large or not a string); replacing it")
+		return mine, true
+	}
+	if gen < r.gen {
+		r.anomalyLocked("rollback", &r.stats.rollbacks, slog.LevelWarn,
+			"ticketring: the ring in Redis is older than one this server read (Redis restored or a value replayed); writing the newer one back",
+			"generation", gen, "seen", r.gen)
+		if len(mine) > 0 {
+			return mine, true
+		}
+	}
+	limit := now.Add(r.interval + r.maxSkew)
+	kept := entries[:0:0]
+	for _, e := range entries {
+		if e.start.After(limit) {
 			continue
 		}
-		out = append(out, e)
+		kept = append(kept, e)
 	}
-	if len(out) == 0 {
-		k, err := sslsession.NewTicketKey()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, entry{key: k, start: now.Truncate(time.Millisecond)})
+	if len(kept) < len(entries) {
+		r.anomalyLocked("future", &r.stats.futureKeys, slog.LevelWarn,
+			"ticketring: the ring has keys starting too far ahead of Redis's clock (written by a server with a wrong clock); dropping them",
+			"dropped", len(entries)-len(kept))
+		return kept, true
 	}
-	if last := out[len(out)-1]; !last.start.After(now) {
-		start := last.start.Add(r.interval)
-		if start.Before(now.Add(r.interval / 2)) {
-			start = now.Add(r.interval)
-		}
-		k, err := sslsession.NewTicketKey()
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, entry{key: k, start: start.Truncate(time.Millisecond)})
+	for _, kind := range []string{"empty", "foreign", "tampered", "rollback", "future"} {
+		delete(r.logged, kind)
 	}
-	return out, nil
-}
-
-// until is when ring[i] stops decrypting: Lifetime after its successor
-// takes over (the last key has no end).
-func (r *Ring) until(ring []entry, i int) time.Time {
-	if i+1 >= len(ring) {
-		return time.Time{}
-	}
-	return ring[i+1].start.Add(r.lifetime)
-}
-
-// outlived reports whether ring has no key to encrypt with at now: its
-// last key's turn is over.
-func (r *Ring) outlived(ring []entry, now time.Time) bool {
-	return len(ring) == 0 || !ring[len(ring)-1].start.Add(r.interval).After(now)
+	return entries, gen < r.gen
 }
 
 // adopt makes ring the fleet's ring; keys of the previous one that it
-// dropped early (another server's fresh ring after Redis lost its data)
-// still decrypt until their end.
-func (r *Ring) adopt(ring []entry, now time.Time) {
+// dropped early still decrypt until their end.
+func (r *Ring) adopt(ring []entry, gen uint64, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.retireLocked(r.fleet, ring, now)
 	r.fleet = ring
-	if r.isLocal && !r.outlived(ring, now) {
-		r.isLocal = false
-		if r.failed {
-			r.stats.rejoins.Add(1)
-			r.log.Info("ticketring: issuing tickets under the fleet's ring again", "key", r.rkey)
-		}
-		r.retireLocked(r.local, nil, now)
-		r.local = nil
-	}
-	r.failed = false
+	r.gen = max(r.gen, gen)
 }
 
-// retireLocked moves the keys of old not in keep into past.
-func (r *Ring) retireLocked(old, keep []entry, now time.Time) {
-	for i, e := range old {
-		found := false
-		for _, k := range keep {
-			if k.key.Name() == e.key.Name() {
-				found = true
-				break
-			}
-		}
-		until := r.until(old, i)
-		if until.IsZero() {
-			until = e.start.Add(r.interval + r.lifetime)
-		}
-		if !found && until.After(now) {
-			r.past = append(r.past, retired{key: e.key, start: e.start, until: until})
+// publishLocked gives the contexts the ring as it is at now and tracks
+// which key they encrypt with; it returns the keys as published and
+// whether they changed.
+func (r *Ring) publishLocked(now time.Time, syncErr error) ([]sslsession.TicketRingKey, bool) {
+	if err := r.localLocked(now); err != nil {
+		r.log.Error("ticketring: making a host-local key", "error", err)
+	}
+	keys := r.keysLocked(now)
+	wall := r.wallKeys(keys, now)
+	for _, sc := range r.ctxs {
+		if err := sc.SetTicketKeys(wall); err != nil {
+			r.log.Error("ticketring: publishing the ring", "error", err)
 		}
 	}
+	changed := !sameKeys(keys, r.published)
+	r.published = keys
+
+	enc, _ := encrypting(keys, now)
+	if len(r.ctxs) > 0 {
+		// What the contexts really do, as their callback picks it.
+		if name, ok := r.ctxs[0].EncryptingTicketKey(time.Now()); ok && name != enc.Name() {
+			for _, k := range keys {
+				if k.Key.Name() == name {
+					enc = k.Key
+				}
+			}
+		}
+	}
+	if syncErr != nil {
+		r.failed = true
+	}
+	isLocal := false
+	for _, e := range r.local {
+		if e.key.Name() == enc.Name() {
+			isLocal = true
+		}
+	}
+	switch {
+	case isLocal && !r.onLocal:
+		r.stats.fallbacks.Add(1)
+		r.log.Warn("ticketring: the fleet's ring was not refreshed in time; issuing tickets under host-local keys (they resume on this host only)",
+			"key", r.rkey, "error", syncErr)
+	case !isLocal && r.onLocal && len(r.fleet) > 0 && r.failed:
+		r.stats.rejoins.Add(1)
+		r.log.Info("ticketring: issuing tickets under the fleet's ring again", "key", r.rkey)
+	}
+	if syncErr == nil {
+		r.failed = false
+	}
+	r.onLocal = isLocal
+	// The fleet's time is known to this server within a round trip to
+	// Redis: at a rotation, either neighbour is the ring's key.
+	tol := min(time.Second, r.interval/4)
+	ringKey, _ := r.fleetKeyAt(now)
+	split := len(r.fleet) > 0
+	for _, t := range []time.Time{now.Add(-tol), now, now.Add(tol)} {
+		if k, ok := r.fleetKeyAt(t); ok && k.Name() == enc.Name() {
+			split = false
+		}
+	}
+	if split && !r.split {
+		r.anomalyLocked("split", &r.stats.splits, slog.LevelWarn,
+			"ticketring: this server encrypts under another key than the fleet's ring: its new tickets resume on it alone",
+			"encrypting", enc, "ring", ringKey)
+	} else if !split {
+		delete(r.logged, "split")
+	}
+	r.split = split
+	return wall, changed
 }
 
-// ringLocked is the ring the contexts get: the encrypting set (fleet or
-// local) and every other key that still decrypts.
-func (r *Ring) ringLocked(now time.Time) []sslsession.TicketRingKey {
-	var out []sslsession.TicketRingKey
-	seen := map[[sslsession.TicketKeyNameSize]byte]bool{}
-	add := func(ring []entry, encrypt bool) {
-		for i, e := range ring {
-			until := r.until(ring, i)
-			if !encrypt && until.IsZero() {
-				until = e.start.Add(r.interval + r.lifetime)
-			}
-			if seen[e.key.Name()] || (!until.IsZero() && !until.After(now)) {
-				continue
-			}
-			seen[e.key.Name()] = true
-			out = append(out, sslsession.TicketRingKey{Key: e.key, Encrypt: encrypt, Start: e.start, Until: until})
+// wallKeys shifts keys from the fleet's time (now) to the process's clock,
+// which the contexts' callback reads.
+func (r *Ring) wallKeys(keys []sslsession.TicketRingKey, now time.Time) []sslsession.TicketRingKey {
+	shift := time.Now().Sub(now)
+	out := make([]sslsession.TicketRingKey, len(keys))
+	for i, k := range keys {
+		out[i] = k
+		out[i].Start = k.Start.Add(shift)
+		if !k.Until.IsZero() {
+			out[i].Until = k.Until.Add(shift)
 		}
-	}
-	if r.isLocal {
-		add(r.local, true)
-		add(r.fleet, false)
-	} else {
-		add(r.fleet, true)
-		add(r.local, false)
-	}
-	past := r.past[:0]
-	for _, p := range r.past {
-		if p.until.After(now) {
-			past = append(past, p)
-			if !seen[p.key.Name()] {
-				seen[p.key.Name()] = true
-				out = append(out, sslsession.TicketRingKey{Key: p.key, Start: p.start, Until: p.until})
-			}
-		}
-	}
-	r.past = past
-	if len(out) > 256 {
-		out = out[len(out)-256:]
 	}
 	return out
 }
 
-func (r *Ring) publishLocked(now time.Time) {
-	ring := r.ringLocked(now)
-	r.nkeys = len(ring)
-	for _, sc := range r.ctxs {
-		if err := sc.SetTicketKeys(ring); err != nil {
-			r.log.Error("ticketring: publishing the ring", "error", err)
+func sameKeys(a, b []sslsession.TicketRingKey) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Key.Name() != b[i].Key.Name() || a[i].Encrypt != b[i].Encrypt ||
+			!a[i].Start.Equal(b[i].Start) || !a[i].Until.Equal(b[i].Until) {
+			return false
 		}
 	}
-}
-
-// The sealed ring:
-//
-//	version (1 byte, 1) | key ID (4 bytes) | nonce (12 bytes) | AES-GCM(payload)
-//
-// with the version, the key ID and the Redis key as additional data. The
-// payload is a count (2 bytes) and, per key, its start in Unix
-// milliseconds (8 bytes) and its sslsession.TicketKeySize bytes.
-const (
-	version   = 1
-	keyIDLen  = 4
-	headerLen = 1 + keyIDLen
-	entryLen  = 8 + sslsession.TicketKeySize
-	maxKeys   = 64
-)
-
-func keyID(k []byte) [keyIDLen]byte {
-	h := sha256.New()
-	h.Write([]byte("sslsession ticketring key id\x00"))
-	h.Write(k)
-	var id [keyIDLen]byte
-	copy(id[:], h.Sum(nil))
-	return id
-}
-
-func (r *Ring) seal(ring []entry) ([]byte, error) {
-	payload := make([]byte, 2, 2+len(ring)*entryLen)
-	defer clear(payload)
-	binary.BigEndian.PutUint16(payload, uint16(len(ring)))
-	for _, e := range ring {
-		payload = binary.BigEndian.AppendUint64(payload, uint64(e.start.UnixMilli()))
-		kb := e.key.Bytes()
-		payload = append(payload, kb...)
-		clear(kb)
-	}
-	aead := r.aeads[0]
-	out := make([]byte, headerLen+aead.NonceSize(), headerLen+aead.NonceSize()+len(payload)+aead.Overhead())
-	out[0] = version
-	copy(out[1:headerLen], r.ids[0][:])
-	if _, err := rand.Read(out[headerLen:]); err != nil {
-		return nil, fmt.Errorf("ticketring: nonce: %w", err)
-	}
-	return aead.Seal(out, out[headerLen:], payload, r.additional(out[:headerLen])), nil
-}
-
-func (r *Ring) additional(header []byte) []byte {
-	return append(append([]byte(nil), header...), r.rkey...)
-}
-
-func (r *Ring) open(raw []byte) (ringState, []entry) {
-	if len(raw) < headerLen || raw[0] != version {
-		return stateTampered, nil
-	}
-	for i, aead := range r.aeads {
-		if !bytes.Equal(raw[1:headerLen], r.ids[i][:]) {
-			continue
-		}
-		n := aead.NonceSize()
-		if len(raw) < headerLen+n+aead.Overhead() {
-			return stateTampered, nil
-		}
-		payload, err := aead.Open(nil, raw[headerLen:headerLen+n], raw[headerLen+n:], r.additional(raw[:headerLen]))
-		if err != nil {
-			return stateTampered, nil
-		}
-		defer clear(payload)
-		ring, ok := parse(payload)
-		if !ok {
-			return stateTampered, nil
-		}
-		return stateOK, ring
-	}
-	return stateForeign, nil
-}
-
-func parse(p []byte) ([]entry, bool) {
-	if len(p) < 2 {
-		return nil, false
-	}
-	n := int(binary.BigEndian.Uint16(p))
-	p = p[2:]
-	if n == 0 || n > maxKeys || len(p) != n*entryLen {
-		return nil, false
-	}
-	ring := make([]entry, n)
-	for i := range ring {
-		ring[i].start = time.UnixMilli(int64(binary.BigEndian.Uint64(p)))
-		k, err := sslsession.ParseTicketKey(p[8:entryLen])
-		if err != nil || k.IsZero() || (i > 0 && !ring[i].start.After(ring[i-1].start)) {
-			return nil, false
-		}
-		ring[i].key = k
-		p = p[entryLen:]
-	}
-	return ring, true
+	return true
 }
