@@ -222,7 +222,7 @@ func TestFleetServerTickets(t *testing.T) {
 	n, _ := strconv.Atoi(string(m[1]))
 	assert.GreaterOrEqual(t, n, 4*len(sesstest.Versions(t)), "B decrypted A's tickets")
 	for _, name := range []string{"sslsession_tickets_issued_total", "sslsession_ticket_ring_events_total{event=\"refreshes\"}",
-		"sslsession_ticket_ring_local 0", "sslsession_cache_accept_total", "sslsession_redisstore_calls_total{op=\"get\"}"} {
+		"sslsession_ticket_ring_local 0", "sslsession_ticket_ring_split 0", "sslsession_cache_accept_total", "sslsession_redisstore_calls_total{op=\"get\"}"} {
 		assert.Contains(t, string(body), name)
 	}
 	// Only the fixed label words: no key material, no names, no IDs.
