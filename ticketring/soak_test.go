@@ -109,7 +109,8 @@ type soak struct {
 	sim                         atomic.Int64 // the true time, Unix ns
 	redisSkew                   atomic.Int64
 	hosts                       []*soakHost
-	names                       map[[16]byte]*issued
+	names                       map[[16]byte]*issued // issued in the last Lifetime
+	done                        map[[16]byte]bool    // issued before that: never again
 	tickets                     []ticket
 	logs                        *bytes.Buffer
 	handshakes, resumed         int
@@ -120,7 +121,7 @@ type soak struct {
 
 func newSoak(t *testing.T, st *redistest.Sentinel, interval, lifetime, refresh time.Duration) *soak {
 	s := &soak{t: t, st: st, interval: interval, lifetime: lifetime, refresh: refresh, prefix: t.Name(),
-		names: map[[16]byte]*issued{}, logs: &bytes.Buffer{}, wall: time.Now()}
+		names: map[[16]byte]*issued{}, done: map[[16]byte]bool{}, logs: &bytes.Buffer{}, wall: time.Now()}
 	s.start = time.Now().Truncate(time.Hour)
 	s.sim.Store(s.start.UnixNano())
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: s.logs}, nil))
@@ -320,6 +321,14 @@ func (s *soak) minute() {
 	t := s.t
 	now := s.now()
 	tol := s.tolerance()
+	if now.Minute() == 0 {
+		for name, is := range s.names {
+			if is.last.Add(s.lifetime + tol).Before(now) {
+				delete(s.names, name)
+				s.done[name] = true
+			}
+		}
+	}
 	for i, h := range s.hosts {
 		if h.window {
 			continue // it decides by a clock that just jumped
@@ -328,6 +337,7 @@ func (s *soak) minute() {
 		k, ok := h.encrypting(h.ring.FleetNow())
 		require.True(t, ok)
 		is := s.names[k.name]
+		require.False(t, s.done[k.name], "day %.2f: key %x encrypts again, a Lifetime after its turn", s.day(), k.name)
 		if is == nil {
 			is = &issued{first: now, last: now, local: k.local}
 			s.names[k.name] = is
@@ -440,5 +450,5 @@ func (s *soak) report() {
 	assert.Equal(t, 1, strings.Count(logs, "host-local keys (they resume"), "the fallback logged once")
 	assert.Equal(t, 1, strings.Count(logs, "fleet's ring again"), "the rejoin logged once")
 	t.Logf("%v simulated in %v: %d real handshakes (%d resumed across hosts), %d key checks, %d key names",
-		s.now().Sub(s.start), time.Since(s.wall).Round(time.Millisecond), s.handshakes, s.resumed, s.checks, len(s.names))
+		s.now().Sub(s.start), time.Since(s.wall).Round(time.Millisecond), s.handshakes, s.resumed, s.checks, len(s.names)+len(s.done))
 }
