@@ -145,7 +145,8 @@ func newSoak(t *testing.T, st *redistest.Sentinel, interval, lifetime, refresh t
 			}})
 		require.NoError(t, err)
 		ring.SetRedisClock(func() time.Time { return time.Unix(0, s.sim.Load()+s.redisSkew.Load()) })
-		oc, err := loopback.ServerCtx(c, loopback.Config{Min: sslsession.TLS12, Max: sslsession.TLS13, NoCache: true})
+		vs := versions()
+		oc, err := loopback.ServerCtx(c, loopback.Config{Min: vs[0], Max: vs[len(vs)-1], NoCache: true})
 		require.NoError(t, err)
 		h.sc, err = sslsession.NewCtx(oc)
 		require.NoError(t, err)
@@ -376,7 +377,8 @@ func (s *soak) handshakes1(hour int) {
 	if !online(issuer) || s.hosts[issuer].ring.Stats().Local {
 		return
 	}
-	v := []sslsession.Version{sslsession.TLS12, sslsession.TLS13}[hour%2]
+	vs := versions()
+	v := vs[hour%len(vs)]
 	// Contexts decide by the process's clock: publish the ring as of now.
 	s.sync(issuer)
 	g := newGoClient(t, v, true)
