@@ -53,7 +53,7 @@ var metrics = []metric{
 	{name: "tickets_unknown_key_total", help: "Tickets under a key name not in the ring: full handshake."},
 	{name: "tickets_expired_key_total", help: "Tickets under a key past its decrypt lifetime: full handshake."},
 	{name: "tickets_errors_total", help: "Ticket callbacks where OpenSSL failed to set up the cipher or MAC."},
-	{name: "ticket_ring_events_total", help: "Ticket-ring events: refreshes, refresh_errors, rotations, conflicts, local_fallbacks, rejoins, foreign, tampered, recreated, rollbacks, future_keys, skewed, splits, hook_panics.", labels: []string{"event"}},
+	{name: "ticket_ring_events_total", help: "Ticket-ring events: refreshes, refresh_errors, rotations, conflicts, local_fallbacks, rejoins, foreign, tampered, recreated, rollbacks, future_keys, skewed, splits, hook_panics, publish_errors.", labels: []string{"event"}},
 	{name: "ticket_ring_local", help: "1 while tickets are issued under host-local keys.", gauge: true},
 	{name: "ticket_ring_split", help: "1 while this server encrypts new tickets under another key than the fleet's ring (its tickets resume on it alone).", gauge: true},
 	{name: "ticket_ring_clock_offset_seconds", help: "Redis's clock minus this server's, as the ring last measured it.", gauge: true},
@@ -132,7 +132,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			"rotations": st.Rotations, "conflicts": st.Conflicts, "local_fallbacks": st.Fallbacks,
 			"rejoins": st.Rejoins, "foreign": st.Foreign, "tampered": st.Tampered, "recreated": st.Recreated,
 			"rollbacks": st.Rollbacks, "future_keys": st.FutureKeys, "skewed": st.Skewed, "splits": st.Splits,
-			"hook_panics": st.HookPanics} {
+			"hook_panics": st.HookPanics, "publish_errors": st.PublishErrors} {
 			counter("ticket_ring_events_total", v, ev)
 		}
 		local := int64(0)

@@ -425,6 +425,7 @@ func (s *soak) report() {
 		total.Tampered += st.Tampered
 		total.FutureKeys += st.FutureKeys
 		total.HookPanics += st.HookPanics
+		total.PublishErrors += st.PublishErrors
 		if i == jumpHost {
 			assert.Equal(t, int64(1), st.Skewed, "the jump is one episode")
 		} else {
@@ -445,7 +446,7 @@ func (s *soak) report() {
 	assert.Positive(t, total.Rotations)
 	assert.Positive(t, total.Recreated, "the flush was seen")
 	assert.Equal(t, int64(1), total.Rollbacks, "the restore was seen once and repaired")
-	assert.Zero(t, total.Foreign+total.Tampered+total.FutureKeys+total.HookPanics)
+	assert.Zero(t, total.Foreign+total.Tampered+total.FutureKeys+total.HookPanics+total.PublishErrors)
 	logs := s.logs.String()
 	assert.Equal(t, 1, strings.Count(logs, "far from Redis's"), "the jump logged once")
 	assert.Equal(t, 1, strings.Count(logs, "older than one"), "the restore logged once")

@@ -153,6 +153,7 @@ type Stats struct {
 	Skewed        int64 `json:"skewed"`         // times this server's clock was found more than MaxSkew from Redis's
 	Splits        int64 `json:"splits"`         // times this server was found encrypting under another key than the ring's
 	HookPanics    int64 `json:"hook_panics"`    // panics recovered from Options.OnPublish
+	PublishErrors int64 `json:"publish_errors"` // contexts that refused a ring (they keep the previous one)
 	Local         bool  `json:"local"`          // now encrypting with host-local keys
 	Split         bool  `json:"split"`          // now encrypting under another key than the ring's
 	Keys          int   `json:"keys"`           // keys published to the contexts
@@ -170,7 +171,7 @@ type Stats struct {
 
 type counters struct {
 	refreshes, refreshErrors, rotations, conflicts, fallbacks, rejoins, foreign, tampered,
-	recreated, rollbacks, futureKeys, skewed, splits, hookPanics atomic.Int64
+	recreated, rollbacks, futureKeys, skewed, splits, hookPanics, publishErrors atomic.Int64
 }
 
 // Ring is one server's view of the fleet's ring. It is safe for concurrent
@@ -362,7 +363,7 @@ func (r *Ring) Stats() Stats {
 	st.Conflicts, st.Fallbacks, st.Rejoins = c.conflicts.Load(), c.fallbacks.Load(), c.rejoins.Load()
 	st.Foreign, st.Tampered, st.Recreated = c.foreign.Load(), c.tampered.Load(), c.recreated.Load()
 	st.Rollbacks, st.FutureKeys, st.Skewed = c.rollbacks.Load(), c.futureKeys.Load(), c.skewed.Load()
-	st.Splits, st.HookPanics = c.splits.Load(), c.hookPanics.Load()
+	st.Splits, st.HookPanics, st.PublishErrors = c.splits.Load(), c.hookPanics.Load(), c.publishErrors.Load()
 	return st
 }
 
@@ -603,6 +604,7 @@ func (r *Ring) publishLocked(now time.Time, syncErr error) ([]sslsession.TicketR
 	wall := r.wallKeys(keys, now)
 	for _, sc := range r.ctxs {
 		if err := sc.SetTicketKeys(wall); err != nil {
+			r.stats.publishErrors.Add(1)
 			r.log.Error("ticketring: publishing the ring", "error", err)
 		}
 	}
