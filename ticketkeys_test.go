@@ -226,7 +226,7 @@ func TestSetTicketKeysErrors(t *testing.T) {
 		"no encrypt": {{Key: k}},
 		"expired":    {{Key: k, Encrypt: true, Start: now.Add(-time.Hour), Until: now.Add(-2 * time.Hour)}},
 		"duplicate":  {{Key: k, Encrypt: true}, {Key: k}},
-		"too many":   make([]sslsession.TicketRingKey, 257),
+		"too many":   make([]sslsession.TicketRingKey, sslsession.MaxTicketKeys+1),
 	} {
 		err := sc.SetTicketKeys(ring)
 		assert.ErrorIs(t, err, sslsession.ErrTicketKeys, name)
@@ -323,6 +323,46 @@ func TestTicketKeysAllExpired(t *testing.T) {
 				// 1.3: none.
 				require.Empty(t, last, "3.x sends no ticket")
 			}
+		})
+	}
+}
+
+// nginx's and haproxy's 48-byte keys: AES-128-CBC with a 16-byte HMAC key.
+// They round-trip through Bytes, resume across servers, and share a ring
+// with 80-byte keys.
+func TestTicketKeysAES128(t *testing.T) {
+	sesstest.LeakCheck(t)
+	raw := make([]byte, sslsession.TicketKeySize128)
+	copy(raw, mustTicketKey(t).Bytes())
+	k128, err := sslsession.ParseTicketKey(raw)
+	require.NoError(t, err)
+	require.True(t, k128.AES128())
+	require.Equal(t, sslsession.TicketKeySize128, k128.Size())
+	require.Equal(t, raw, k128.Bytes())
+	k256 := mustTicketKey(t)
+	require.False(t, k256.AES128())
+	require.Equal(t, sslsession.TicketKeySize, k256.Size())
+	for _, v := range sesstest.Versions(t) {
+		t.Run(v.String(), func(t *testing.T) {
+			now := time.Now()
+			ring := []sslsession.TicketRingKey{
+				{Key: k256, Encrypt: true, Start: now.Add(-time.Hour)},
+				{Key: k128, Encrypt: true, Start: now.Add(-time.Minute)},
+			}
+			a, srvA := ticketServer(t, v, ring)
+			_, srvB := ticketServer(t, v, ring)
+			tc := newTicketClient(t, v)
+			require.False(t, tc.dial(t, srvA.Addr))
+			require.Equal(t, k128.Name(), tc.lastName(t), "the AES-128 key encrypts")
+			assert.True(t, tc.dial(t, srvB.Addr), "an AES-128 ticket resumes on another server")
+			assert.True(t, tc.dial(t, srvA.Addr))
+			// An AES-256 ticket in the same ring still opens.
+			_, old := ticketServer(t, v, []sslsession.TicketRingKey{{Key: k256, Encrypt: true}})
+			tc2 := newTicketClient(t, v)
+			require.False(t, tc2.dial(t, old.Addr))
+			assert.True(t, tc2.dial(t, srvA.Addr))
+			assert.Equal(t, k128.Name(), tc2.lastName(t), "renewed under the AES-128 key")
+			assert.Zero(t, a.Metrics().Tickets.Errors)
 		})
 	}
 }
