@@ -664,3 +664,37 @@ func TestTicketKeysSNI(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkTicketResumeRing resumes a ticket on a server whose ring holds
+// 1 key or MaxTicketKeys keys (the ticket's key among them, not the
+// encrypting one, so that every resumption looks it up and renews): the
+// ring is indexed, so both cost the same within noise.
+func BenchmarkTicketResumeRing(b *testing.B) {
+	v := sesstest.Versions(b)[0]
+	for _, n := range []int{1, sslsession.MaxTicketKeys} {
+		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
+			now := time.Now()
+			old := sslsession.TicketRingKey{Key: mustTicketKey(b), Encrypt: true, Start: now.Add(-time.Hour)}
+			ring := []sslsession.TicketRingKey{old}
+			if n > 1 {
+				ring = append(ring, sslsession.TicketRingKey{Key: mustTicketKey(b), Encrypt: true, Start: now.Add(-time.Minute)})
+				for len(ring) < n {
+					ring = append(ring, sslsession.TicketRingKey{Key: mustTicketKey(b)})
+				}
+			}
+			_, issuer := ticketServer(b, v, []sslsession.TicketRingKey{old})
+			_, srv := ticketServer(b, v, ring)
+			cctx := sesstest.ClientCtx(b, v)
+			_, sess := sesstest.Roundtrip(b, issuer.Addr, cctx, nil)
+			defer sess.Close()
+			b.ResetTimer()
+			for b.Loop() {
+				reused, next, err := sesstest.TryRoundtrip(srv.Addr, cctx, sess)
+				if err != nil || !reused {
+					b.Fatalf("resumed %v, %v", reused, err)
+				}
+				next.Close()
+			}
+		})
+	}
+}
