@@ -223,10 +223,10 @@ func hook(publish func(time.Time, []sslsession.TicketRingKey) (bool, error), onC
 // HMAC key), as a tls-ticket-keys line holds it and as haproxy's runtime
 // API takes it: set ssl tls-key <id> <line>.
 func HAProxyLine(k sslsession.TicketKey) (string, error) {
-	b := haproxyBytes(k)
-	if b == nil {
+	if k.IsZero() {
 		return "", fmt.Errorf("%w: the zero TicketKey", ErrFormat)
 	}
+	b := haproxyBytes(k)
 	defer clear(b)
 	return base64.StdEncoding.EncodeToString(b), nil
 }
