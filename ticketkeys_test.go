@@ -661,6 +661,17 @@ func TestTicketKeysSNI(t *testing.T) {
 			assert.False(t, a.dial(t, peerB.Addr), "and A's keys are not B's")
 			assert.Positive(t, switched.Load())
 			assert.Zero(t, scA.Metrics().Tickets.Errors+scB.Metrics().Tickets.Errors)
+
+			// Which context's callback OpenSSL runs: with a ring on B only,
+			// B's is never asked (A, the connection's session_ctx, has none
+			// and OpenSSL uses A's own keys), before or after the switch.
+			scA.ClearTicketKeys()
+			issued := scB.Metrics().Tickets.Issued
+			only := clientB()
+			require.False(t, only.dial(t, srv.Addr))
+			assert.NotEqual(t, kB.Name(), only.lastName(t), "not under B's ring")
+			assert.Equal(t, issued, scB.Metrics().Tickets.Issued, "B's callback never ran")
+			assert.True(t, only.dial(t, srv.Addr), "OpenSSL's own keys of A resume it")
 		})
 	}
 }
