@@ -52,14 +52,17 @@ vet: check-openssl
 
 # What building needs on a Debian machine (pkg-config, libssl-dev, the
 # openssl command), and what the tests need besides: redis-server (the fleet
-# store's tests start their own), shellcheck (the build scripts). Installed
-# when missing; nothing is started here.
+# store's tests start their own), shellcheck (the build scripts), nginx and
+# haproxy (test/mixedfleet_test.go starts its own on loopback ports; both
+# live in /usr/sbin). Installed when missing; nothing is started here.
 BUILD_PKGS = $(if $(shell command -v pkg-config),,pkg-config) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell command -v openssl),,openssl)) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell pkg-config --exists libssl 2>/dev/null && echo y),,libssl-dev))
 TEST_PKGS = $(BUILD_PKGS) \
 	$(if $(shell command -v redis-server),,redis-server) \
-	$(if $(shell command -v shellcheck),,shellcheck)
+	$(if $(shell command -v shellcheck),,shellcheck) \
+	$(if $(shell command -v nginx || command -v /usr/sbin/nginx),,nginx) \
+	$(if $(shell command -v haproxy || command -v /usr/sbin/haproxy),,haproxy)
 APT_INSTALL = if [ -n "$(strip $(1))" ]; then \
 	  echo "installing: $(strip $(1))"; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \

@@ -79,7 +79,7 @@ const (
 	DefaultPrefix = "sslsession-tickets"
 	// maxPublish bounds the keys given to a context: the fleet's, this
 	// server's own and retired ones.
-	maxPublish = 1024
+	maxPublish = sslsession.MaxTicketKeys
 )
 
 // Options configures a Ring. Every server of a fleet must use the same
