@@ -273,3 +273,19 @@ func TestOnPublish(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, encryptingName(t, r), k.Name(), "the hook gets the keys in the process's time")
 }
+
+// A refresh never turns tickets back on: OptionNoTicket set by an operator
+// after Install stays set through Syncs and rotations.
+func TestRefreshKeepsNoTicket(t *testing.T) {
+	b := singleBackend(t)
+	opts := ticketring.Options{Prefix: t.Name(), Keys: [][]byte{sealKey(t)}, Interval: 200 * time.Millisecond}
+	a := newHost(t, b.client(t), sslsession.TLS12, opts)
+	require.NoError(t, a.ring.Sync(t.Context()))
+	a.sc.Options(sslsession.OptionNoTicket, 0)
+	for i := 0; i < 4; i++ {
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, a.ring.Sync(t.Context()))
+		require.NotZero(t, a.sc.Options(0, 0)&sslsession.OptionNoTicket, "Sync %d cleared OptionNoTicket", i)
+	}
+	assert.Positive(t, a.ring.Stats().Rotations)
+}
