@@ -1,0 +1,115 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
+	"github.com/sslsession/sslsession/keyfile"
+	"github.com/sslsession/sslsession/ticketring"
+)
+
+// The ring keeps nginx in step by itself: its OnPublish hook writes
+// nginx's key files on every change and reloads nginx, and through two
+// rotations a ticket from nginx resumes on the ring's sslsession server and
+// back, each issuing under the ring's key of the moment.
+func TestMixedFleetNginxFollowsRing(t *testing.T) {
+	nginx := "/usr/sbin/nginx"
+	v := sslsession.TLS12
+	if sesstest.Is102() {
+		t.Log("OpenSSL 1.0.2 shares no tickets with OpenSSL 3.0's nginx (extended master secret): own tickets only")
+	}
+	dir := t.TempDir()
+	cert, key, _ := certFiles(t, dir)
+	files := &keyfile.NginxFiles{Paths: []string{
+		filepath.Join(dir, "ticket.0.key"), filepath.Join(dir, "ticket.1.key"), filepath.Join(dir, "ticket.2.key")}}
+
+	var nginxPid atomic.Int64
+	var reloads, hookErrors atomic.Int64
+	srv := redistest.Start(t)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { client.Close() })
+	interval := 4 * time.Second
+	ring, err := ticketring.New(client, ticketring.Options{Prefix: t.Name(), Keys: [][]byte{make([]byte, 32)},
+		Interval: interval, Lifetime: 30 * time.Second, Refresh: 200 * time.Millisecond,
+		OnPublish: files.Hook(func() {
+			if pid := nginxPid.Load(); pid != 0 {
+				if syscall.Kill(int(pid), syscall.SIGHUP) == nil {
+					reloads.Add(1)
+				}
+			}
+		}, func(error) { hookErrors.Add(1) })})
+	require.NoError(t, err)
+	t.Cleanup(func() { ring.Close() })
+	require.NoError(t, ring.Sync(t.Context()))
+	for _, p := range files.Paths {
+		_, err := os.Stat(p)
+		require.NoError(t, err, "the first Sync wrote nginx's files")
+	}
+
+	oc := sesstest.ServerCtx(t, v, loopback.Config{NoCache: true, SessionIDContext: nginxSessionIDContext(t)})
+	sc, err := sslsession.NewCtx(oc)
+	require.NoError(t, err)
+	require.NoError(t, ring.Install(sc))
+	ours := peer{name: "sslsession", addr: sesstest.Serve(t, oc).Addr}
+
+	addr := freePort(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "tmp"), 0o700))
+	require.NoError(t, os.WriteFile(conf, []byte(nginxConf(dir, addr, cert, key, v, files.Paths)), 0o600))
+	cmd := startProc(t, addr, nginx, "-e", filepath.Join(dir, "startup.log"), "-p", dir, "-c", conf, "-g", "daemon off;")
+	nginxPid.Store(int64(cmd.Process.Pid))
+	ng := peer{name: "nginx", addr: addr, http: true}
+
+	var old *mixedClient
+	prev, _ := sc.EncryptingTicketKey(time.Now())
+	for rotation := 0; rotation < 3; rotation++ {
+		// Start right after a rotation, with a whole turn ahead: the
+		// background refresh has written the files and reloaded nginx.
+		var name [16]byte
+		require.Eventually(t, func() bool {
+			name, _ = sc.EncryptingTicketKey(time.Now())
+			return name != prev
+		}, interval+2*time.Second, 20*time.Millisecond)
+		prev = name
+		// nginx serves under the ring's key once its reload is done.
+		// After a reload nginx's old worker may still accept a few
+		// connections: wait for three in a row from the new one.
+		probe, streak := newMixedClient(t, v), 0
+		require.Eventually(t, func() bool {
+			probe.dial(t, ng)
+			if probe.lastName(t) != name {
+				streak = 0
+				return false
+			}
+			streak++
+			return streak == 3
+		}, 3*time.Second, 20*time.Millisecond, "rotation %d: nginx encrypts under the ring's key", rotation)
+		mc := newMixedClient(t, v)
+		require.False(t, mc.dial(t, ng))
+		require.Equal(t, name, mc.lastName(t))
+		assert.Equal(t, crossResumes(), mc.dial(t, ours), "rotation %d: nginx's ticket resumes on sslsession", rotation)
+		mc = newMixedClient(t, v)
+		require.False(t, mc.dial(t, ours))
+		require.Equal(t, name, mc.lastName(t))
+		assert.Equal(t, crossResumes(), mc.dial(t, ng), "rotation %d: sslsession's ticket resumes on nginx", rotation)
+		if old != nil {
+			assert.Equal(t, crossResumes(), old.dial(t, ours), "rotation %d: a ticket from the last turn resumes", rotation)
+		}
+		old = newMixedClient(t, v)
+		require.False(t, old.dial(t, ng))
+	}
+	assert.GreaterOrEqual(t, reloads.Load(), int64(3), "nginx reloaded on each change")
+	assert.Zero(t, hookErrors.Load())
+}
