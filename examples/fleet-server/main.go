@@ -44,6 +44,9 @@ func main() {
 	timeout := flag.Duration("session-timeout", 10*time.Minute, "session and ticket lifetime")
 	interval := flag.Duration("ticket-interval", ticketring.DefaultInterval, "how long each ticket key encrypts, and how long before its turn it is published")
 	lifetime := flag.Duration("ticket-lifetime", 0, "how long a ticket key decrypts after its turn (default: -session-timeout)")
+	nginxKeys := flag.String("nginx-ticket-keys", "", "comma-separated nginx ssl_session_ticket_key files to keep in step with the ring, in nginx's order (the first encrypts)")
+	haproxyKeys := flag.String("haproxy-ticket-keys", "", "a haproxy tls-ticket-keys file to keep in step with the ring")
+	reloadCmd := flag.String("ticket-keys-reload", "", "command run (no shell; space-separated words) after the key files change, e.g. \"nginx -s reload\"")
 	logEvery := flag.Duration("log-incomplete-every", 10*time.Second, "log incomplete handshakes (health checks, failures) as one summary line at most this often")
 	flag.Parse()
 	incomplete := newHandshakeLog(*logEvery)
@@ -107,10 +110,11 @@ func main() {
 			*lifetime = *timeout
 		}
 		ring, err = ticketring.New(client, ticketring.Options{
-			Prefix:   "fleet-server-tickets",
-			Keys:     [][]byte{key},
-			Interval: *interval,
-			Lifetime: *lifetime,
+			Prefix:    "fleet-server-tickets",
+			Keys:      [][]byte{key},
+			Interval:  *interval,
+			Lifetime:  *lifetime,
+			OnPublish: keyFileHook(*nginxKeys, *haproxyKeys, *reloadCmd),
 		})
 		if err != nil {
 			log.Fatal(err)
