@@ -4,8 +4,9 @@
 // -side server measures servers under load from outside: this library's
 // server (Server on each accepted connection, as examples/fleet-server
 // does), a C server on the same OpenSSL (csrc/benchc.c), nginx with one
-// worker, and crypto/tls, each in turn under the same fixed load, the C
-// client. -side client measures clients dialing one fixed server, the C
+// worker, crypto/tls, and two floors of any Go server on OpenSSL (Go's
+// net and the C server's code through cgo, without this library: floor.go),
+// each in turn under the same fixed load, the C client. -side client measures clients dialing one fixed server, the C
 // server: this library's Dial with a held session, the C client, and
 // crypto/tls. The measured process is pinned to CPU 0 and its peer to CPU
 // 1 when the machine has two; the figures are the measured process's own
@@ -242,6 +243,8 @@ func bench(w io.Writer, o options) error {
 				{"sslsession", serverProc("sslsession server", measured, role("sslsession-server"), self)},
 				{"crypto/tls", serverProc("crypto/tls server", measured, role("tls-server"), self)},
 				{"nginx", func() (*proc, int, error) { return nginx.start(dir, v, certFile, keyFile, measured) }},
+				{"Go+C", serverProc("Go+C server", measured, role("floor-server"), self)},
+				{"Go+C blocking", serverProc("Go+C blocking server", measured, role("floor-blocking-server"), self)},
 			} {
 				if errStart = startImpl(s.name, s.launch); errStart != nil {
 					break

@@ -38,7 +38,7 @@ func TestBenchRuns(t *testing.T) {
 			t.Log("\n" + text)
 			impls := []string{"C", "sslsession", "crypto/tls"}
 			if side == "server" {
-				impls = append(impls, "nginx")
+				impls = append(impls, "nginx", "Go+C", "Go+C blocking")
 				require.Contains(t, text, "nginx version")
 			}
 			require.Contains(t, text, "| mode | "+strings.Join(impls, " | ")+" |")

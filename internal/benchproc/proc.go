@@ -144,6 +144,11 @@ func (p *proc) stop() {
 	select {
 	case <-done:
 	case <-time.After(3 * time.Second):
+		if p.pid != p.cmd.Process.Pid {
+			// nginx's worker first, while its master (not yet waited
+			// for) keeps its number from being reused.
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
 		_ = p.cmd.Process.Kill()
 		<-done
 	}

@@ -55,6 +55,12 @@ func runRole() (bool, error) {
 		return true, librarySide(cert, v)
 	case "tls-server":
 		return true, goTLSServer(cert, v)
+	case "floor-server", "floor-blocking-server":
+		code := 0x0303
+		if v == sslsession.TLS13 {
+			code = 0x0304
+		}
+		return true, floorServer(f[2], f[3], code, f[0] == "floor-blocking-server")
 	case "sslsession-client":
 		c, err := newLibraryClient(cert, v)
 		if err != nil {

@@ -249,21 +249,32 @@ static void serve_one(SSL_CTX *ctx, int fd, struct stats *st)
     close(fd);
 }
 
-static int run_server(int version, const char *certfile, const char *keyfile)
+/* The server's context: the certificate, the session cache, tickets on. */
+static SSL_CTX *server_ctx(int version, const char *certfile, const char *keyfile)
 {
     SSL_CTX *ctx = new_ctx(1, version);
+    if (ctx == NULL || SSL_CTX_use_certificate_file(ctx, certfile, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"benchc", 6);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    return ctx;
+}
+
+static int run_server(int version, const char *certfile, const char *keyfile)
+{
+    SSL_CTX *ctx = server_ctx(version, certfile, keyfile);
     struct sockaddr_in addr;
     socklen_t alen = sizeof addr;
     struct stats st;
     char line[256];
     int ln;
-    if (ctx == NULL || SSL_CTX_use_certificate_file(ctx, certfile, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, keyfile, SSL_FILETYPE_PEM) != 1) {
+    if (ctx == NULL) {
         reply_error("server context");
         return 1;
     }
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"benchc", 6);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     ln = socket(AF_INET, SOCK_STREAM, 0);
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
