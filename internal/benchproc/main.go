@@ -488,14 +488,14 @@ func report(w io.Writer, o options, names []string, order []mode, rows map[mode]
 	if nginx != nil {
 		fmt.Fprintf(w, "%s\n", nginx.describe())
 	}
-	table := func(title string, value func(*figures) float64, format string, ratioOf func(a, b float64) string) {
+	table := func(title string, value func(*figures) float64, format, rel string, ratioOf func(a, b float64) string) {
 		fmt.Fprintf(w, "\n%s\n\n| mode |", title)
 		for _, n := range names {
 			fmt.Fprintf(w, " %s |", n)
 		}
 		for _, n := range names {
 			if n != cName {
-				fmt.Fprintf(w, " %s ÷ C |", n)
+				fmt.Fprintf(w, " %s %s C |", n, rel)
 			}
 		}
 		fmt.Fprint(w, "\n| --- |")
@@ -527,8 +527,8 @@ func report(w io.Writer, o options, names []string, order []mode, rows map[mode]
 		}
 	}
 	table(fmt.Sprintf("CPU µs per handshake, the %s process's user + system time (lower is better)", what),
-		func(f *figures) float64 { return median(f.cpu) }, "%.0f", ratio)
-	table("Handshakes per second", func(f *figures) float64 { return median(f.rate) }, "%.0f", ratio)
+		func(f *figures) float64 { return median(f.cpu) }, "%.0f", "÷", ratio)
+	table("Handshakes per second", func(f *figures) float64 { return median(f.rate) }, "%.0f", "÷", ratio)
 	if o.strace == 0 {
 		return
 	}
@@ -542,8 +542,8 @@ func report(w io.Writer, o options, names []string, order []mode, rows map[mode]
 		}
 		return float64(total) / float64(f.traced)
 	}
-	table(fmt.Sprintf("System calls per connection (strace -c -f on the %s, one round of %d; ratios as differences)", what, o.strace),
-		perConn, "%.1f", func(a, b float64) string {
+	table(fmt.Sprintf("System calls per connection (strace -c -f on the %s, one round of %d)", what, o.strace),
+		perConn, "%.1f", "−", func(a, b float64) string {
 			if a == 0 || b == 0 {
 				return "–"
 			}
