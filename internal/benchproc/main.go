@@ -327,7 +327,11 @@ func bench(w io.Writer, o options) error {
 			if err != nil {
 				return result{}, 0, nil, err
 			}
-			l, err := client.ask(fmt.Sprintf("run %d %g", count, o.per.Seconds()), o.per+2*time.Minute)
+			limit := o.per
+			if count > 0 {
+				limit = time.Minute // a counted round runs to its count
+			}
+			l, err := client.ask(fmt.Sprintf("run %d %g", count, limit.Seconds()), limit+2*time.Minute)
 			c1, cerr := snapCPU(im.p.pid)
 			var calls map[string]int
 			if tr != nil {
