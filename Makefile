@@ -32,7 +32,7 @@ export CGO_LDFLAGS := -O2 -g $(OSSL_LDFLAGS)
 # OpenSSL the library links.
 export SSLSESSION_OPENSSL = $(OPENSSL_BIN)
 
-.PHONY: all build test test-core vet lint deps deps-build demo cli-test test-asan bench bench-handshake \
+.PHONY: all build test test-core vet lint deps deps-build demo cli-test test-asan bench bench-handshake bench-server bench-client \
 	fuzz test-memory check-openssl clean docker docker-test docker-demo test-matrix matrix-leg leg-test \
 	leg-scripts check-scripts
 
@@ -62,7 +62,13 @@ TEST_PKGS = $(BUILD_PKGS) \
 	$(if $(shell command -v redis-server),,redis-server) \
 	$(if $(shell command -v shellcheck),,shellcheck) \
 	$(if $(shell command -v nginx || command -v /usr/sbin/nginx),,nginx) \
-	$(if $(shell command -v haproxy || command -v /usr/sbin/haproxy),,haproxy)
+	$(if $(shell command -v haproxy || command -v /usr/sbin/haproxy),,haproxy) \
+	$(BENCH_PROC_PKGS)
+# What make bench-server and make bench-client run besides the C compiler
+# (internal/benchproc, whose smoke test runs them too): nginx (a server
+# measured beside the others), strace (system calls per connection);
+# taskset comes with util-linux.
+BENCH_PROC_PKGS = $(if $(shell command -v strace),,strace)
 APT_INSTALL = if [ -n "$(strip $(1))" ]; then \
 	  echo "installing: $(strip $(1))"; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
@@ -123,6 +129,23 @@ bench: check-openssl
 BENCH_HANDSHAKE_FLAGS ?=
 bench-handshake: check-openssl
 	$(GO) run ./internal/benchhandshake $(BENCH_HANDSHAKE_FLAGS)
+
+# TLS handshakes the way deployments run them, each party in its own
+# process (internal/benchproc): bench-server puts this library's server, a
+# C server on the same OpenSSL, nginx with one worker and crypto/tls each
+# under the same load (the C client) on one core; bench-client measures
+# this library's Dial, the C client and crypto/tls against the C server.
+# CPU per handshake of the measured process and handshakes/s, full and
+# resumed by session ID and by ticket, TLS 1.2 and 1.3, interleaved
+# rounds, medians and ratios to C; then system calls per connection.
+# BENCH_PROC_FLAGS: -rounds N -time D -strace N -only REGEXP -run REGEXP.
+BENCH_PROC_FLAGS ?=
+bench-server: check-openssl
+	@$(call APT_INSTALL,$(BENCH_PROC_PKGS))
+	$(GO) run ./internal/benchproc -side server $(BENCH_PROC_FLAGS)
+bench-client: check-openssl
+	@$(call APT_INSTALL,$(BENCH_PROC_PKGS))
+	$(GO) run ./internal/benchproc -side client $(BENCH_PROC_FLAGS)
 
 # Each fuzz target in turn for FUZZTIME (a duration, or 1000000x for a
 # number of executions): the decoders, and the store bridge's lookup in

@@ -341,6 +341,25 @@ func (c *sockConn) closeNotify() error {
 	return err
 }
 
+// closeNotifyBounded is closeNotify for Close, under wmu: one try that
+// does not wait, then, only if the socket cannot take the alert, a wait
+// bounded by closeNotifyTimeout. Setting a deadline moves a runtime timer
+// and can wake the netpoller; almost every close_notify goes out at the
+// first try and needs none.
+func (c *sockConn) closeNotifyBounded() error {
+	s := &c.cl
+	if err := c.rc.Control(func(uintptr) { s.try() }); err != nil {
+		c.wclosed = true
+		return err
+	}
+	if s.r.st != C.SSLSESS_IO_WANT_WRITE {
+		c.wclosed = true
+		return c.result(s, "SSL_shutdown")
+	}
+	_ = c.raw.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
+	return c.closeNotify()
+}
+
 // CloseWrite sends close_notify; the peer reads io.EOF, and this side can
 // still read. The socket itself stays open for reading, as with
 // crypto/tls.
@@ -367,8 +386,7 @@ func (c *sockConn) Close() error {
 	var alertErr error
 	if c.hsDone.Load() && c.wmu.TryLock() {
 		if !c.wclosed && c.werr == nil {
-			_ = c.raw.SetWriteDeadline(time.Now().Add(closeNotifyTimeout))
-			alertErr = c.closeNotify()
+			alertErr = c.closeNotifyBounded()
 		}
 		c.wmu.Unlock()
 	}
