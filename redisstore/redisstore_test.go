@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -192,14 +193,14 @@ func TestInvalidValues(t *testing.T) {
 		value string
 	}{
 		"garbage":               {sealed, "garbage"},
-		"empty":                 {sealed, ""},
 		"short":                 {sealed, good[:4]},
 		"truncated":             {sealed, good[:30]},
 		"tampered nonce":        {sealed, string(flipped)},
 		"moved":                 {sealed, moved},
-		"plain in sealed store": {sealed, "\x00" + string(der)},
-		"sealed in plain store": {plain, good},
+		"plain non-session":     {sealed, "\x00" + string(der)},
 		"empty plain":           {plain, "\x00"},
+		"unknown version":       {plain, "\x07" + string(der)},
+		"sealed in plain store": {plain, good},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -216,22 +217,38 @@ func TestInvalidValues(t *testing.T) {
 	// Sealed with a key this server lacks (another server's, during a
 	// rotation; or a key ID changed in transit): a miss, counted apart,
 	// never deleted.
-	for name, value := range map[string]string{"another server's key": good, "other key ID": string(headerFlip)} {
+	for name, tc := range map[string]struct {
+		store *redisstore.Store
+		value string
+	}{
+		"another server's key": {other, good},
+		"other key ID":         {other, string(headerFlip)},
+	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := rs.Do(ctx, "SET", other.Key(id), value)
+			_, err := rs.Do(ctx, "SET", tc.store.Key(id), tc.value)
 			require.NoError(t, err)
-			before := other.Stats()
-			_, err = other.Get(ctx, id)
+			before := tc.store.Stats()
+			_, err = tc.store.Get(ctx, id)
 			require.ErrorIs(t, err, sslsession.ErrNotFound)
 			require.NotErrorIs(t, err, sslsession.ErrInvalidValue)
-			after := other.Stats()
+			after := tc.store.Stats()
 			require.Equal(t, before.UnknownKey+1, after.UnknownKey)
 			require.Equal(t, before.Invalid, after.Invalid)
-			v, err := rs.Do(ctx, "GET", other.Key(id))
+			v, err := rs.Do(ctx, "GET", tc.store.Key(id))
 			require.NoError(t, err)
-			require.Equal(t, value, v, "left for the servers that hold the key")
+			require.Equal(t, tc.value, v, "left for the servers that hold the key")
 		})
 	}
+
+	// GETRANGE answers "" for a missing key: an empty value is a miss,
+	// left to its TTL (no store writes one).
+	_, err = rs.Do(ctx, "SET", sealed.Key(id), "")
+	require.NoError(t, err)
+	before := sealed.Stats()
+	_, err = sealed.Get(ctx, id)
+	require.ErrorIs(t, err, sslsession.ErrNotFound)
+	require.Equal(t, before.Misses+1, sealed.Stats().Misses)
+	require.Equal(t, before.Invalid, sealed.Stats().Invalid)
 
 	_, err = rs.Do(ctx, "SET", keep.Key(id), "garbage")
 	require.NoError(t, err)
@@ -405,4 +422,244 @@ func TestConcurrent(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, int64(400), st.Hits)
 	require.Zero(t, st.Errors)
+}
+
+func TestMaxValueSizeOption(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+	defer c.Close()
+	for _, n := range []int{-1, 1, 32, redisstore.MaxMaxValueSize + 1} {
+		_, err := redisstore.New(c, redisstore.Options{MaxValueSize: n})
+		require.Error(t, err, "MaxValueSize %d", n)
+		require.Contains(t, err.Error(), "MaxValueSize")
+	}
+	for _, n := range []int{0, 64, redisstore.DefaultMaxValueSize, redisstore.MaxMaxValueSize} {
+		_, err := redisstore.New(c, redisstore.Options{MaxValueSize: n})
+		require.NoError(t, err, "MaxValueSize %d", n)
+	}
+}
+
+// The limit is exact: a value of MaxValueSize bytes is read, one byte more
+// is not; Put refuses what Get could not read back.
+func TestMaxValueSizeLimit(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	probe := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
+	require.NoError(t, probe.Put(ctx, id, der, time.Now().Add(time.Minute)))
+	v, err := rs.Do(ctx, "GET", probe.Key(id))
+	require.NoError(t, err)
+	size := len(v)
+
+	exact := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, MaxValueSize: size})
+	got, err := exact.Get(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, der, got)
+	require.NoError(t, exact.Put(ctx, id, der, time.Now().Add(time.Minute)))
+
+	under := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, MaxValueSize: size - 1, KeepInvalid: true})
+	_, err = under.Get(ctx, id)
+	require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+	require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+	require.Equal(t, redisstore.Stats{Gets: 1, Misses: 1, Oversize: 1}, under.Stats())
+	_, err = rs.Do(ctx, "GET", under.Key(id))
+	require.NoError(t, err, "KeepInvalid keeps it")
+
+	other := []byte("other-session")
+	err = under.Put(ctx, other, der, time.Now().Add(time.Minute))
+	require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+	require.Equal(t, int64(2), under.Stats().Oversize)
+	_, err = rs.Do(ctx, "GET", under.Key(other))
+	require.ErrorIs(t, err, redistest.ErrNil, "nothing written")
+
+	plain := newStore(t, rs.Addr, redisstore.Options{MaxValueSize: len(der)})
+	require.ErrorIs(t, plain.Put(ctx, other, der, time.Now().Add(time.Minute)), redisstore.ErrValueTooLarge,
+		"an unsealed value is the DER and its version byte")
+}
+
+// A hostile Redis writer puts 300 MB under a session's key: the lookup
+// reads MaxValueSize+1 bytes of it, allocates well under 1 MB, counts it in
+// Oversize and unlinks the key.
+func TestOversizeValueIsNotRead(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: 5 * time.Second})
+	const huge = 300 << 20
+	// Redis fills 300 MB with zeros: slow on a loaded machine.
+	setup, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err := rs.Do(setup, "SETRANGE", s.Key(id), strconv.Itoa(huge-1), "x")
+	require.NoError(t, err)
+	n, err := rs.Do(setup, "STRLEN", s.Key(id))
+	require.NoError(t, err)
+	require.Equal(t, strconv.Itoa(huge), n)
+
+	// Warm the connection pool, so that the measure is the lookup's.
+	_, err = s.Get(ctx, []byte("warm-up"))
+	require.ErrorIs(t, err, sslsession.ErrNotFound)
+
+	alloc := allocated(func() {
+		_, err = s.Get(ctx, id)
+	})
+	require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+	require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+	require.Less(t, alloc, uint64(1<<20), "the lookup allocated %d bytes", alloc)
+	st := s.Stats()
+	require.Equal(t, int64(1), st.Oversize)
+	require.Zero(t, st.Hits)
+	require.Zero(t, st.Invalid)
+	require.Equal(t, int64(2), st.Misses)
+	t.Logf("a lookup of a %d MB value allocated %d bytes", huge>>20, alloc)
+	require.Eventually(t, func() bool {
+		n, err := rs.Do(ctx, "EXISTS", s.Key(id))
+		return err == nil && n == "0"
+	}, 5*time.Second, 10*time.Millisecond, "unlinked")
+
+	// The measure sees a whole read: a plain GET of a 4 MB value allocates
+	// at least that.
+	const big = 4 << 20
+	_, err = rs.Do(setup, "SETRANGE", "plain-get", strconv.Itoa(big-1), "x")
+	require.NoError(t, err)
+	c := client(t, rs.Addr)
+	require.NoError(t, c.Ping(ctx).Err())
+	alloc = allocated(func() { _, err = c.Get(ctx, "plain-get").Bytes() })
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, alloc, uint64(big))
+}
+
+// allocated is the bytes the process allocated while f ran.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// Keys of another Redis type under a session's key: a miss, counted in
+// WrongType, unlinked (or kept with KeepInvalid); no Redis error surfaces
+// as a store error.
+func TestWrongTypeValues(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
+	keep := newStore(t, rs.Addr, redisstore.Options{KeepInvalid: true})
+	writes := map[string][]string{
+		"list":   {"RPUSH", "", "a", "b"},
+		"hash":   {"HSET", "", "f", "v"},
+		"set":    {"SADD", "", "m"},
+		"zset":   {"ZADD", "", "1", "m"},
+		"stream": {"XADD", "", "*", "f", "v"},
+	}
+	for name, cmd := range writes {
+		t.Run(name, func(t *testing.T) {
+			for _, st := range []*redisstore.Store{s, keep} {
+				args := append([]string(nil), cmd...)
+				args[1] = st.Key(id)
+				_, err := rs.Do(ctx, args...)
+				require.NoError(t, err)
+				before := st.Stats()
+				_, err = st.Get(ctx, id)
+				require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+				require.ErrorIs(t, err, redisstore.ErrWrongType)
+				after := st.Stats()
+				require.Equal(t, before.WrongType+1, after.WrongType)
+				require.Equal(t, before.Misses+1, after.Misses)
+				require.Equal(t, before.Errors, after.Errors)
+				typ, err := rs.Do(ctx, "TYPE", st.Key(id))
+				require.NoError(t, err)
+				if st == keep {
+					require.Equal(t, name, typ, "KeepInvalid keeps it")
+					_, err = rs.Do(ctx, "DEL", st.Key(id))
+					require.NoError(t, err)
+				} else {
+					require.Equal(t, "none", typ, "unlinked")
+				}
+			}
+		})
+	}
+}
+
+// The bounded read on Redis Cluster and through Sentinel: one key, one
+// command, so it goes to the node that owns the slot, or the master.
+func TestBoundedReadClusterAndSentinel(t *testing.T) {
+	ctx := context.Background()
+	cl := redistest.StartCluster(t)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cc.Close() })
+	st := redistest.StartSentinel(t)
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: st.Name, SentinelAddrs: st.Addrs(), ContextTimeoutEnabled: true,
+	})
+	t.Cleanup(func() { fc.Close() })
+	for name, c := range map[string]redis.UniversalClient{"cluster": cc, "sentinel": fc} {
+		t.Run(name, func(t *testing.T) {
+			s, err := redisstore.New(c, redisstore.Options{Keys: [][]byte{key16}, Timeout: 2 * time.Second})
+			require.NoError(t, err)
+			for i := 0; i < 20; i++ { // keys in every node's slots
+				sid := []byte(fmt.Sprintf("session-%d", i))
+				require.NoError(t, s.Put(ctx, sid, der, time.Now().Add(time.Minute)))
+				got, err := s.Get(ctx, sid)
+				require.NoError(t, err)
+				require.Equal(t, der, got)
+				require.NoError(t, c.SetRange(ctx, s.Key(sid), 1<<20, "x").Err())
+				_, err = s.Get(ctx, sid)
+				require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+				require.NoError(t, c.RPush(ctx, s.Key(sid), "a").Err(), "unlinked: a new list")
+				_, err = s.Get(ctx, sid)
+				require.ErrorIs(t, err, redisstore.ErrWrongType)
+			}
+			require.Equal(t, redisstore.Stats{Puts: 20, Gets: 60, Hits: 20, Misses: 40, Oversize: 20, WrongType: 20}, s.Stats())
+		})
+	}
+}
+
+// The bounded read against a plain GET, on a session-sized sealed value
+// (about 1.2 KB: a TLS 1.2 session with a certificate in it): Store.Get
+// (GETRANGE and AES-GCM), GETRANGE and GET alone, and the Lua script
+// (TYPE, STRLEN, GET) a bounded read could also be.
+func BenchmarkGet(b *testing.B) {
+	rs := redistest.Start(b)
+	ctx := context.Background()
+	s := newStore(b, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: time.Second})
+	session := bytes.Repeat([]byte{0x5a}, 1200)
+	require.NoError(b, s.Put(ctx, id, session, time.Now().Add(time.Hour)))
+	c := client(b, rs.Addr)
+	key := s.Key(id)
+	script := redis.NewScript(`local t = redis.call('TYPE', KEYS[1])['ok']
+if t ~= 'string' then return t end
+if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return 0 end
+return redis.call('GET', KEYS[1])`)
+	limit := redisstore.DefaultMaxValueSize
+	b.Run("Store.Get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GETRANGE", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.GetRange(ctx, key, 0, int64(limit)).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GET", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Get(ctx, key).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Lua", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := script.Run(ctx, c, []string{key}, limit).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
