@@ -21,11 +21,13 @@
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -48,7 +50,10 @@ type Options struct {
 	// the values. Keys[0] seals new values; every key, and every OpenKeys
 	// key, opens. With no keys, values are stored as the session's plain
 	// DER: the master keys are then readable by anyone who can read Redis;
-	// only do that on a private, trusted Redis.
+	// only do that on a private, trusted Redis. Servers with and without
+	// keys can share a Redis while a fleet moves from one to the other:
+	// each treats the other's values as misses and never deletes them
+	// (Stats.Unsealed, Stats.UnknownKey).
 	//
 	// To rotate from K1 to K2 without any server losing a session, in three
 	// rolling restarts: (1) every server gets K2 in OpenKeys (Keys {K1},
@@ -69,7 +74,9 @@ type Options struct {
 	// KeepInvalid leaves values that cannot be opened in Redis (garbage,
 	// tampered, truncated, or sealed with a known key that does not open
 	// them). By default Get deletes them, so that they are not read again.
-	// Values sealed with a key this server lacks are never deleted.
+	// Values sealed with a key this server lacks are never deleted, nor
+	// are the other side's values during a move between sealed and
+	// unsealed (docs/fleet.md, "Moving between sealed and unsealed").
 	// Values over MaxValueSize and keys of another Redis type are deleted
 	// too (with UNLINK, which frees them off Redis's main thread) unless
 	// KeepInvalid.
@@ -116,8 +123,13 @@ type Stats struct {
 	Errors  int64 `json:"errors"`  // Redis errors and timeouts
 	Invalid int64 `json:"invalid"` // values that could not be opened: deleted unless KeepInvalid
 	// UnknownKey counts values sealed with a key this server lacks (another
-	// server's, during a rotation): misses, never deleted.
+	// server's, during a rotation; on an unsealed server, any sealed
+	// value): misses, never deleted.
 	UnknownKey int64 `json:"unknown_key"`
+	// Unsealed counts, on a sealed server, unsealed values that hold a
+	// session of the ID looked up: values an unsealed server wrote, during
+	// a move to sealing. Misses, never deleted.
+	Unsealed int64 `json:"unsealed"`
 	// Oversize counts values over Options.MaxValueSize: found by Get (not
 	// read whole; a miss, deleted unless KeepInvalid) or refused by Put.
 	Oversize int64 `json:"oversize"`
@@ -128,7 +140,7 @@ type Stats struct {
 
 type counters struct {
 	puts, gets, hits, misses, deletes, errors, invalid, unknownKey atomic.Int64
-	oversize, wrongType                                            atomic.Int64
+	unsealed, oversize, wrongType                                  atomic.Int64
 }
 
 // Value format. A sealed value is
@@ -149,6 +161,10 @@ const (
 // errUnknownKey is open's answer for a value sealed with a key this store
 // does not have.
 var errUnknownKey = errors.New("redisstore: sealed with a key this server does not have")
+
+// errUnsealed is a sealed store's answer for a value an unsealed store
+// wrote for this session ID.
+var errUnsealed = errors.New("redisstore: an unsealed value, written by an unsealed server")
 
 // ErrValueTooLarge is wrapped by Get's error for a value over
 // Options.MaxValueSize (with sslsession.ErrInvalidValue), and by Put's for
@@ -238,7 +254,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Puts: c.puts.Load(), Gets: c.gets.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(),
 		Deletes: c.deletes.Load(), Errors: c.errors.Load(), Invalid: c.invalid.Load(), UnknownKey: c.unknownKey.Load(),
-		Oversize: c.oversize.Load(), WrongType: c.wrongType.Load(),
+		Unsealed: c.unsealed.Load(), Oversize: c.oversize.Load(), WrongType: c.wrongType.Load(),
 	}
 }
 
@@ -280,7 +296,8 @@ func (s *Store) Put(ctx context.Context, id, der []byte, expires time.Time) erro
 // none, an error wrapping sslsession.ErrInvalidValue when the value does not
 // open with any key, is over Options.MaxValueSize (ErrValueTooLarge) or is
 // not a Redis string (ErrWrongType); such values are deleted unless
-// Options.KeepInvalid. A value sealed with a key this server lacks is
+// Options.KeepInvalid. A value sealed with a key this server lacks, or
+// written by the other side of a move between sealed and unsealed, is
 // ErrNotFound and stays.
 //
 // The value is read with GETRANGE key 0 MaxValueSize: at most
@@ -315,6 +332,12 @@ func (s *Store) Get(ctx context.Context, id []byte) ([]byte, error) {
 	case errors.Is(err, errUnknownKey):
 		// Another server's key: not ours to judge, nor to delete.
 		s.stats.unknownKey.Add(1)
+		s.stats.misses.Add(1)
+		return nil, fmt.Errorf("%w (%w)", sslsession.ErrNotFound, err)
+	case errors.Is(err, errUnsealed):
+		// An unsealed server's session, during a move to sealing: not
+		// authenticated by our keys, so not used, but not ours to delete.
+		s.stats.unsealed.Add(1)
 		s.stats.misses.Add(1)
 		return nil, fmt.Errorf("%w (%w)", sslsession.ErrNotFound, err)
 	case err != nil:
@@ -379,10 +402,19 @@ func (s *Store) open(id, value []byte) ([]byte, error) {
 		return nil, invalid("empty value")
 	}
 	if len(s.aeads) == 0 {
+		if value[0] == versionSealed && len(value) >= headerLen+12+16 {
+			// A sealed server's value (12: the GCM nonce, 16: its tag):
+			// during a move between sealed and unsealed, or a server that
+			// was not given the keys. Not ours to delete.
+			return nil, errUnknownKey
+		}
 		if value[0] != versionPlain || len(value) == 1 {
 			return nil, invalid("not an unsealed value (is the store missing its keys?)")
 		}
 		return value[1:], nil
+	}
+	if value[0] == versionPlain && holdsSession(id, value[1:]) {
+		return nil, errUnsealed
 	}
 	if value[0] != versionSealed {
 		return nil, invalid("not a sealed value")
@@ -409,4 +441,32 @@ func (s *Store) open(id, value []byte) ([]byte, error) {
 		return nil, errUnknownKey
 	}
 	return nil, invalid("does not open (tampered, or stored under another session ID)")
+}
+
+// maxTrailer bounds what may follow the DER in an unsealed value: the
+// bridge's integrity tag (32 bytes, HMAC-SHA256) with room to spare.
+const maxTrailer = 64
+
+// holdsSession reports whether v is what an unsealed store keeps for id: a
+// DER SSL_SESSION (OpenSSL's SSL_SESSION_ASN1: version, protocol version,
+// cipher, session ID, ...) whose session ID is id, followed by at most
+// maxTrailer bytes (the bridge's integrity tag). It reads the first four
+// fields only: the value is never used, only told apart from garbage so
+// that it is left alone.
+func holdsSession(id, v []byte) bool {
+	var seq asn1.RawValue
+	rest, err := asn1.Unmarshal(v, &seq)
+	if err != nil || len(rest) > maxTrailer || seq.Class != asn1.ClassUniversal ||
+		seq.Tag != asn1.TagSequence || !seq.IsCompound {
+		return false
+	}
+	body := seq.Bytes
+	var version, protocol int64
+	var cipher, sid []byte
+	for _, field := range []any{&version, &protocol, &cipher, &sid} {
+		if body, err = asn1.Unmarshal(body, field); err != nil {
+			return false
+		}
+	}
+	return version == 1 && len(sid) > 0 && bytes.Equal(sid, id)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/leakcheck"
+	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 )
 
@@ -192,15 +195,16 @@ func TestInvalidValues(t *testing.T) {
 		store *redisstore.Store
 		value string
 	}{
-		"garbage":               {sealed, "garbage"},
-		"short":                 {sealed, good[:4]},
-		"truncated":             {sealed, good[:30]},
-		"tampered nonce":        {sealed, string(flipped)},
-		"moved":                 {sealed, moved},
-		"plain non-session":     {sealed, "\x00" + string(der)},
-		"empty plain":           {plain, "\x00"},
-		"unknown version":       {plain, "\x07" + string(der)},
-		"sealed in plain store": {plain, good},
+		"garbage":                 {sealed, "garbage"},
+		"short":                   {sealed, good[:4]},
+		"truncated":               {sealed, good[:30]},
+		"tampered nonce":          {sealed, string(flipped)},
+		"moved":                   {sealed, moved},
+		"plain non-session":       {sealed, "\x00" + string(der)},
+		"short sealed in plain":   {plain, good[:32]},
+		"empty plain":             {plain, "\x00"},
+		"unknown version":         {plain, "\x07" + string(der)},
+		"plain other ID (sealed)": {sealed, "\x00" + string(sessionDER(t, otherID))},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -221,8 +225,9 @@ func TestInvalidValues(t *testing.T) {
 		store *redisstore.Store
 		value string
 	}{
-		"another server's key": {other, good},
-		"other key ID":         {other, string(headerFlip)},
+		"another server's key":  {other, good},
+		"other key ID":          {other, string(headerFlip)},
+		"sealed in plain store": {plain, good},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := rs.Do(ctx, "SET", tc.store.Key(id), tc.value)
@@ -424,6 +429,69 @@ func TestConcurrent(t *testing.T) {
 	require.Zero(t, st.Errors)
 }
 
+// sessionDER is a DER shaped like OpenSSL's SSL_SESSION (SSL_SESSION_ASN1:
+// version 1, protocol, cipher, session ID, master key) for id.
+func sessionDER(t testing.TB, sid []byte) []byte {
+	t.Helper()
+	v, err := asn1.Marshal(struct {
+		Version, Protocol  int
+		Cipher, ID, Master []byte
+	}{1, 0x0303, []byte{0xc0, 0x2f}, sid, bytes.Repeat([]byte{0x5a}, 48)})
+	require.NoError(t, err)
+	return v
+}
+
+// A sealed server finds an unsealed server's session (the DER of that
+// session ID and the bridge's tag): a miss, counted in Unsealed, left in
+// Redis. What only looks like one is invalid and deleted.
+func TestUnsealedValueInSealedStore(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	sealed := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
+	tag := bytes.Repeat([]byte{0x77}, sha256.Size)
+	session := sessionDER(t, id)
+
+	for name, value := range map[string][]byte{
+		"tagged": append(append([]byte{0}, session...), tag...),
+		"bare":   append([]byte{0}, session...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := rs.Do(ctx, "SET", sealed.Key(id), string(value))
+			require.NoError(t, err)
+			before := sealed.Stats()
+			_, err = sealed.Get(ctx, id)
+			require.ErrorIs(t, err, sslsession.ErrNotFound)
+			require.NotErrorIs(t, err, sslsession.ErrInvalidValue)
+			after := sealed.Stats()
+			require.Equal(t, before.Unsealed+1, after.Unsealed)
+			require.Equal(t, before.Misses+1, after.Misses)
+			require.Equal(t, before.Invalid, after.Invalid)
+			v, err := rs.Do(ctx, "GET", sealed.Key(id))
+			require.NoError(t, err)
+			require.Equal(t, string(value), v, "left for the unsealed servers")
+		})
+	}
+	notSession := map[string][]byte{
+		"other session ID":   append([]byte{0}, sessionDER(t, []byte("another-id"))...),
+		"too long a trailer": append(append([]byte{0}, session...), bytes.Repeat([]byte{1}, 65)...),
+		"truncated DER":      append([]byte{0}, session[:len(session)-1]...),
+		"not a sequence":     append([]byte{0, 0x04, 0x02}, "ab"...),
+	}
+	for name, value := range notSession {
+		t.Run(name, func(t *testing.T) {
+			_, err := rs.Do(ctx, "SET", sealed.Key(id), string(value))
+			require.NoError(t, err)
+			before := sealed.Stats()
+			_, err = sealed.Get(ctx, id)
+			require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+			require.Equal(t, before.Invalid+1, sealed.Stats().Invalid)
+			require.Equal(t, before.Unsealed, sealed.Stats().Unsealed)
+			_, err = rs.Do(ctx, "GET", sealed.Key(id))
+			require.ErrorIs(t, err, redistest.ErrNil, "deleted")
+		})
+	}
+}
+
 func TestMaxValueSizeOption(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
 	defer c.Close()
@@ -611,6 +679,117 @@ func TestBoundedReadClusterAndSentinel(t *testing.T) {
 			require.Equal(t, redisstore.Stats{Puts: 20, Gets: 60, Hits: 20, Misses: 40, Oversize: 20, WrongType: 20}, s.Stats())
 		})
 	}
+}
+
+// migrationHost is one server of the fleet in TestMoveBetweenSealedAndUnsealed:
+// its own SSL_CTX looking every session up in the store (no internal
+// lookup), its own store, sealed or not.
+type migrationHost struct {
+	sealed bool
+	sc     *sslsession.Ctx
+	store  *redisstore.Store
+	addr   string
+}
+
+func newMigrationHost(t *testing.T, redisAddr string, sealed bool, ik sslsession.IntegrityKey) *migrationHost {
+	t.Helper()
+	oc := sesstest.ServerCtx(t, sslsession.TLS12, loopback.Config{NoTickets: true, SessionIDContext: []byte("migration")})
+	sc := sesstest.NewCtx(t, oc)
+	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternalLookup)
+	var opts redisstore.Options
+	if sealed {
+		opts.Keys = [][]byte{key32}
+	}
+	store := newStore(t, redisAddr, opts)
+	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{Timeout: 2 * time.Second, IntegrityKey: ik}))
+	return &migrationHost{sealed: sealed, sc: sc, store: store, addr: sesstest.Serve(t, oc).Addr}
+}
+
+// The documented move from an unsealed fleet to a sealed one and back
+// (docs/fleet.md), three servers restarted one by one, with real
+// handshakes: after every restart each server resumes every session written
+// by a server of its own kind and misses, without deleting, every session
+// of the other kind; at the end every session ever written is still in
+// Redis and nothing was judged invalid.
+func TestMoveBetweenSealedAndUnsealed(t *testing.T) {
+	sesstest.LeakCheck(t)
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	ik, err := sslsession.NewIntegrityKey()
+	require.NoError(t, err)
+	cctx := sesstest.ClientCtx(t, sslsession.TLS12)
+
+	hosts := make([]*migrationHost, 3)
+	var all []*migrationHost // every host ever run, for the totals
+	for i := range hosts {
+		hosts[i] = newMigrationHost(t, rs.Addr, false, ik)
+		all = append(all, hosts[i])
+	}
+	type written struct {
+		sess   *sslsession.Session
+		id     []byte
+		sealed bool
+	}
+	var sessions []written
+	t.Cleanup(func() {
+		for _, w := range sessions {
+			w.sess.Close()
+		}
+	})
+	round := func(label string, writer *migrationHost) {
+		t.Helper()
+		reused, s := sesstest.Roundtrip(t, writer.addr, cctx, nil)
+		require.False(t, reused)
+		sid, err := s.ID()
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			n, err := rs.Do(ctx, "EXISTS", writer.store.Key(sid))
+			return err == nil && n == "1"
+		}, 5*time.Second, 2*time.Millisecond, "%s: session stored", label)
+		sessions = append(sessions, written{s, sid, writer.sealed})
+		for i, h := range hosts {
+			for k, w := range sessions {
+				reused, next := sesstest.Roundtrip(t, h.addr, cctx, w.sess)
+				next.Close()
+				require.Equal(t, w.sealed == h.sealed, reused,
+					"%s: host %d (sealed %v) offered session %d (sealed %v)", label, i, h.sealed, k, w.sealed)
+			}
+		}
+	}
+	round("unsealed fleet", hosts[0])
+	for _, sealed := range []bool{true, false} {
+		for i := range hosts {
+			hosts[i] = newMigrationHost(t, rs.Addr, sealed, ik)
+			all = append(all, hosts[i])
+			round(fmt.Sprintf("host %d restarted sealed=%v", i, sealed), hosts[i])
+		}
+	}
+
+	for k, w := range sessions {
+		n, err := rs.Do(ctx, "EXISTS", hosts[0].store.Key(w.id))
+		require.NoError(t, err)
+		require.Equal(t, "1", n, "session %d (sealed %v) deleted", k, w.sealed)
+	}
+	var total redisstore.Stats
+	for _, h := range all {
+		st := h.store.Stats()
+		total.Hits += st.Hits
+		total.Invalid += st.Invalid
+		total.Deletes += st.Deletes
+		total.Unsealed += st.Unsealed
+		total.UnknownKey += st.UnknownKey
+		total.Errors += st.Errors
+		m := h.sc.Metrics().Store
+		require.Zero(t, m.Invalid, "the bridge judged nothing invalid")
+		require.Zero(t, m.Errors)
+	}
+	require.Zero(t, total.Invalid)
+	require.Zero(t, total.Deletes)
+	require.Zero(t, total.Errors)
+	require.Positive(t, total.Hits)
+	require.Positive(t, total.Unsealed, "sealed servers met unsealed sessions")
+	require.Positive(t, total.UnknownKey, "unsealed servers met sealed sessions")
+	t.Logf("%d sessions; store totals: %+v", len(sessions), total)
 }
 
 // The bounded read against a plain GET, on a session-sized sealed value
