@@ -51,15 +51,19 @@ vet: check-openssl
 	$(GO) vet ./...
 
 # What building needs on a Debian machine (pkg-config, libssl-dev, the
-# openssl command), and what the tests need besides: redis-server (the fleet
-# store's tests start their own), shellcheck (the build scripts). Installed
-# when missing; nothing is started here.
+# openssl command), and what the tests need besides: the package of every
+# program a test runs (redis-server, python3, nginx, haproxy...), listed in
+# scripts/test-programs.txt with the package that has it; check-scripts
+# fails when a test runs a program the list lacks. Installed when missing;
+# nothing is started here. The openssl program is BUILD_PKGS's: it knows
+# OPENSSL_PREFIX.
 BUILD_PKGS = $(if $(shell command -v pkg-config),,pkg-config) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell command -v openssl),,openssl)) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell pkg-config --exists libssl 2>/dev/null && echo y),,libssl-dev))
-TEST_PKGS = $(BUILD_PKGS) \
-	$(if $(shell command -v redis-server),,redis-server) \
-	$(if $(shell command -v shellcheck),,shellcheck)
+TEST_PROGRAMS = $(shell awk '{ sub(/\#.*/, "") } NF == 2 && $$2 != "-" { print $$1 ":" $$2 }' \
+	$(CURDIR)/scripts/test-programs.txt)
+TEST_PKGS = $(BUILD_PKGS) $(sort $(foreach p,$(filter-out openssl:%,$(TEST_PROGRAMS)), \
+	$(if $(shell command -v $(word 1,$(subst :, ,$(p)))),,$(word 2,$(subst :, ,$(p))))))
 APT_INSTALL = if [ -n "$(strip $(1))" ]; then \
 	  echo "installing: $(strip $(1))"; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
