@@ -51,24 +51,19 @@ vet: check-openssl
 	$(GO) vet ./...
 
 # What building needs on a Debian machine (pkg-config, libssl-dev, the
-# openssl command), and what the tests need besides: redis-server (the fleet
-# store's tests start their own), shellcheck (the build scripts), nginx and
-# haproxy (test/mixedfleet_test.go starts its own on loopback ports; both
-# live in /usr/sbin). Installed when missing; nothing is started here.
+# openssl command), and what the tests need besides: the package of every
+# program a test runs (redis-server, python3, nginx, haproxy...), listed in
+# scripts/test-programs.txt with the package that has it; check-scripts
+# fails when a test runs a program the list lacks. Installed when missing;
+# nothing is started here. The openssl program is BUILD_PKGS's: it knows
+# OPENSSL_PREFIX.
 BUILD_PKGS = $(if $(shell command -v pkg-config),,pkg-config) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell command -v openssl),,openssl)) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell pkg-config --exists libssl 2>/dev/null && echo y),,libssl-dev))
-TEST_PKGS = $(BUILD_PKGS) \
-	$(if $(shell command -v redis-server),,redis-server) \
-	$(if $(shell command -v shellcheck),,shellcheck) \
-	$(if $(shell command -v nginx || command -v /usr/sbin/nginx),,nginx) \
-	$(if $(shell command -v haproxy || command -v /usr/sbin/haproxy),,haproxy) \
-	$(BENCH_PROC_PKGS)
-# What make bench-server and make bench-client run besides the C compiler
-# (internal/benchproc, whose smoke test runs them too): nginx (a server
-# measured beside the others), strace (system calls per connection);
-# taskset comes with util-linux.
-BENCH_PROC_PKGS = $(if $(shell command -v strace),,strace)
+TEST_PROGRAMS = $(shell awk '{ sub(/\#.*/, "") } NF == 2 && $$2 != "-" { print $$1 ":" $$2 }' \
+	$(CURDIR)/scripts/test-programs.txt)
+TEST_PKGS = $(BUILD_PKGS) $(sort $(foreach p,$(filter-out openssl:%,$(TEST_PROGRAMS)), \
+	$(if $(shell command -v $(word 1,$(subst :, ,$(p)))),,$(word 2,$(subst :, ,$(p))))))
 APT_INSTALL = if [ -n "$(strip $(1))" ]; then \
 	  echo "installing: $(strip $(1))"; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
@@ -140,11 +135,9 @@ bench-handshake: check-openssl
 # rounds, medians and ratios to C; then system calls per connection.
 # BENCH_PROC_FLAGS: -rounds N -time D -strace N -only REGEXP -run REGEXP.
 BENCH_PROC_FLAGS ?=
-bench-server: check-openssl
-	@$(call APT_INSTALL,$(BENCH_PROC_PKGS))
+bench-server: check-openssl deps
 	$(GO) run ./internal/benchproc -side server $(BENCH_PROC_FLAGS)
-bench-client: check-openssl
-	@$(call APT_INSTALL,$(BENCH_PROC_PKGS))
+bench-client: check-openssl deps
 	$(GO) run ./internal/benchproc -side client $(BENCH_PROC_FLAGS)
 
 # Each fuzz target in turn for FUZZTIME (a duration, or 1000000x for a

@@ -154,9 +154,13 @@ func TestFleetSealedValuesAndTTL(t *testing.T) {
 	der2, err := plain.store.Get(ctx, id2)
 	require.NoError(t, err)
 	require.Equal(t, "\x00"+string(der2), value2)
-	// A sealed store refuses the unsealed value, and the reverse.
+	// A sealed store leaves the unsealed value alone (a fleet moving to
+	// sealing): a miss, counted, never deleted.
 	_, err = a.store.Get(ctx, id2)
-	require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+	require.ErrorIs(t, err, sslsession.ErrNotFound)
+	require.Equal(t, int64(1), a.store.Stats().Unsealed)
+	_, err = rs.Do(ctx, "GET", plain.store.Key(id2))
+	require.NoError(t, err, "still in Redis")
 }
 
 // Redis stopped mid-run: no handshake fails, they become full ones; once
@@ -268,7 +272,6 @@ func TestFleetBadValues(t *testing.T) {
 
 	bad := map[string]string{
 		"garbage":         "not a session at all",
-		"empty":           "",
 		"truncated":       good[:10],
 		"tampered":        string(flipped),
 		"moved":           moved,

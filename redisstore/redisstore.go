@@ -12,14 +12,22 @@
 // Failures never fail a handshake: every call is bounded by Options.Timeout
 // and an error makes the handshake a full one (the sslsession bridge turns
 // it into a cache miss and counts it).
+//
+// Nothing in Redis is trusted for its size: Get reads at most
+// Options.MaxValueSize+1 bytes of a value (GETRANGE, one round trip, on a
+// single key: plain Redis, Sentinel and Cluster alike), so a value a
+// hostile writer made hundreds of megabytes long costs a lookup no more
+// than a session does.
 package redisstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,7 +50,10 @@ type Options struct {
 	// the values. Keys[0] seals new values; every key, and every OpenKeys
 	// key, opens. With no keys, values are stored as the session's plain
 	// DER: the master keys are then readable by anyone who can read Redis;
-	// only do that on a private, trusted Redis.
+	// only do that on a private, trusted Redis. Servers with and without
+	// keys can share a Redis while a fleet moves from one to the other:
+	// each treats the other's values as misses and never deletes them
+	// (Stats.Unsealed, Stats.UnknownKey).
 	//
 	// To rotate from K1 to K2 without any server losing a session, in three
 	// rolling restarts: (1) every server gets K2 in OpenKeys (Keys {K1},
@@ -63,9 +74,31 @@ type Options struct {
 	// KeepInvalid leaves values that cannot be opened in Redis (garbage,
 	// tampered, truncated, or sealed with a known key that does not open
 	// them). By default Get deletes them, so that they are not read again.
-	// Values sealed with a key this server lacks are never deleted.
+	// Values sealed with a key this server lacks are never deleted, nor
+	// are the other side's values during a move between sealed and
+	// unsealed (docs/fleet.md, "Moving between sealed and unsealed").
+	// Values over MaxValueSize and keys of another Redis type are deleted
+	// too (with UNLINK, which frees them off Redis's main thread) unless
+	// KeepInvalid.
 	KeepInvalid bool
+	// MaxValueSize bounds the value Get reads, in bytes: default
+	// DefaultMaxValueSize, at most MaxMaxValueSize. A longer value is never
+	// read whole (only its first MaxValueSize+1 bytes cross the network);
+	// it is a miss counted in Stats.Oversize and treated like an invalid
+	// value. Put refuses a session whose value would be longer, since no
+	// Get could read it back.
+	MaxValueSize int
 }
+
+// DefaultMaxValueSize is Options.MaxValueSize's default, 64 KiB. A sealed
+// session is a few hundred bytes, a few KiB with the peer's certificate
+// chain in it (a client certificate).
+const DefaultMaxValueSize = 64 << 10
+
+// MaxMaxValueSize is the largest Options.MaxValueSize New accepts: the
+// largest value that can hold a session the bridge would decode
+// (sslsession.MaxDERSize) with room for the header, nonce and tags.
+const MaxMaxValueSize = sslsession.MaxDERSize + 128
 
 // Store is a sslsession.SessionStore on Redis. It is safe for concurrent
 // use.
@@ -74,6 +107,7 @@ type Store struct {
 	prefix      string
 	timeout     time.Duration
 	keepInvalid bool
+	maxValue    int
 	aeads       []cipher.AEAD
 	ids         [][keyIDLen]byte
 	stats       counters
@@ -89,12 +123,24 @@ type Stats struct {
 	Errors  int64 `json:"errors"`  // Redis errors and timeouts
 	Invalid int64 `json:"invalid"` // values that could not be opened: deleted unless KeepInvalid
 	// UnknownKey counts values sealed with a key this server lacks (another
-	// server's, during a rotation): misses, never deleted.
+	// server's, during a rotation; on an unsealed server, any sealed
+	// value): misses, never deleted.
 	UnknownKey int64 `json:"unknown_key"`
+	// Unsealed counts, on a sealed server, unsealed values that hold a
+	// session of the ID looked up: values an unsealed server wrote, during
+	// a move to sealing. Misses, never deleted.
+	Unsealed int64 `json:"unsealed"`
+	// Oversize counts values over Options.MaxValueSize: found by Get (not
+	// read whole; a miss, deleted unless KeepInvalid) or refused by Put.
+	Oversize int64 `json:"oversize"`
+	// WrongType counts keys that hold another Redis type than a string (a
+	// list, a hash...): misses, deleted unless KeepInvalid.
+	WrongType int64 `json:"wrong_type"`
 }
 
 type counters struct {
 	puts, gets, hits, misses, deletes, errors, invalid, unknownKey atomic.Int64
+	unsealed, oversize, wrongType                                  atomic.Int64
 }
 
 // Value format. A sealed value is
@@ -116,6 +162,19 @@ const (
 // does not have.
 var errUnknownKey = errors.New("redisstore: sealed with a key this server does not have")
 
+// errUnsealed is a sealed store's answer for a value an unsealed store
+// wrote for this session ID.
+var errUnsealed = errors.New("redisstore: an unsealed value, written by an unsealed server")
+
+// ErrValueTooLarge is wrapped by Get's error for a value over
+// Options.MaxValueSize (with sslsession.ErrInvalidValue), and by Put's for
+// a session too large to be stored.
+var ErrValueTooLarge = errors.New("redisstore: value over the size limit")
+
+// ErrWrongType is wrapped, with sslsession.ErrInvalidValue, by Get's error
+// for a key that holds another Redis type than a string.
+var ErrWrongType = errors.New("redisstore: key holds another Redis type than a string")
+
 // ErrNoContextTimeout is New's error for a go-redis client whose
 // ContextTimeoutEnabled is off: it would ignore the per-call timeout and
 // could stall handshakes for its ReadTimeout (seconds) when Redis hangs.
@@ -129,7 +188,14 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if !redisclient.ContextTimeouts(client) {
 		return nil, ErrNoContextTimeout
 	}
-	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, keepInvalid: opts.KeepInvalid}
+	s := &Store{client: client, prefix: opts.Prefix, timeout: opts.Timeout, keepInvalid: opts.KeepInvalid,
+		maxValue: opts.MaxValueSize}
+	switch {
+	case s.maxValue == 0:
+		s.maxValue = DefaultMaxValueSize
+	case s.maxValue < minValueSize || s.maxValue > MaxMaxValueSize:
+		return nil, fmt.Errorf("redisstore: MaxValueSize %d is outside [%d, %d]", s.maxValue, minValueSize, MaxMaxValueSize)
+	}
 	if s.prefix == "" {
 		s.prefix = "sslsession:"
 	}
@@ -158,6 +224,10 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// minValueSize is the smallest MaxValueSize New accepts: a sealed value
+// of a one-byte DER.
+const minValueSize = headerLen + 12 + 1 + 16
+
 func keyID(k []byte) [keyIDLen]byte {
 	h := sha256.New()
 	h.Write([]byte("sslsession redisstore key id\x00"))
@@ -184,6 +254,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Puts: c.puts.Load(), Gets: c.gets.Load(), Hits: c.hits.Load(), Misses: c.misses.Load(),
 		Deletes: c.deletes.Load(), Errors: c.errors.Load(), Invalid: c.invalid.Load(), UnknownKey: c.unknownKey.Load(),
+		Unsealed: c.unsealed.Load(), Oversize: c.oversize.Load(), WrongType: c.wrongType.Load(),
 	}
 }
 
@@ -208,6 +279,10 @@ func (s *Store) Put(ctx context.Context, id, der []byte, expires time.Time) erro
 		s.stats.errors.Add(1)
 		return err
 	}
+	if len(value) > s.maxValue {
+		s.stats.oversize.Add(1)
+		return fmt.Errorf("%w: %d bytes, MaxValueSize %d", ErrValueTooLarge, len(value), s.maxValue)
+	}
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	if err := s.client.Set(ctx, s.Key(id), value, ttl).Err(); err != nil {
@@ -219,36 +294,73 @@ func (s *Store) Put(ctx context.Context, id, der []byte, expires time.Time) erro
 
 // Get returns the DER stored under id: sslsession.ErrNotFound when there is
 // none, an error wrapping sslsession.ErrInvalidValue when the value does not
-// open with any key (it is then deleted, unless Options.KeepInvalid).
+// open with any key, is over Options.MaxValueSize (ErrValueTooLarge) or is
+// not a Redis string (ErrWrongType); such values are deleted unless
+// Options.KeepInvalid. A value sealed with a key this server lacks, or
+// written by the other side of a move between sealed and unsealed, is
+// ErrNotFound and stays.
+//
+// The value is read with GETRANGE key 0 MaxValueSize: at most
+// MaxValueSize+1 bytes, whatever the value's length, in one round trip.
+// GETRANGE answers a missing key with an empty string, so an empty value
+// is a miss too, left to its TTL (no store writes one).
 func (s *Store) Get(ctx context.Context, id []byte) ([]byte, error) {
 	s.stats.gets.Add(1)
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	value, err := s.client.Get(ctx, s.Key(id)).Bytes()
+	key := s.Key(id)
+	value, err := s.client.GetRange(ctx, key, 0, int64(s.maxValue)).Bytes()
 	switch {
-	case errors.Is(err, redis.Nil):
-		s.stats.misses.Add(1)
-		return nil, sslsession.ErrNotFound
+	case redis.HasErrorPrefix(err, "WRONGTYPE"):
+		s.stats.wrongType.Add(1)
+		return nil, s.drop(ctx, key, ErrWrongType)
 	case err != nil:
 		s.stats.errors.Add(1)
-		return nil, fmt.Errorf("redisstore: GET: %w", err)
+		return nil, fmt.Errorf("redisstore: GETRANGE: %w", err)
+	case len(value) == 0:
+		// No key, or an empty value, which no store writes: a second
+		// command to tell them apart would race with a Put of this ID
+		// (the key may appear between the two), so both are a miss.
+		s.stats.misses.Add(1)
+		return nil, sslsession.ErrNotFound
+	case len(value) > s.maxValue:
+		s.stats.oversize.Add(1)
+		return nil, s.drop(ctx, key, fmt.Errorf("%w (MaxValueSize %d)", ErrValueTooLarge, s.maxValue))
 	}
 	der, err := s.open(id, value)
-	if errors.Is(err, errUnknownKey) {
+	switch {
+	case errors.Is(err, errUnknownKey):
 		// Another server's key: not ours to judge, nor to delete.
 		s.stats.unknownKey.Add(1)
 		s.stats.misses.Add(1)
 		return nil, fmt.Errorf("%w (%w)", sslsession.ErrNotFound, err)
-	}
-	if err != nil {
+	case errors.Is(err, errUnsealed):
+		// An unsealed server's session, during a move to sealing: not
+		// authenticated by our keys, so not used, but not ours to delete.
+		s.stats.unsealed.Add(1)
+		s.stats.misses.Add(1)
+		return nil, fmt.Errorf("%w (%w)", sslsession.ErrNotFound, err)
+	case err != nil:
 		s.stats.invalid.Add(1)
 		if !s.keepInvalid {
-			_ = s.client.Del(ctx, s.Key(id)).Err()
+			_ = s.client.Unlink(ctx, key).Err()
 		}
 		return nil, err
 	}
 	s.stats.hits.Add(1)
 	return der, nil
+}
+
+// drop is Get's end for a value it will not read: a miss, the key unlinked
+// (UNLINK frees a large value or a long list off Redis's main thread)
+// unless KeepInvalid, and an error wrapping sslsession.ErrInvalidValue and
+// why.
+func (s *Store) drop(ctx context.Context, key string, why error) error {
+	s.stats.misses.Add(1)
+	if !s.keepInvalid {
+		_ = s.client.Unlink(ctx, key).Err()
+	}
+	return fmt.Errorf("%w: %w", sslsession.ErrInvalidValue, why)
 }
 
 // Delete removes id.
@@ -290,10 +402,19 @@ func (s *Store) open(id, value []byte) ([]byte, error) {
 		return nil, invalid("empty value")
 	}
 	if len(s.aeads) == 0 {
+		if value[0] == versionSealed && len(value) >= headerLen+12+16 {
+			// A sealed server's value (12: the GCM nonce, 16: its tag):
+			// during a move between sealed and unsealed, or a server that
+			// was not given the keys. Not ours to delete.
+			return nil, errUnknownKey
+		}
 		if value[0] != versionPlain || len(value) == 1 {
 			return nil, invalid("not an unsealed value (is the store missing its keys?)")
 		}
 		return value[1:], nil
+	}
+	if value[0] == versionPlain && holdsSession(id, value[1:]) {
+		return nil, errUnsealed
 	}
 	if value[0] != versionSealed {
 		return nil, invalid("not a sealed value")
@@ -320,4 +441,32 @@ func (s *Store) open(id, value []byte) ([]byte, error) {
 		return nil, errUnknownKey
 	}
 	return nil, invalid("does not open (tampered, or stored under another session ID)")
+}
+
+// maxTrailer bounds what may follow the DER in an unsealed value: the
+// bridge's integrity tag (32 bytes, HMAC-SHA256) with room to spare.
+const maxTrailer = 64
+
+// holdsSession reports whether v is what an unsealed store keeps for id: a
+// DER SSL_SESSION (OpenSSL's SSL_SESSION_ASN1: version, protocol version,
+// cipher, session ID, ...) whose session ID is id, followed by at most
+// maxTrailer bytes (the bridge's integrity tag). It reads the first four
+// fields only: the value is never used, only told apart from garbage so
+// that it is left alone.
+func holdsSession(id, v []byte) bool {
+	var seq asn1.RawValue
+	rest, err := asn1.Unmarshal(v, &seq)
+	if err != nil || len(rest) > maxTrailer || seq.Class != asn1.ClassUniversal ||
+		seq.Tag != asn1.TagSequence || !seq.IsCompound {
+		return false
+	}
+	body := seq.Bytes
+	var version, protocol int64
+	var cipher, sid []byte
+	for _, field := range []any{&version, &protocol, &cipher, &sid} {
+		if body, err = asn1.Unmarshal(body, field); err != nil {
+			return false
+		}
+	}
+	return version == 1 && len(sid) > 0 && bytes.Equal(sid, id)
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,7 +19,9 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/leakcheck"
+	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 )
 
@@ -191,15 +195,16 @@ func TestInvalidValues(t *testing.T) {
 		store *redisstore.Store
 		value string
 	}{
-		"garbage":               {sealed, "garbage"},
-		"empty":                 {sealed, ""},
-		"short":                 {sealed, good[:4]},
-		"truncated":             {sealed, good[:30]},
-		"tampered nonce":        {sealed, string(flipped)},
-		"moved":                 {sealed, moved},
-		"plain in sealed store": {sealed, "\x00" + string(der)},
-		"sealed in plain store": {plain, good},
-		"empty plain":           {plain, "\x00"},
+		"garbage":                 {sealed, "garbage"},
+		"short":                   {sealed, good[:4]},
+		"truncated":               {sealed, good[:30]},
+		"tampered nonce":          {sealed, string(flipped)},
+		"moved":                   {sealed, moved},
+		"plain non-session":       {sealed, "\x00" + string(der)},
+		"short sealed in plain":   {plain, good[:32]},
+		"empty plain":             {plain, "\x00"},
+		"unknown version":         {plain, "\x07" + string(der)},
+		"plain other ID (sealed)": {sealed, "\x00" + string(sessionDER(t, otherID))},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -216,22 +221,39 @@ func TestInvalidValues(t *testing.T) {
 	// Sealed with a key this server lacks (another server's, during a
 	// rotation; or a key ID changed in transit): a miss, counted apart,
 	// never deleted.
-	for name, value := range map[string]string{"another server's key": good, "other key ID": string(headerFlip)} {
+	for name, tc := range map[string]struct {
+		store *redisstore.Store
+		value string
+	}{
+		"another server's key":  {other, good},
+		"other key ID":          {other, string(headerFlip)},
+		"sealed in plain store": {plain, good},
+	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := rs.Do(ctx, "SET", other.Key(id), value)
+			_, err := rs.Do(ctx, "SET", tc.store.Key(id), tc.value)
 			require.NoError(t, err)
-			before := other.Stats()
-			_, err = other.Get(ctx, id)
+			before := tc.store.Stats()
+			_, err = tc.store.Get(ctx, id)
 			require.ErrorIs(t, err, sslsession.ErrNotFound)
 			require.NotErrorIs(t, err, sslsession.ErrInvalidValue)
-			after := other.Stats()
+			after := tc.store.Stats()
 			require.Equal(t, before.UnknownKey+1, after.UnknownKey)
 			require.Equal(t, before.Invalid, after.Invalid)
-			v, err := rs.Do(ctx, "GET", other.Key(id))
+			v, err := rs.Do(ctx, "GET", tc.store.Key(id))
 			require.NoError(t, err)
-			require.Equal(t, value, v, "left for the servers that hold the key")
+			require.Equal(t, tc.value, v, "left for the servers that hold the key")
 		})
 	}
+
+	// GETRANGE answers "" for a missing key: an empty value is a miss,
+	// left to its TTL (no store writes one).
+	_, err = rs.Do(ctx, "SET", sealed.Key(id), "")
+	require.NoError(t, err)
+	before := sealed.Stats()
+	_, err = sealed.Get(ctx, id)
+	require.ErrorIs(t, err, sslsession.ErrNotFound)
+	require.Equal(t, before.Misses+1, sealed.Stats().Misses)
+	require.Equal(t, before.Invalid, sealed.Stats().Invalid)
 
 	_, err = rs.Do(ctx, "SET", keep.Key(id), "garbage")
 	require.NoError(t, err)
@@ -405,4 +427,418 @@ func TestConcurrent(t *testing.T) {
 	st := s.Stats()
 	require.Equal(t, int64(400), st.Hits)
 	require.Zero(t, st.Errors)
+}
+
+// sessionDER is a DER shaped like OpenSSL's SSL_SESSION (SSL_SESSION_ASN1:
+// version 1, protocol, cipher, session ID, master key) for id.
+func sessionDER(t testing.TB, sid []byte) []byte {
+	t.Helper()
+	v, err := asn1.Marshal(struct {
+		Version, Protocol  int
+		Cipher, ID, Master []byte
+	}{1, 0x0303, []byte{0xc0, 0x2f}, sid, bytes.Repeat([]byte{0x5a}, 48)})
+	require.NoError(t, err)
+	return v
+}
+
+// A sealed server finds an unsealed server's session (the DER of that
+// session ID and the bridge's tag): a miss, counted in Unsealed, left in
+// Redis. What only looks like one is invalid and deleted.
+func TestUnsealedValueInSealedStore(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	sealed := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
+	tag := bytes.Repeat([]byte{0x77}, sha256.Size)
+	session := sessionDER(t, id)
+
+	for name, value := range map[string][]byte{
+		"tagged": append(append([]byte{0}, session...), tag...),
+		"bare":   append([]byte{0}, session...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := rs.Do(ctx, "SET", sealed.Key(id), string(value))
+			require.NoError(t, err)
+			before := sealed.Stats()
+			_, err = sealed.Get(ctx, id)
+			require.ErrorIs(t, err, sslsession.ErrNotFound)
+			require.NotErrorIs(t, err, sslsession.ErrInvalidValue)
+			after := sealed.Stats()
+			require.Equal(t, before.Unsealed+1, after.Unsealed)
+			require.Equal(t, before.Misses+1, after.Misses)
+			require.Equal(t, before.Invalid, after.Invalid)
+			v, err := rs.Do(ctx, "GET", sealed.Key(id))
+			require.NoError(t, err)
+			require.Equal(t, string(value), v, "left for the unsealed servers")
+		})
+	}
+	notSession := map[string][]byte{
+		"other session ID":   append([]byte{0}, sessionDER(t, []byte("another-id"))...),
+		"too long a trailer": append(append([]byte{0}, session...), bytes.Repeat([]byte{1}, 65)...),
+		"truncated DER":      append([]byte{0}, session[:len(session)-1]...),
+		"not a sequence":     append([]byte{0, 0x04, 0x02}, "ab"...),
+	}
+	for name, value := range notSession {
+		t.Run(name, func(t *testing.T) {
+			_, err := rs.Do(ctx, "SET", sealed.Key(id), string(value))
+			require.NoError(t, err)
+			before := sealed.Stats()
+			_, err = sealed.Get(ctx, id)
+			require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+			require.Equal(t, before.Invalid+1, sealed.Stats().Invalid)
+			require.Equal(t, before.Unsealed, sealed.Stats().Unsealed)
+			_, err = rs.Do(ctx, "GET", sealed.Key(id))
+			require.ErrorIs(t, err, redistest.ErrNil, "deleted")
+		})
+	}
+}
+
+func TestMaxValueSizeOption(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
+	defer c.Close()
+	for _, n := range []int{-1, 1, 32, redisstore.MaxMaxValueSize + 1} {
+		_, err := redisstore.New(c, redisstore.Options{MaxValueSize: n})
+		require.Error(t, err, "MaxValueSize %d", n)
+		require.Contains(t, err.Error(), "MaxValueSize")
+	}
+	for _, n := range []int{0, 64, redisstore.DefaultMaxValueSize, redisstore.MaxMaxValueSize} {
+		_, err := redisstore.New(c, redisstore.Options{MaxValueSize: n})
+		require.NoError(t, err, "MaxValueSize %d", n)
+	}
+}
+
+// The limit is exact: a value of MaxValueSize bytes is read, one byte more
+// is not; Put refuses what Get could not read back.
+func TestMaxValueSizeLimit(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	probe := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
+	require.NoError(t, probe.Put(ctx, id, der, time.Now().Add(time.Minute)))
+	v, err := rs.Do(ctx, "GET", probe.Key(id))
+	require.NoError(t, err)
+	size := len(v)
+
+	exact := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, MaxValueSize: size})
+	got, err := exact.Get(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, der, got)
+	require.NoError(t, exact.Put(ctx, id, der, time.Now().Add(time.Minute)))
+
+	under := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, MaxValueSize: size - 1, KeepInvalid: true})
+	_, err = under.Get(ctx, id)
+	require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+	require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+	require.Equal(t, redisstore.Stats{Gets: 1, Misses: 1, Oversize: 1}, under.Stats())
+	_, err = rs.Do(ctx, "GET", under.Key(id))
+	require.NoError(t, err, "KeepInvalid keeps it")
+
+	other := []byte("other-session")
+	err = under.Put(ctx, other, der, time.Now().Add(time.Minute))
+	require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+	require.Equal(t, int64(2), under.Stats().Oversize)
+	_, err = rs.Do(ctx, "GET", under.Key(other))
+	require.ErrorIs(t, err, redistest.ErrNil, "nothing written")
+
+	plain := newStore(t, rs.Addr, redisstore.Options{MaxValueSize: len(der)})
+	require.ErrorIs(t, plain.Put(ctx, other, der, time.Now().Add(time.Minute)), redisstore.ErrValueTooLarge,
+		"an unsealed value is the DER and its version byte")
+}
+
+// A hostile Redis writer puts 300 MB under a session's key: the lookup
+// reads MaxValueSize+1 bytes of it, allocates well under 1 MB, counts it in
+// Oversize and unlinks the key.
+func TestOversizeValueIsNotRead(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: 5 * time.Second})
+	const huge = 300 << 20
+	// Redis fills 300 MB with zeros: slow on a loaded machine.
+	setup, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err := rs.Do(setup, "SETRANGE", s.Key(id), strconv.Itoa(huge-1), "x")
+	require.NoError(t, err)
+	n, err := rs.Do(setup, "STRLEN", s.Key(id))
+	require.NoError(t, err)
+	require.Equal(t, strconv.Itoa(huge), n)
+
+	// Warm the connection pool, so that the measure is the lookup's.
+	_, err = s.Get(ctx, []byte("warm-up"))
+	require.ErrorIs(t, err, sslsession.ErrNotFound)
+
+	alloc := allocated(func() {
+		_, err = s.Get(ctx, id)
+	})
+	require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+	require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+	require.Less(t, alloc, uint64(1<<20), "the lookup allocated %d bytes", alloc)
+	st := s.Stats()
+	require.Equal(t, int64(1), st.Oversize)
+	require.Zero(t, st.Hits)
+	require.Zero(t, st.Invalid)
+	require.Equal(t, int64(2), st.Misses)
+	t.Logf("a lookup of a %d MB value allocated %d bytes", huge>>20, alloc)
+	require.Eventually(t, func() bool {
+		n, err := rs.Do(ctx, "EXISTS", s.Key(id))
+		return err == nil && n == "0"
+	}, 5*time.Second, 10*time.Millisecond, "unlinked")
+
+	// The measure sees a whole read: a plain GET of a 4 MB value allocates
+	// at least that.
+	const big = 4 << 20
+	_, err = rs.Do(setup, "SETRANGE", "plain-get", strconv.Itoa(big-1), "x")
+	require.NoError(t, err)
+	c := client(t, rs.Addr)
+	require.NoError(t, c.Ping(ctx).Err())
+	alloc = allocated(func() { _, err = c.Get(ctx, "plain-get").Bytes() })
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, alloc, uint64(big))
+}
+
+// allocated is the bytes the process allocated while f ran.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// Keys of another Redis type under a session's key: a miss, counted in
+// WrongType, unlinked (or kept with KeepInvalid); no Redis error surfaces
+// as a store error.
+func TestWrongTypeValues(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
+	keep := newStore(t, rs.Addr, redisstore.Options{KeepInvalid: true})
+	writes := map[string][]string{
+		"list":   {"RPUSH", "", "a", "b"},
+		"hash":   {"HSET", "", "f", "v"},
+		"set":    {"SADD", "", "m"},
+		"zset":   {"ZADD", "", "1", "m"},
+		"stream": {"XADD", "", "*", "f", "v"},
+	}
+	for name, cmd := range writes {
+		t.Run(name, func(t *testing.T) {
+			for _, st := range []*redisstore.Store{s, keep} {
+				args := append([]string(nil), cmd...)
+				args[1] = st.Key(id)
+				_, err := rs.Do(ctx, args...)
+				require.NoError(t, err)
+				before := st.Stats()
+				_, err = st.Get(ctx, id)
+				require.ErrorIs(t, err, sslsession.ErrInvalidValue)
+				require.ErrorIs(t, err, redisstore.ErrWrongType)
+				after := st.Stats()
+				require.Equal(t, before.WrongType+1, after.WrongType)
+				require.Equal(t, before.Misses+1, after.Misses)
+				require.Equal(t, before.Errors, after.Errors)
+				typ, err := rs.Do(ctx, "TYPE", st.Key(id))
+				require.NoError(t, err)
+				if st == keep {
+					require.Equal(t, name, typ, "KeepInvalid keeps it")
+					_, err = rs.Do(ctx, "DEL", st.Key(id))
+					require.NoError(t, err)
+				} else {
+					require.Equal(t, "none", typ, "unlinked")
+				}
+			}
+		})
+	}
+}
+
+// The bounded read on Redis Cluster and through Sentinel: one key, one
+// command, so it goes to the node that owns the slot, or the master.
+func TestBoundedReadClusterAndSentinel(t *testing.T) {
+	ctx := context.Background()
+	cl := redistest.StartCluster(t)
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cc.Close() })
+	st := redistest.StartSentinel(t)
+	fc := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName: st.Name, SentinelAddrs: st.Addrs(), ContextTimeoutEnabled: true,
+	})
+	t.Cleanup(func() { fc.Close() })
+	for name, c := range map[string]redis.UniversalClient{"cluster": cc, "sentinel": fc} {
+		t.Run(name, func(t *testing.T) {
+			s, err := redisstore.New(c, redisstore.Options{Keys: [][]byte{key16}, Timeout: 2 * time.Second})
+			require.NoError(t, err)
+			for i := 0; i < 20; i++ { // keys in every node's slots
+				sid := []byte(fmt.Sprintf("session-%d", i))
+				require.NoError(t, s.Put(ctx, sid, der, time.Now().Add(time.Minute)))
+				got, err := s.Get(ctx, sid)
+				require.NoError(t, err)
+				require.Equal(t, der, got)
+				require.NoError(t, c.SetRange(ctx, s.Key(sid), 1<<20, "x").Err())
+				_, err = s.Get(ctx, sid)
+				require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
+				require.NoError(t, c.RPush(ctx, s.Key(sid), "a").Err(), "unlinked: a new list")
+				_, err = s.Get(ctx, sid)
+				require.ErrorIs(t, err, redisstore.ErrWrongType)
+			}
+			require.Equal(t, redisstore.Stats{Puts: 20, Gets: 60, Hits: 20, Misses: 40, Oversize: 20, WrongType: 20}, s.Stats())
+		})
+	}
+}
+
+// migrationHost is one server of the fleet in TestMoveBetweenSealedAndUnsealed:
+// its own SSL_CTX looking every session up in the store (no internal
+// lookup), its own store, sealed or not.
+type migrationHost struct {
+	sealed bool
+	sc     *sslsession.Ctx
+	store  *redisstore.Store
+	addr   string
+}
+
+func newMigrationHost(t *testing.T, redisAddr string, sealed bool, ik sslsession.IntegrityKey) *migrationHost {
+	t.Helper()
+	oc := sesstest.ServerCtx(t, sslsession.TLS12, loopback.Config{NoTickets: true, SessionIDContext: []byte("migration")})
+	sc := sesstest.NewCtx(t, oc)
+	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternalLookup)
+	var opts redisstore.Options
+	if sealed {
+		opts.Keys = [][]byte{key32}
+	}
+	store := newStore(t, redisAddr, opts)
+	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{Timeout: 2 * time.Second, IntegrityKey: ik}))
+	return &migrationHost{sealed: sealed, sc: sc, store: store, addr: sesstest.Serve(t, oc).Addr}
+}
+
+// The documented move from an unsealed fleet to a sealed one and back
+// (docs/fleet.md), three servers restarted one by one, with real
+// handshakes: after every restart each server resumes every session written
+// by a server of its own kind and misses, without deleting, every session
+// of the other kind; at the end every session ever written is still in
+// Redis and nothing was judged invalid.
+func TestMoveBetweenSealedAndUnsealed(t *testing.T) {
+	sesstest.LeakCheck(t)
+	rs := redistest.Start(t)
+	ctx := context.Background()
+	ik, err := sslsession.NewIntegrityKey()
+	require.NoError(t, err)
+	cctx := sesstest.ClientCtx(t, sslsession.TLS12)
+
+	hosts := make([]*migrationHost, 3)
+	var all []*migrationHost // every host ever run, for the totals
+	for i := range hosts {
+		hosts[i] = newMigrationHost(t, rs.Addr, false, ik)
+		all = append(all, hosts[i])
+	}
+	type written struct {
+		sess   *sslsession.Session
+		id     []byte
+		sealed bool
+	}
+	var sessions []written
+	t.Cleanup(func() {
+		for _, w := range sessions {
+			w.sess.Close()
+		}
+	})
+	round := func(label string, writer *migrationHost) {
+		t.Helper()
+		reused, s := sesstest.Roundtrip(t, writer.addr, cctx, nil)
+		require.False(t, reused)
+		sid, err := s.ID()
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			n, err := rs.Do(ctx, "EXISTS", writer.store.Key(sid))
+			return err == nil && n == "1"
+		}, 5*time.Second, 2*time.Millisecond, "%s: session stored", label)
+		sessions = append(sessions, written{s, sid, writer.sealed})
+		for i, h := range hosts {
+			for k, w := range sessions {
+				reused, next := sesstest.Roundtrip(t, h.addr, cctx, w.sess)
+				next.Close()
+				require.Equal(t, w.sealed == h.sealed, reused,
+					"%s: host %d (sealed %v) offered session %d (sealed %v)", label, i, h.sealed, k, w.sealed)
+			}
+		}
+	}
+	round("unsealed fleet", hosts[0])
+	for _, sealed := range []bool{true, false} {
+		for i := range hosts {
+			hosts[i] = newMigrationHost(t, rs.Addr, sealed, ik)
+			all = append(all, hosts[i])
+			round(fmt.Sprintf("host %d restarted sealed=%v", i, sealed), hosts[i])
+		}
+	}
+
+	for k, w := range sessions {
+		n, err := rs.Do(ctx, "EXISTS", hosts[0].store.Key(w.id))
+		require.NoError(t, err)
+		require.Equal(t, "1", n, "session %d (sealed %v) deleted", k, w.sealed)
+	}
+	var total redisstore.Stats
+	for _, h := range all {
+		st := h.store.Stats()
+		total.Hits += st.Hits
+		total.Invalid += st.Invalid
+		total.Deletes += st.Deletes
+		total.Unsealed += st.Unsealed
+		total.UnknownKey += st.UnknownKey
+		total.Errors += st.Errors
+		m := h.sc.Metrics().Store
+		require.Zero(t, m.Invalid, "the bridge judged nothing invalid")
+		require.Zero(t, m.Errors)
+	}
+	require.Zero(t, total.Invalid)
+	require.Zero(t, total.Deletes)
+	require.Zero(t, total.Errors)
+	require.Positive(t, total.Hits)
+	require.Positive(t, total.Unsealed, "sealed servers met unsealed sessions")
+	require.Positive(t, total.UnknownKey, "unsealed servers met sealed sessions")
+	t.Logf("%d sessions; store totals: %+v", len(sessions), total)
+}
+
+// The bounded read against a plain GET, on a session-sized sealed value
+// (about 1.2 KB: a TLS 1.2 session with a certificate in it): Store.Get
+// (GETRANGE and AES-GCM), GETRANGE and GET alone, and the Lua script
+// (TYPE, STRLEN, GET) a bounded read could also be.
+func BenchmarkGet(b *testing.B) {
+	rs := redistest.Start(b)
+	ctx := context.Background()
+	s := newStore(b, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: time.Second})
+	session := bytes.Repeat([]byte{0x5a}, 1200)
+	require.NoError(b, s.Put(ctx, id, session, time.Now().Add(time.Hour)))
+	c := client(b, rs.Addr)
+	key := s.Key(id)
+	script := redis.NewScript(`local t = redis.call('TYPE', KEYS[1])['ok']
+if t ~= 'string' then return t end
+if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return 0 end
+return redis.call('GET', KEYS[1])`)
+	limit := redisstore.DefaultMaxValueSize
+	b.Run("Store.Get", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GETRANGE", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.GetRange(ctx, key, 0, int64(limit)).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GET", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := c.Get(ctx, key).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Lua", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := script.Run(ctx, c, []string{key}, limit).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -11,6 +11,11 @@
 #     for 1.0.2, 1.1.1 and 3.x, and the installed version printed last
 #   * openssl-cache.sh: build once, reuse, rebuild a half-built prefix
 #   * `go run -race` stops a checkptr probe (the suite's checkptr is -race's)
+#   * every program a test runs has its Debian package in
+#     scripts/test-programs.txt, `make deps` on a machine without any of
+#     them would install each, and the Dockerfile's test stage runs
+#     `make deps` before `make test` (the check is run on a fixture tree
+#     first, where it must fail)
 #
 # Usage: scripts/check-scripts.sh        (from anywhere; needs shellcheck)
 # Prints one line per check and finally "check-scripts: N passed, M failed";
@@ -382,6 +387,116 @@ if command -v go >/dev/null 2>&1; then
 	fi
 else
 	fail "go is on PATH (checkptr probe)"
+fi
+
+# ---------------------------------------------------------------------------
+# 7. make test installs what the tests run: the programs named in
+#    exec.Command / exec.CommandContext / exec.LookPath of every *_test.go
+#    and of the test-support packages under internal/, each mapped to a
+#    Debian package by scripts/test-programs.txt.
+# ---------------------------------------------------------------------------
+# test_programs TREE: "program<TAB>file:line" for each program a test runs.
+test_programs() {
+	local tree=$1
+	(
+		cd "$tree" || exit 1
+		find . -path ./.git -prune -o -type f -name '*.go' \( -name '*_test.go' -o -path './internal/*' \) -print |
+			sed 's|^\./||' | sort |
+			xargs -r grep -nHoE 'exec\.(Command|LookPath)\("[^"]+"|exec\.CommandContext\([^,()]+, *"[^"]+"' |
+			sed -E 's/^([^:]+:[0-9]+):.*"([^"]+)"$/\2\t\1/'
+	) || true # no program at all is reported by the caller
+}
+
+# program_package MAPPING PROGRAM: the package listed for PROGRAM ("-" for
+# none needed); nothing when PROGRAM is not listed.
+program_package() {
+	awk -v p="$2" '{ sub(/#.*/, "") } NF == 2 && $1 == p { print $2; exit }' "$1"
+}
+
+# uncovered_programs TREE MAPPING: one line per program a test of TREE runs
+# that MAPPING does not list.
+uncovered_programs() {
+	local prog where
+	while IFS=$'\t' read -r prog where; do
+		[ -n "$prog" ] || continue
+		if [ -z "$(program_package "$2" "$prog")" ]; then
+			printf '%s (run at %s)\n' "$prog" "$where"
+		fi
+	done < <(test_programs "$1")
+}
+
+programs_file="$root/scripts/test-programs.txt"
+if [ -f "$programs_file" ]; then
+	# The check must be able to fail: a tree whose test runs a program the
+	# mapping lacks is reported, one whose mapping lists it is not.
+	fx="$tmp/programs-fixture"
+	mkdir -p "$fx/internal/peer"
+	cat >"$fx/x_test.go" <<'GO'
+package x
+
+import ("context"; "os/exec"; "testing")
+
+func TestX(t *testing.T) {
+	_ = exec.Command("python3", "-c", "pass")
+	_ = exec.CommandContext(context.Background(), "tshark", "-v")
+}
+GO
+	cat >"$fx/internal/peer/peer.go" <<'GO'
+package peer
+
+import "os/exec"
+
+func find() (string, error) { return exec.LookPath("gnutls-cli") }
+GO
+	printf 'python3 python3\ntshark tshark # a comment\n' >"$fx/map"
+	got=$(uncovered_programs "$fx" "$fx/map" | tr '\n' '|')
+	if [ "$got" = "gnutls-cli (run at internal/peer/peer.go:5)|" ]; then
+		pass "test programs check: reports a program the list lacks (fixture: gnutls-cli)"
+	else
+		fail "test programs check on the fixture reported '$got', want only gnutls-cli"
+	fi
+	printf 'gnutls-cli gnutls-bin\n' >>"$fx/map"
+	check "test programs check: passes when every program is listed (fixture)" \
+		test -z "$(uncovered_programs "$fx" "$fx/map")"
+
+	nprog=$(test_programs "$root" | cut -f1 | sort -u | wc -l)
+	missing=$(uncovered_programs "$root" "$programs_file")
+	if [ "$nprog" -gt 0 ] && [ -z "$missing" ]; then
+		pass "every program the tests run ($(test_programs "$root" | cut -f1 | sort -u | paste -sd' ')) is in scripts/test-programs.txt"
+	else
+		fail "programs the tests run without a package in scripts/test-programs.txt ($nprog found):"
+		printf '%s\n' "$missing" | sed 's/^/       /'
+	fi
+
+	# `make deps` on a machine with none of the programs, nor pkg-config:
+	# make sees a PATH holding awk alone (which the Makefile reads the list
+	# with), and -n prints the apt-get line it would run.
+	bare="$tmp/bare-path"
+	mkdir -p "$bare"
+	ln -s "$(command -v awk)" "$bare/awk"
+	would=$(env -i PATH="$bare" HOME="$tmp" "$(command -v make)" -s -n -C "$root" deps 2>/dev/null |
+		sed -n 's/.*echo "installing: \([^"]*\)".*/\1/p') || true
+	lacking=""
+	while read -r _ pkg; do
+		[ "$pkg" = - ] || [[ " $would " == *" $pkg "* ]] || lacking="$lacking $pkg"
+	done < <(sed 's/#.*//' "$programs_file" | awk 'NF == 2')
+	if [ -n "$would" ] && [ -z "$lacking" ]; then
+		pass "make deps on a bare machine installs every listed package ($would)"
+	else
+		fail "make deps on a bare machine would not install:${lacking:- anything} (it would install '$would')"
+	fi
+
+	# The Dockerfile's test stage installs them too, before the tests.
+	stage=$(awk '/^FROM[ \t]/ { in_test = ($NF == "test") } in_test' "$dockerfile")
+	deps_line=$(printf '%s\n' "$stage" | awk '/^RUN make deps/ { print NR; exit }')
+	test_line=$(printf '%s\n' "$stage" | awk '/^RUN make test/ { print NR; exit }')
+	if [ -n "$deps_line" ] && [ -n "$test_line" ] && [ "$deps_line" -lt "$test_line" ]; then
+		pass "docker/Dockerfile's test stage runs make deps before make test"
+	else
+		fail "docker/Dockerfile's test stage must RUN make deps before RUN make test"
+	fi
+else
+	fail "scripts/test-programs.txt exists"
 fi
 
 # ---------------------------------------------------------------------------
