@@ -122,7 +122,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if s := c.src.Store; s != nil {
 		st := s.Stats()
 		for op, v := range map[string]int64{"put": st.Puts, "get": st.Gets, "hit": st.Hits, "miss": st.Misses,
-			"delete": st.Deletes, "error": st.Errors, "invalid": st.Invalid, "unknown_key": st.UnknownKey} {
+			"delete": st.Deletes, "error": st.Errors, "invalid": st.Invalid, "unknown_key": st.UnknownKey,
+			"oversize": st.Oversize, "wrong_type": st.WrongType, "unsealed": st.Unsealed} {
 			counter("redisstore_calls_total", v, op)
 		}
 	}
