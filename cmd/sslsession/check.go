@@ -114,15 +114,18 @@ type checkReport struct {
 
 // protocolReport is check's result for one protocol.
 type protocolReport struct {
-	Protocol           string    `json:"protocol"`
-	Cipher             string    `json:"cipher"`
-	SessionIDLength    *int      `json:"session_id_length"`
-	Ticket             bool      `json:"ticket"`
-	TicketLifetimeHint int64     `json:"ticket_lifetime_hint_seconds"`
-	TLS13Tickets       *int      `json:"tls13_tickets"`
-	SessionID          mechanism `json:"session_id_resumption"`
-	TicketResumption   mechanism `json:"ticket_resumption"`
-	Resumed            bool      `json:"resumed"`
+	Protocol           string `json:"protocol"`
+	Cipher             string `json:"cipher"`
+	SessionIDLength    *int   `json:"session_id_length"`
+	Ticket             bool   `json:"ticket"`
+	TicketLifetimeHint int64  `json:"ticket_lifetime_hint_seconds"`
+	TLS13Tickets       *int   `json:"tls13_tickets"`
+	// TicketsFlooded: after some handshake the server was still sending
+	// TLS 1.3 tickets when check stopped counting, at maxTickets.
+	TicketsFlooded   bool      `json:"tls13_tickets_flooded"`
+	SessionID        mechanism `json:"session_id_resumption"`
+	TicketResumption mechanism `json:"ticket_resumption"`
+	Resumed          bool      `json:"resumed"`
 
 	tls13 bool
 }
@@ -320,6 +323,7 @@ func checkProtocol(cl *client, embedded bool, n int, ticketWait time.Duration) (
 			return nil, ticketError(cl.addr, err)
 		}
 		rep.TLS13Tickets = &count
+		rep.TicketsFlooded = full.ticketsCapped
 	}
 	sess, err := full.Session1()
 	full.close()
@@ -343,7 +347,7 @@ func checkProtocol(cl *client, embedded bool, n int, ticketWait time.Duration) (
 			note = "no ticket received"
 		}
 	}
-	rep.TicketResumption, err = resumeSeries(cl, ctxT, sess, offerTicket, full.handshake, n, rep.tls13, embedded, ticketWait, true)
+	rep.TicketResumption, err = resumeSeries(cl, ctxT, sess, offerTicket, full.handshake, n, rep.tls13, embedded, ticketWait, true, &rep.TicketsFlooded)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +381,7 @@ func checkProtocol(cl *client, embedded bool, n int, ticketWait time.Duration) (
 		idLen := len(infoI.ID)
 		rep.SessionIDLength = &idLen
 		offerID := idLen > 0 && infoI.Resumable
-		rep.SessionID, err = resumeSeries(cl, ctxI, sessI, offerID, fullI.handshake, n, false, embedded, ticketWait, false)
+		rep.SessionID, err = resumeSeries(cl, ctxI, sessI, offerID, fullI.handshake, n, false, embedded, ticketWait, false, &rep.TicketsFlooded)
 		if err != nil {
 			return nil, err
 		}
@@ -396,9 +400,10 @@ func complete(m mechanism, n int) bool { return m.ResumedCount == n && n > 0 }
 // resumeSeries makes n connections with ctx, each offering the newest
 // resumable session (sess first; nothing when offer is false), and records
 // whether each resumed. It takes over sess and closes it. needTicket keeps
-// only sessions with a ticket as the next offer.
+// only sessions with a ticket as the next offer. flooded is set when a
+// server kept sending tickets.
 func resumeSeries(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, offer bool,
-	full time.Duration, n int, tls13, echo bool, ticketWait time.Duration, needTicket bool) (mechanism, error) {
+	full time.Duration, n int, tls13, echo bool, ticketWait time.Duration, needTicket bool, flooded *bool) (mechanism, error) {
 	defer func() { sess.Close() }()
 	m := mechanism{full: full, Attempts: []attempt{}}
 	var resumed []time.Duration
@@ -423,6 +428,7 @@ func resumeSeries(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, offer 
 				c.close()
 				return m, ticketError(cl.addr, err)
 			}
+			*flooded = *flooded || c.ticketsCapped
 		}
 		next, err := c.Session1()
 		if err != nil {
@@ -558,6 +564,9 @@ func writeProtocol(w io.Writer, r *protocolReport, named bool) string {
 		line(w, "TLS 1.3 tickets", "n/a (%s)", r.Protocol)
 	} else {
 		line(w, "TLS 1.3 tickets", "%d received after the full handshake", *r.TLS13Tickets)
+	}
+	if r.TicketsFlooded {
+		line(w, "ticket flood", "the server kept sending tickets: counting stopped at %d", maxTickets)
 	}
 	fmt.Fprintln(w)
 	writeMechanism(w, "session-ID resumption", r.SessionID)

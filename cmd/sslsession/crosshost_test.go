@@ -95,7 +95,7 @@ func parseCross(t *testing.T, out string) crossReport {
 	require.NoError(t, dec.Decode(&rep), "check --json output: %s", out)
 	var raw map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal([]byte(out), &raw))
-	keys := []string{"hosts", "openssl", "server_name", "verified", "protocols", "protocols_refused", "resumptions", "resumed"}
+	keys := []string{"hosts", "openssl", "server_name", "verified", "protocols", "protocols_refused", "resumptions", "tls13_tickets_flooded", "resumed"}
 	require.Len(t, raw, len(keys))
 	for _, k := range keys {
 		require.Contains(t, raw, k)

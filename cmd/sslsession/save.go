@@ -69,6 +69,7 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 		return err
 	}
 	defer c.close()
+	flooded := false
 	if c.SSL().Version() == sslsession.TLS13 {
 		// Not Conn.AwaitSession, which returns with the first ticket: save
 		// keeps the last one the server sends (OpenSSL servers send two),
@@ -77,6 +78,7 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 		if _, err := c.collectTickets(false, f.ticketWait, ticketSettle); err != nil {
 			return ticketError(addr, err)
 		}
+		flooded = c.ticketsCapped
 	}
 	sess, err := c.Session1()
 	if err != nil {
@@ -99,6 +101,9 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 	line(out, "cipher", "%s", info.Cipher)
 	line(out, "resumable", "%s", yesNo(info.Resumable))
 	line(out, "ticket", "%s", ticketText(info))
+	if flooded {
+		line(out, "ticket flood", "the server kept sending tickets: saved the %dth, stopped reading there", maxTickets)
+	}
 	return nil
 }
 
