@@ -142,16 +142,18 @@ func writeReference(w io.Writer, rep reference.Report) {
 func writeAgainst(w io.Writer, here, there reference.Report, name string) error {
 	diffs := reference.Compare(here, there)
 	if len(diffs) == 0 {
-		fmt.Fprintf(w, "no difference between %s and %s (%s): %d claims\n", here.OpenSSL, name, there.OpenSSL, len(here.Checks))
+		fmt.Fprintf(w, "no difference between %s and %s (%s): %d claims\n", here.OpenSSL, esc(name), esc(there.OpenSSL), len(here.Checks))
 		return nil
 	}
 	plural := "s"
 	if len(diffs) == 1 {
 		plural = ""
 	}
-	fmt.Fprintf(w, "%d difference%s between %s (here) and %s (there: %s)\n", len(diffs), plural, here.OpenSSL, name, there.OpenSSL)
+	fmt.Fprintf(w, "%d difference%s between %s (here) and %s (there: %s)\n", len(diffs), plural, here.OpenSSL, esc(name), esc(there.OpenSSL))
 	for _, d := range diffs {
-		fmt.Fprintln(w, d.String())
+		// The file's values are quoted as they are: escape what a
+		// terminal would act on.
+		fmt.Fprintln(w, terminalSafe(d.String()))
 	}
 	return errReferenceDiffers
 }

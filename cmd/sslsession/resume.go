@@ -130,10 +130,10 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 			return err
 		}
 	} else {
-		line(out, "target", "%s", rep.Target)
-		line(out, "session", "%s", rep.File)
+		line(out, "target", "%s", esc(rep.Target))
+		line(out, "session", "%s", esc(rep.File))
 		if rep.Offered != nil {
-			line(out, "offered", "%s", rep.Offered)
+			line(out, "offered", "%s", esc(rep.Offered.String()))
 		} else {
 			line(out, "offered", "nothing")
 		}
@@ -144,7 +144,7 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 		line(out, "handshake", "%s", fmtMS(rep.took))
 		line(out, "resumed", "%s", yesNo(rep.Resumed))
 		if !rep.Resumed {
-			line(out, "why not", "%s", rep.WhyNot)
+			line(out, "why not", "%s", esc(rep.WhyNot))
 		}
 	}
 	if f.requireResume && !rep.Resumed {

@@ -16,7 +16,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err := root.Execute()
 	code, msg := exitCode(err)
 	if msg != "" {
-		fmt.Fprintf(stderr, "sslsession: %s\n", msg)
+		// The message may quote a peer or a file: nothing in it may
+		// reach the terminal as a control sequence.
+		fmt.Fprintf(stderr, "sslsession: %s\n", terminalSafe(msg))
 	}
 	return code
 }

@@ -96,9 +96,9 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 	if err != nil {
 		return err
 	}
-	line(out, "saved", "%s", f.out)
+	line(out, "saved", "%s", esc(f.out))
 	line(out, "protocol", "%s", info.Protocol)
-	line(out, "cipher", "%s", info.Cipher)
+	line(out, "cipher", "%s", esc(info.Cipher))
 	line(out, "resumable", "%s", yesNo(info.Resumable))
 	line(out, "ticket", "%s", ticketText(info))
 	if flooded {
