@@ -94,7 +94,33 @@ func crossHostClients(f *connFlags, addrs []string) ([]*client, error) {
 		}
 		cls = append(cls, cl)
 	}
+	if err := distinctEndpoints(cls); err != nil {
+		return nil, err
+	}
 	return cls, nil
+}
+
+// distinctEndpoints connects to each host (TCP only) and refuses two hosts
+// that reach one endpoint: the address actually connected to, IP and port,
+// after name resolution. Written two ways (127.0.0.1:443 and
+// 127.0.0.1:0443, host:443 and host:https, two names of one address), one
+// server would resume its own sessions and pass for a fleet.
+func distinctEndpoints(cls []*client) error {
+	seen := map[string]string{}
+	for _, cl := range cls {
+		d := net.Dialer{Timeout: cl.timeout}
+		conn, err := d.Dial("tcp", cl.addr)
+		if err != nil {
+			return netError(cl.addr, err)
+		}
+		ep := conn.RemoteAddr().String()
+		conn.Close()
+		if first, dup := seen[ep]; dup {
+			return usageError("%s and %s are one server (both reach %s): give each host once; cross-host resumption needs distinct servers", first, cl.addr, ep)
+		}
+		seen[ep] = cl.addr
+	}
+	return nil
 }
 
 // crossCheck runs the cross-host check.

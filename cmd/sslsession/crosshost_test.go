@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -275,4 +276,21 @@ func TestCheckCrossHostErrors(t *testing.T) {
 	other := startSServer(t)
 	requireError(t, runBinary(t, "check", srv.addr, other.addr, "--cafile", srv.certPath, "--servername", "localhost"), exitError,
 		`^sslsession: certificate of `+regexp.QuoteMeta(other.addr)+` not trusted: `+regexp.QuoteMeta(sslsession.VerifyErrorString(18))+` \(X509 error 18\)$`)
+}
+
+// One server written two ways is one host: 127.0.0.1:P beside
+// 127.0.0.1:0P, or beside localhost:P. Without the check, it resumed its
+// own sessions and passed for a fleet (exit 0, "cross-host resumption
+// confirmed").
+func TestCheckCrossHostSameServer(t *testing.T) {
+	t.Parallel()
+	srv := startSServer(t)
+	_, port, err := net.SplitHostPort(srv.addr)
+	require.NoError(t, err)
+	for _, other := range []string{"127.0.0.1:0" + port, "localhost:" + port} {
+		r := runBinary(t, "check", srv.addr, other, "--insecure", "--servername", "localhost", "--require-resume")
+		requireError(t, r, exitError, `^sslsession: `+regexp.QuoteMeta(srv.addr)+` and `+regexp.QuoteMeta(other)+
+			` are one server \(both reach `+regexp.QuoteMeta(srv.addr)+`\): give each host once; cross-host resumption needs distinct servers$`)
+		assert.Empty(t, r.stdout)
+	}
 }
