@@ -123,13 +123,13 @@ func (c *client) loadClientCert(certFile, keyFile string) error {
 	if keyFile == "" {
 		keyFile = certFile
 	}
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := readInput(certFile, "certificate file (--cert)")
 	if err != nil {
-		return fileError(err)
+		return err
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := readInput(keyFile, "key file (--key)")
 	if err != nil {
-		return fileError(err)
+		return err
 	}
 	cert, err := openssl.LoadCertificateFromPEM(certPEM)
 	if err != nil {

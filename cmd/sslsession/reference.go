@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -92,9 +91,9 @@ difference); 1 a mismatch, or a difference from FILE; 2 an error.`,
 // readReport reads a report saved by reference --json.
 func readReport(name string) (reference.Report, error) {
 	var r reference.Report
-	data, err := os.ReadFile(name)
+	data, err := readInput(name, "reference report (--against)")
 	if err != nil {
-		return r, fileError(err)
+		return r, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()

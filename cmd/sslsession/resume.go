@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -156,9 +155,9 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 // readSession reads and decodes a session file, PEM or DER. It returns the
 // format found.
 func readSession(name string) (*sslsession.Session, string, error) {
-	data, err := os.ReadFile(name)
+	data, err := readInput(name, "session file")
 	if err != nil {
-		return nil, "", fileError(err)
+		return nil, "", err
 	}
 	format := "DER"
 	if bytes.Contains(data[:min(len(data), 4096)], []byte("-----BEGIN")) {
