@@ -21,6 +21,11 @@ type checkFlags struct {
 	json          bool
 	requireResume bool
 	ticketWait    time.Duration
+	rate          int           // --rate: attempts per mechanism through one address
+	requireRate   float64       // --require-rate
+	watch         time.Duration // --watch: how long to audit ticket keys
+	every         time.Duration // --every: the probe interval of --watch
+	progress      string
 }
 
 // ticketSettle is how long collectTickets waits for another TLS 1.3 ticket
@@ -73,6 +78,13 @@ resumed by at least one mechanism, under every protocol checked.`,
   sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --require-resume`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkModes(cmd, args); err != nil {
+				return err
+			}
+			switch {
+			case f.rate > 0:
+				return runRate(out, f, args)
+			}
 			if len(args) > 1 {
 				if cmd.Flags().Changed("attempts") {
 					return usageError("-n does not apply to several hosts: each pair is tried once per mechanism")
@@ -88,7 +100,43 @@ resumed by at least one mechanism, under every protocol checked.`,
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON (see docs/cli.md)")
 	fl.BoolVar(&f.requireResume, "require-resume", false, "exit with status 1 unless every attempt of at least one mechanism resumed")
 	fl.DurationVar(&f.ticketWait, "ticket-wait", time.Second, "how long to wait for the first TLS 1.3 ticket after a handshake")
+	fl.IntVar(&f.rate, "rate", 0, "resumption rate through one address (a load balancer): N attempts per protocol and mechanism, each a new full handshake and a new connection offering its session")
+	fl.Float64Var(&f.requireRate, "require-rate", 0, "with --rate: exit with status 1 unless, under every protocol, some mechanism's rate is at least this (0 to 1)")
+	fl.DurationVar(&f.watch, "watch", 0, "ticket-key rotation audit for this long: a ticket every --every, its key name, and which older tickets still resume")
+	fl.DurationVar(&f.every, "every", 10*time.Second, "with --watch: the interval between probes")
+	fl.StringVar(&f.progress, "progress", "auto", "with --rate or --watch: progress bar, auto (when standard output is a terminal), always or never")
 	return cmd
+}
+
+// checkModes refuses flags that do not go together: --rate and --watch
+// are modes of their own, on one address.
+func (f *checkFlags) checkModes(cmd *cobra.Command, args []string) error {
+	fl := cmd.Flags()
+	rate, watch := fl.Changed("rate"), fl.Changed("watch")
+	switch {
+	case rate && watch:
+		return usageError("--rate and --watch cannot be used together")
+	case (rate || watch) && len(args) > 1:
+		return usageError("--rate and --watch take one host:port (a load balancer's address): for several hosts, check without them")
+	case (rate || watch) && fl.Changed("attempts"):
+		return usageError("-n does not apply to --rate or --watch")
+	case (rate || watch) && f.requireResume:
+		return usageError("--require-resume does not apply to --rate or --watch (--rate has --require-rate)")
+	case fl.Changed("require-rate") && !rate:
+		return usageError("--require-rate needs --rate")
+	case fl.Changed("every") && !watch:
+		return usageError("--every needs --watch")
+	case fl.Changed("progress") && !rate && !watch:
+		return usageError("--progress applies to --rate and --watch only")
+	case rate && f.rate < 1:
+		return usageError("--rate must be between 1 and 100000")
+	case watch && f.watch <= 0:
+		return usageError("--watch must be positive")
+	}
+	if f.ticketWait <= 0 {
+		return usageError("--ticket-wait must be positive")
+	}
+	return nil
 }
 
 // checkReport is the result of check; its JSON form is documented in

@@ -30,8 +30,8 @@ var fleetBin struct {
 
 // startFleetServers starts n examples/fleet-server processes on one new
 // redis-server, with one certificate and sealing key, and returns their
-// addresses and the certificate's file.
-func startFleetServers(t *testing.T, n int) ([]string, string) {
+// addresses and the certificate's file; extra flags go to every server.
+func startFleetServers(t *testing.T, n int, extra ...string) ([]string, string) {
 	t.Helper()
 	fleetBin.once.Do(func() {
 		fleetBin.path = filepath.Join(filepath.Dir(binPath), "fleet-server")
@@ -48,8 +48,9 @@ func startFleetServers(t *testing.T, n int) ([]string, string) {
 	var addrs []string
 	for i := 0; i < n; i++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		cmd := exec.Command(fleetBin.path, "-addr", addr, "-redis", redisSrv.Addr, "-cert", certPath, "-key", keyPath,
-			"-seal-key", hex.EncodeToString(seal))
+		args := append([]string{"-addr", addr, "-redis", redisSrv.Addr, "-cert", certPath, "-key", keyPath,
+			"-seal-key", hex.EncodeToString(seal)}, extra...)
+		cmd := exec.Command(fleetBin.path, args...)
 		var log lockedLog
 		cmd.Stdout, cmd.Stderr = &log, &log
 		require.NoError(t, cmd.Start())
