@@ -52,14 +52,17 @@ vet: check-openssl
 
 # What building needs on a Debian machine (pkg-config, libssl-dev, the
 # openssl command), and what the tests need besides: redis-server (the fleet
-# store's tests start their own), shellcheck (the build scripts). Installed
+# store's tests start their own), shellcheck (the build scripts), haproxy
+# and nginx (the command's --rate and --watch tests start their own). Installed
 # when missing; nothing is started here.
 BUILD_PKGS = $(if $(shell command -v pkg-config),,pkg-config) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell command -v openssl),,openssl)) \
 	$(if $(OPENSSL_PREFIX),,$(if $(shell pkg-config --exists libssl 2>/dev/null && echo y),,libssl-dev))
 TEST_PKGS = $(BUILD_PKGS) \
 	$(if $(shell command -v redis-server),,redis-server) \
-	$(if $(shell command -v shellcheck),,shellcheck)
+	$(if $(shell command -v shellcheck),,shellcheck) \
+	$(if $(shell command -v haproxy || test -x /usr/sbin/haproxy && echo y),,haproxy) \
+	$(if $(shell command -v nginx || test -x /usr/sbin/nginx && echo y),,nginx)
 APT_INSTALL = if [ -n "$(strip $(1))" ]; then \
 	  echo "installing: $(strip $(1))"; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \

@@ -21,6 +21,10 @@ import (
 func startHAProxy(t *testing.T, balance string, backends []string) string {
 	t.Helper()
 	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		bin = "/usr/sbin/haproxy" // not on PATH for non-root users
+	}
+	_, err = os.Stat(bin)
 	require.NoError(t, err, "haproxy is needed (make deps installs it)")
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	var cfg strings.Builder
