@@ -84,6 +84,8 @@ resumed by at least one mechanism, under every protocol checked.`,
 			switch {
 			case f.rate > 0:
 				return runRate(out, f, args)
+			case f.watch > 0:
+				return runWatch(out, f, args)
 			}
 			if len(args) > 1 {
 				if cmd.Flags().Changed("attempts") {
