@@ -138,6 +138,7 @@ func runRate(out io.Writer, f *checkFlags, args []string) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	total := 0
 	for _, p := range protos {
 		total += len(mechanismsOf(p)) * f.rate
@@ -188,7 +189,7 @@ func runRate(out io.Writer, f *checkFlags, args []string) error {
 	case err != nil:
 		return err
 	case rep.Interrupted != "":
-		return stop.err(0)
+		return stop.err(time.Since(start))
 	case !rep.MeetsRequiredRate:
 		return errRateLow(f.requireRate)
 	}
@@ -223,7 +224,7 @@ func mechanismsOf(p sslsession.Version) []string {
 	return []string{mechSessionID, mechTicket}
 }
 
-// newBar is the progress bar of check --rate and --watch.
+// newBar is the progress bar of check --rate and --watch: max steps.
 func newBar(out io.Writer, max int64, what string) *progressbar.ProgressBar {
 	return progressbar.NewOptions64(max,
 		progressbar.OptionSetWriter(out),
@@ -232,6 +233,9 @@ func newBar(out io.Writer, max int64, what string) *progressbar.ProgressBar {
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetPredictTime(false),
+		// Redrawn at each step (throttled), not only when the percentage
+		// moves: a long run moves it rarely.
+		progressbar.OptionShowCount(),
 	)
 }
 

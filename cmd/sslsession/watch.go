@@ -121,7 +121,7 @@ func runWatch(out io.Writer, f *checkFlags, args []string) error {
 	}
 	var pb *progressbar.ProgressBar
 	if bar {
-		pb = newBar(out, f.watch.Milliseconds(), "watching ticket keys")
+		pb = newBar(out, int64(f.watch/f.every)+1, "ticket-key probes")
 	}
 	w.start = time.Now()
 	for i := 0; ; i++ {
@@ -134,7 +134,7 @@ func runWatch(out io.Writer, f *checkFlags, args []string) error {
 			return err
 		}
 		if pb != nil {
-			_ = pb.Set64(min(time.Since(w.start), f.watch).Milliseconds())
+			_ = pb.Add(1)
 		}
 	}
 	clearBar(pb)
