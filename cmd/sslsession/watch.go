@@ -56,7 +56,11 @@ type watchKey struct {
 	IssuingSeconds float64 `json:"issuing_seconds"`
 	// Whole: another key issued before it and after it, so the watch saw
 	// all of its turn.
-	Whole   bool `json:"whole"`
+	Whole bool `json:"whole"`
+	// TurnSeconds, for a whole turn, is RotatedOutSeconds -
+	// FirstIssuedSeconds: how long it issued, to within --every (the
+	// window a stolen key opens to tickets issued); null otherwise.
+	TurnSeconds *float64 `json:"turn_seconds"`
 	Tickets int  `json:"tickets"`
 	// RotatedOutSeconds is when a newer key was first seen issuing; null
 	// while it still issues.
@@ -245,6 +249,10 @@ func (w *watcher) finish() {
 		k := &w.rep.KeyNames[i]
 		k.IssuingSeconds = round2(k.LastIssuedSeconds - k.FirstIssuedSeconds)
 		k.Whole = i > 0 && k.RotatedOutSeconds != nil
+		if k.Whole {
+			turn := round2(*k.RotatedOutSeconds - k.FirstIssuedSeconds)
+			k.TurnSeconds = &turn
+		}
 	}
 	if w.rep.Rotations == 0 {
 		return
@@ -306,7 +314,9 @@ func writeWatch(w io.Writer, r *watchReport) {
 	line(w, "ticket key names", "%d seen issuing, %d rotation(s)", len(r.KeyNames), r.Rotations)
 	for _, k := range r.KeyNames {
 		span := fmt.Sprintf("issuing %.1f-%.1f s (%.1f s, %d ticket(s)", k.FirstIssuedSeconds, k.LastIssuedSeconds, k.IssuingSeconds, k.Tickets)
-		if !k.Whole {
+		if k.Whole {
+			span += fmt.Sprintf(", a turn of %.1f s", *k.TurnSeconds)
+		} else {
 			span += ", cut by the watch"
 		}
 		span += ")"
@@ -341,7 +351,7 @@ func writeWatch(w io.Writer, r *watchReport) {
 	var whole []string
 	for _, k := range r.KeyNames {
 		if k.Whole {
-			whole = append(whole, fmt.Sprintf("%.1f s", k.IssuingSeconds))
+			whole = append(whole, fmt.Sprintf("%.1f s", *k.TurnSeconds))
 		}
 	}
 	switch {

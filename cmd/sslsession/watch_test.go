@@ -63,6 +63,7 @@ func TestCheckWatchNoRotation(t *testing.T) {
 	assert.Nil(t, k.RotatedOutSeconds)
 	assert.Nil(t, k.ResumedAfterRotation)
 	assert.Nil(t, k.StoppedResumingSeconds)
+	assert.Nil(t, k.TurnSeconds)
 	require.NotNil(t, rep.OldestResumedSeconds)
 	assert.GreaterOrEqual(t, *rep.OldestResumedSeconds, 1.9)
 	assert.Equal(t, k.Name, rep.OldestResumedKey)
@@ -95,8 +96,12 @@ func TestCheckWatchFleetRotation(t *testing.T) {
 		assert.Nil(t, k.StoppedResumingSeconds, k.Name)
 		if k.Whole {
 			whole++
-			// One interval, seen to within a probe on each side.
-			assert.InDelta(t, 1.0, k.IssuingSeconds, 0.6, k.Name)
+			// One interval, seen to within a probe.
+			require.NotNil(t, k.TurnSeconds, k.Name)
+			assert.InDelta(t, 1.0, *k.TurnSeconds, 0.35, k.Name)
+			assert.LessOrEqual(t, k.IssuingSeconds, *k.TurnSeconds, k.Name)
+		} else {
+			assert.Nil(t, k.TurnSeconds, k.Name)
 		}
 	}
 	assert.GreaterOrEqual(t, whole, 2)
