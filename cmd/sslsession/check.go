@@ -70,12 +70,30 @@ ticket), and shows the matrix. One client context serves every host, and
 one server name (--servername, default the hosts' shared host part) is sent
 to every host: servers resume a session only under the name it was made
 for. --require-resume then asks that every ordered pair of distinct hosts
-resumed by at least one mechanism, under every protocol checked.`,
+resumed by at least one mechanism, under every protocol checked. Two hosts
+that reach one IP:port are refused.
+
+With --rate N and one host:port (a load balancer's), check makes N attempts
+per protocol and mechanism, each a new full handshake and a new connection
+offering its session, and reports the resumption rate of each, with the
+server certificates and ticket key names seen; --require-rate R exits 1
+unless, under every protocol, some mechanism reaches R.
+
+With --watch D, every --every I for D, check makes a full handshake, reads
+its ticket's key name (its first 16 bytes) and offers the oldest ticket of
+each key name still resuming: it reports how long each key issued, whether
+tickets of a key rotated out still resume (the overlap), and the oldest
+ticket that resumed.
+
+--rate and --watch draw a progress bar on a terminal; Ctrl-C ends them with
+the report so far.`,
 		Example: `  sslsession check
   sslsession check --tls1.2 -n 5 --require-resume
   sslsession check example.com:443 --json
   sslsession check 127.0.0.1:4433 --cafile ca.pem --servername localhost
-  sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --require-resume`,
+  sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --require-resume
+  sslsession check www.example.com:443 --rate 20 --require-rate 0.9
+  sslsession check www.example.com:443 --watch 2h --every 1m`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkModes(cmd, args); err != nil {

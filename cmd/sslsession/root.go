@@ -32,7 +32,8 @@ against an embedded OpenSSL server when no host:port is given: whether a
 session resumes by session ID and by ticket, how much faster a resumed
 handshake is, and what a saved session holds.
 
-Exit status: 0 success, 1 --require-resume and not resumed, 2 any error.`,
+Exit status: 0 success, 1 --require-resume and not resumed (or
+--require-rate and the rate below it), 2 any error.`,
 		Example: `  sslsession check
   sslsession check example.com:443 --tls1.2 --require-resume
   sslsession save example.com:443 -o sess.pem && sslsession resume example.com:443 -i sess.pem
