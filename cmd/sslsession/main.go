@@ -18,7 +18,8 @@
 // without a network.
 //
 // Exit status: 0 success; 1 when --require-resume was given and the
-// session was not resumed; 2 on any error (unreachable host, refused
+// session was not resumed, or --require-rate and the rate was below it; 2
+// on any error (unreachable host, refused
 // connection, TLS alert, certificate failure, unreadable or malformed file,
 // bad usage), reported as one line "sslsession: <cause>" on standard error.
 //

@@ -61,7 +61,7 @@ type watchKey struct {
 	// FirstIssuedSeconds: how long it issued, to within --every (the
 	// window a stolen key opens to tickets issued); null otherwise.
 	TurnSeconds *float64 `json:"turn_seconds"`
-	Tickets int  `json:"tickets"`
+	Tickets     int      `json:"tickets"`
 	// RotatedOutSeconds is when a newer key was first seen issuing; null
 	// while it still issues.
 	RotatedOutSeconds *float64 `json:"rotated_out_seconds"`
