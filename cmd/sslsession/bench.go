@@ -68,6 +68,9 @@ type benchReport struct {
 	Resumed         benchPhase `json:"resumed"`
 	Ratio           *float64   `json:"ratio"`
 	Interrupted     string     `json:"interrupted"` // "SIGINT" or "SIGTERM" when stopped early, else ""
+	// TicketsFlooded: after the first handshake the server was still
+	// sending TLS 1.3 tickets when bench stopped counting them.
+	TicketsFlooded bool `json:"tls13_tickets_flooded"`
 }
 
 // benchPhase is one half of a bench run.
@@ -132,6 +135,7 @@ func runBench(out io.Writer, f *benchFlags, args []string) error {
 			first.close()
 			return ticketError(cl.addr, err)
 		}
+		rep.TicketsFlooded = first.ticketsCapped
 	}
 	sess, err := first.Session1()
 	first.close()
@@ -288,6 +292,9 @@ func writeBench(w io.Writer, r *benchReport) {
 	writeHeader(w, r.Target, r.Embedded, r.OpenSSL, r.Protocol)
 	if r.Interrupted != "" {
 		line(w, "interrupted", "by %s: partial results", r.Interrupted)
+	}
+	if r.TicketsFlooded {
+		line(w, "ticket flood", "the server kept sending tickets: counting stopped at %d", maxTickets)
 	}
 	mech := map[string]string{"ticket": "ticket", "session_id": "session ID", "none": "none (the server gave no resumable session)"}[r.Mechanism]
 	line(w, "resumed with", "%s", mech)

@@ -21,6 +21,11 @@ type checkFlags struct {
 	json          bool
 	requireResume bool
 	ticketWait    time.Duration
+	rate          int           // --rate: attempts per mechanism through one address
+	requireRate   float64       // --require-rate
+	watch         time.Duration // --watch: how long to audit ticket keys
+	every         time.Duration // --every: the probe interval of --watch
+	progress      string
 }
 
 // ticketSettle is how long collectTickets waits for another TLS 1.3 ticket
@@ -65,14 +70,41 @@ ticket), and shows the matrix. One client context serves every host, and
 one server name (--servername, default the hosts' shared host part) is sent
 to every host: servers resume a session only under the name it was made
 for. --require-resume then asks that every ordered pair of distinct hosts
-resumed by at least one mechanism, under every protocol checked.`,
+resumed by at least one mechanism, under every protocol checked. Two hosts
+that reach one IP:port are refused.
+
+With --rate N and one host:port (a load balancer's), check makes N attempts
+per protocol and mechanism, each a new full handshake and a new connection
+offering its session, and reports the resumption rate of each, with the
+server certificates and ticket key names seen; --require-rate R exits 1
+unless, under every protocol, some mechanism reaches R.
+
+With --watch D, every --every I for D, check makes a full handshake, reads
+its ticket's key name (its first 16 bytes) and offers the oldest ticket of
+each key name still resuming: it reports how long each key issued, whether
+tickets of a key rotated out still resume (the overlap), and the oldest
+ticket that resumed.
+
+--rate and --watch draw a progress bar on a terminal; Ctrl-C ends them with
+the report so far.`,
 		Example: `  sslsession check
   sslsession check --tls1.2 -n 5 --require-resume
   sslsession check example.com:443 --json
   sslsession check 127.0.0.1:4433 --cafile ca.pem --servername localhost
-  sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --require-resume`,
+  sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --require-resume
+  sslsession check www.example.com:443 --rate 20 --require-rate 0.9
+  sslsession check www.example.com:443 --watch 2h --every 1m`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkModes(cmd, args); err != nil {
+				return err
+			}
+			switch {
+			case f.rate > 0:
+				return runRate(out, f, args)
+			case f.watch > 0:
+				return runWatch(out, f, args)
+			}
 			if len(args) > 1 {
 				if cmd.Flags().Changed("attempts") {
 					return usageError("-n does not apply to several hosts: each pair is tried once per mechanism")
@@ -88,7 +120,43 @@ resumed by at least one mechanism, under every protocol checked.`,
 	fl.BoolVar(&f.json, "json", false, "print the report as JSON (see docs/cli.md)")
 	fl.BoolVar(&f.requireResume, "require-resume", false, "exit with status 1 unless every attempt of at least one mechanism resumed")
 	fl.DurationVar(&f.ticketWait, "ticket-wait", time.Second, "how long to wait for the first TLS 1.3 ticket after a handshake")
+	fl.IntVar(&f.rate, "rate", 0, "resumption rate through one address (a load balancer): N attempts per protocol and mechanism, each a new full handshake and a new connection offering its session")
+	fl.Float64Var(&f.requireRate, "require-rate", 0, "with --rate: exit with status 1 unless, under every protocol, some mechanism's rate is at least this (0 to 1)")
+	fl.DurationVar(&f.watch, "watch", 0, "ticket-key rotation audit for this long: a ticket every --every, its key name, and which older tickets still resume")
+	fl.DurationVar(&f.every, "every", 10*time.Second, "with --watch: the interval between probes")
+	fl.StringVar(&f.progress, "progress", "auto", "with --rate or --watch: progress bar, auto (when standard output is a terminal), always or never")
 	return cmd
+}
+
+// checkModes refuses flags that do not go together: --rate and --watch
+// are modes of their own, on one address.
+func (f *checkFlags) checkModes(cmd *cobra.Command, args []string) error {
+	fl := cmd.Flags()
+	rate, watch := fl.Changed("rate"), fl.Changed("watch")
+	switch {
+	case rate && watch:
+		return usageError("--rate and --watch cannot be used together")
+	case (rate || watch) && len(args) > 1:
+		return usageError("--rate and --watch take one host:port (a load balancer's address): for several hosts, check without them")
+	case (rate || watch) && fl.Changed("attempts"):
+		return usageError("-n does not apply to --rate or --watch")
+	case (rate || watch) && f.requireResume:
+		return usageError("--require-resume does not apply to --rate or --watch (--rate has --require-rate)")
+	case fl.Changed("require-rate") && !rate:
+		return usageError("--require-rate needs --rate")
+	case fl.Changed("every") && !watch:
+		return usageError("--every needs --watch")
+	case fl.Changed("progress") && !rate && !watch:
+		return usageError("--progress applies to --rate and --watch only")
+	case rate && f.rate < 1:
+		return usageError("--rate must be between 1 and 100000")
+	case watch && f.watch <= 0:
+		return usageError("--watch must be positive")
+	}
+	if f.ticketWait <= 0 {
+		return usageError("--ticket-wait must be positive")
+	}
+	return nil
 }
 
 // checkReport is the result of check; its JSON form is documented in
@@ -114,15 +182,18 @@ type checkReport struct {
 
 // protocolReport is check's result for one protocol.
 type protocolReport struct {
-	Protocol           string    `json:"protocol"`
-	Cipher             string    `json:"cipher"`
-	SessionIDLength    *int      `json:"session_id_length"`
-	Ticket             bool      `json:"ticket"`
-	TicketLifetimeHint int64     `json:"ticket_lifetime_hint_seconds"`
-	TLS13Tickets       *int      `json:"tls13_tickets"`
-	SessionID          mechanism `json:"session_id_resumption"`
-	TicketResumption   mechanism `json:"ticket_resumption"`
-	Resumed            bool      `json:"resumed"`
+	Protocol           string `json:"protocol"`
+	Cipher             string `json:"cipher"`
+	SessionIDLength    *int   `json:"session_id_length"`
+	Ticket             bool   `json:"ticket"`
+	TicketLifetimeHint int64  `json:"ticket_lifetime_hint_seconds"`
+	TLS13Tickets       *int   `json:"tls13_tickets"`
+	// TicketsFlooded: after some handshake the server was still sending
+	// TLS 1.3 tickets when check stopped counting, at maxTickets.
+	TicketsFlooded   bool      `json:"tls13_tickets_flooded"`
+	SessionID        mechanism `json:"session_id_resumption"`
+	TicketResumption mechanism `json:"ticket_resumption"`
+	Resumed          bool      `json:"resumed"`
 
 	tls13 bool
 }
@@ -320,6 +391,7 @@ func checkProtocol(cl *client, embedded bool, n int, ticketWait time.Duration) (
 			return nil, ticketError(cl.addr, err)
 		}
 		rep.TLS13Tickets = &count
+		rep.TicketsFlooded = full.ticketsCapped
 	}
 	sess, err := full.Session1()
 	full.close()
@@ -343,7 +415,7 @@ func checkProtocol(cl *client, embedded bool, n int, ticketWait time.Duration) (
 			note = "no ticket received"
 		}
 	}
-	rep.TicketResumption, err = resumeSeries(cl, ctxT, sess, offerTicket, full.handshake, n, rep.tls13, embedded, ticketWait, true)
+	rep.TicketResumption, err = resumeSeries(cl, ctxT, sess, offerTicket, full.handshake, n, rep.tls13, embedded, ticketWait, true, &rep.TicketsFlooded)
 	if err != nil {
 		return nil, err
 	}
@@ -377,7 +449,7 @@ func checkProtocol(cl *client, embedded bool, n int, ticketWait time.Duration) (
 		idLen := len(infoI.ID)
 		rep.SessionIDLength = &idLen
 		offerID := idLen > 0 && infoI.Resumable
-		rep.SessionID, err = resumeSeries(cl, ctxI, sessI, offerID, fullI.handshake, n, false, embedded, ticketWait, false)
+		rep.SessionID, err = resumeSeries(cl, ctxI, sessI, offerID, fullI.handshake, n, false, embedded, ticketWait, false, &rep.TicketsFlooded)
 		if err != nil {
 			return nil, err
 		}
@@ -396,9 +468,10 @@ func complete(m mechanism, n int) bool { return m.ResumedCount == n && n > 0 }
 // resumeSeries makes n connections with ctx, each offering the newest
 // resumable session (sess first; nothing when offer is false), and records
 // whether each resumed. It takes over sess and closes it. needTicket keeps
-// only sessions with a ticket as the next offer.
+// only sessions with a ticket as the next offer. flooded is set when a
+// server kept sending tickets.
 func resumeSeries(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, offer bool,
-	full time.Duration, n int, tls13, echo bool, ticketWait time.Duration, needTicket bool) (mechanism, error) {
+	full time.Duration, n int, tls13, echo bool, ticketWait time.Duration, needTicket bool, flooded *bool) (mechanism, error) {
 	defer func() { sess.Close() }()
 	m := mechanism{full: full, Attempts: []attempt{}}
 	var resumed []time.Duration
@@ -423,6 +496,7 @@ func resumeSeries(cl *client, ctx *openssl.Ctx, sess *sslsession.Session, offer 
 				c.close()
 				return m, ticketError(cl.addr, err)
 			}
+			*flooded = *flooded || c.ticketsCapped
 		}
 		next, err := c.Session1()
 		if err != nil {
@@ -558,6 +632,9 @@ func writeProtocol(w io.Writer, r *protocolReport, named bool) string {
 		line(w, "TLS 1.3 tickets", "n/a (%s)", r.Protocol)
 	} else {
 		line(w, "TLS 1.3 tickets", "%d received after the full handshake", *r.TLS13Tickets)
+	}
+	if r.TicketsFlooded {
+		line(w, "ticket flood", "the server kept sending tickets: counting stopped at %d", maxTickets)
 	}
 	fmt.Fprintln(w)
 	writeMechanism(w, "session-ID resumption", r.SessionID)

@@ -141,11 +141,11 @@ func TestCheckEmbeddedJSON(t *testing.T) {
 	var raw map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &raw))
 	for _, k := range []string{"target", "embedded", "openssl", "server_name", "verified", "protocol", "cipher",
-		"session_id_length", "ticket", "ticket_lifetime_hint_seconds", "tls13_tickets",
+		"session_id_length", "ticket", "ticket_lifetime_hint_seconds", "tls13_tickets", "tls13_tickets_flooded",
 		"session_id_resumption", "ticket_resumption", "resumed", "protocols", "protocols_refused"} {
 		assert.Contains(t, raw, k)
 	}
-	assert.Len(t, raw, 16)
+	assert.Len(t, raw, 17)
 	// --tls1.2 restricts the check to TLS 1.2, and the top level repeats it.
 	require.Len(t, rep.Protocols, 1)
 	requireTopLevel(t, rep)

@@ -37,7 +37,7 @@ func (f *connFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.serverName, "servername", "", "SNI name to send and check the certificate against (default: the host of host:port)")
 	fl.StringVar(&f.caFile, "cafile", "", "PEM file of CA certificates to verify the server with (default: the system's)")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not verify the server's certificate")
-	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "limit for each TCP connect, STARTTLS exchange and TLS handshake")
+	fl.DurationVar(&f.timeout, "timeout", 10*time.Second, "limit for each connection's whole exchange: TCP connect, STARTTLS, TLS handshake, reading tickets and closing")
 	fl.StringVar(&f.certFile, "cert", "", "client certificate to present, PEM (for servers that require one; with --key)")
 	fl.StringVar(&f.keyFile, "key", "", "private key of --cert, PEM (default: read from the --cert file)")
 	fl.StringVar(&f.starttls, "starttls", "", "before TLS, ask the server for it in PROTO (smtp, imap or pop3), as openssl s_client -starttls")
@@ -123,13 +123,13 @@ func (c *client) loadClientCert(certFile, keyFile string) error {
 	if keyFile == "" {
 		keyFile = certFile
 	}
-	certPEM, err := os.ReadFile(certFile)
+	certPEM, err := readInput(certFile, "certificate file (--cert)")
 	if err != nil {
-		return fileError(err)
+		return err
 	}
-	keyPEM, err := os.ReadFile(keyFile)
+	keyPEM, err := readInput(keyFile, "key file (--key)")
 	if err != nil {
-		return fileError(err)
+		return err
 	}
 	cert, err := openssl.LoadCertificateFromPEM(certPEM)
 	if err != nil {
@@ -188,20 +188,38 @@ func (c *client) newCtx(noTicket bool) (*openssl.Ctx, error) {
 // tlsConn is one client connection and what was measured on it.
 type tlsConn struct {
 	*sslsession.Conn
-	raw       net.Conn // the socket under rec
 	addr      string
+	remote    string // the address actually connected to, IP:port
 	rec       *recordConn
 	handshake time.Duration // the TLS handshake alone, without the TCP connect
+	// ticketsCapped: collectTickets stopped at maxTickets while the server
+	// was still sending.
+	ticketsCapped bool
 }
+
+// maxTickets is the most TLS 1.3 tickets collectTickets counts after one
+// handshake. OpenSSL servers send two by default and a server is free to
+// send a few more; one that keeps sending (openssl s_server -num_tickets
+// 2000000000 does) is reported as flooding instead of being read forever.
+const maxTickets = 16
 
 // dial connects through sslsession.Dial, offers sess when it is not nil, and
 // reads through a recordConn (see collectTickets). Errors are already one
 // line naming the cause.
+//
+// The client's timeout bounds the connection's whole exchange, from the
+// TCP connect to the close: one deadline, set now, that no step moves
+// (recordConn clamps every deadline set on the socket to it). A server
+// that keeps talking cannot hold the command past it.
 func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, error) {
+	limit := time.Now().Add(c.timeout)
 	var rec *recordConn
 	var before func(net.Conn) error
 	if c.starttls != "" {
-		before = func(raw net.Conn) error { return startTLS(raw, c.starttls, c.addr) }
+		before = func(raw net.Conn) error {
+			_ = raw.SetDeadline(limit) // Dial's own is Timeout from its start
+			return startTLS(raw, c.starttls, c.addr)
+		}
 	}
 	conn, err := sslsession.Dial("tcp", c.addr, &sslsession.DialConfig{
 		Ctx:                ctx,
@@ -209,8 +227,9 @@ func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, err
 		ServerName:         c.serverName,
 		InsecureSkipVerify: !c.verify,
 		Timeout:            c.timeout,
+		NetDialer:          &net.Dialer{Timeout: c.timeout, Deadline: limit},
 		WrapConn: func(raw net.Conn) net.Conn {
-			rec = newRecordConn(raw)
+			rec = newRecordConn(raw, limit)
 			return rec
 		},
 		BeforeHandshake: before,
@@ -222,7 +241,8 @@ func (c *client) dial(ctx *openssl.Ctx, sess *sslsession.Session) (*tlsConn, err
 		}
 		return nil, dialError(c.addr, err)
 	}
-	return &tlsConn{Conn: conn, raw: rec.Conn, addr: c.addr, rec: rec, handshake: conn.HandshakeDuration()}, nil
+	return &tlsConn{Conn: conn, addr: c.addr, remote: rec.Conn.RemoteAddr().String(), rec: rec,
+		handshake: conn.HandshakeDuration()}, nil
 }
 
 // close ends the connection with a close_notify, so that neither side
@@ -239,7 +259,8 @@ var probe = []byte("sslsession probe\n")
 // ticket: the count is the number of times the session's ID (or ticket)
 // changed while reading. The connection hands OpenSSL one TLS record at a
 // time (recordConn) and the session is looked at between records, so two
-// tickets arriving together count as two.
+// tickets arriving together count as two. It stops at maxTickets
+// (ticketsCapped) and at the connection's deadline.
 //
 // With echo set the server echoes (the embedded one): a probe is written and
 // the wait ends when the echo arrives, which the server sends after its
@@ -264,13 +285,22 @@ func (t *tlsConn) collectTickets(echo bool, wait, settle time.Duration) (int, er
 	}
 	count := 0
 	check := func() {
+		if t.ticketsCapped {
+			return
+		}
 		cur, err := key()
 		if err != nil || cur == last {
 			return
 		}
 		last = cur
 		count++
-		_ = t.raw.SetReadDeadline(time.Now().Add(settle))
+		if count >= maxTickets {
+			// The read under way returns at once, with the deadline.
+			t.ticketsCapped = true
+			_ = t.rec.SetReadDeadline(time.Now())
+			return
+		}
+		_ = t.rec.SetReadDeadline(time.Now().Add(settle))
 	}
 	t.rec.setHook(check)
 	defer t.rec.setHook(nil)
@@ -279,14 +309,17 @@ func (t *tlsConn) collectTickets(echo bool, wait, settle time.Duration) (int, er
 			return 0, err
 		}
 	}
-	_ = t.raw.SetReadDeadline(time.Now().Add(wait))
-	defer func() { _ = t.raw.SetReadDeadline(time.Time{}) }()
+	_ = t.rec.SetReadDeadline(time.Now().Add(wait))
+	defer func() { _ = t.rec.SetReadDeadline(time.Time{}) }()
 	buf := make([]byte, 4096)
 	got := 0
 	for {
 		n, err := t.Conn.Read(buf)
 		check()
 		got += n
+		if t.ticketsCapped {
+			return count, nil
+		}
 		if err != nil {
 			// The wait is over (a timeout), or the server closed the
 			// connection: the tickets that came before count. An alert
@@ -311,19 +344,46 @@ func (t *tlsConn) collectTickets(echo bool, wait, settle time.Duration) (int, er
 // its connection lock, so the hook may call into the connection.
 type recordConn struct {
 	net.Conn
-	br   *bufio.Reader
-	left int // bytes of the current record not yet handed over
+	br    *bufio.Reader
+	left  int       // bytes of the current record not yet handed over
+	limit time.Time // no deadline set through it is later
 
 	mu   sync.Mutex
 	hook func()
 }
 
-func newRecordConn(c net.Conn) *recordConn {
-	return &recordConn{Conn: c, br: bufio.NewReaderSize(c, 1<<15)}
+// newRecordConn wraps c; limit is the connection's deadline, which it sets
+// at once.
+func newRecordConn(c net.Conn, limit time.Time) *recordConn {
+	r := &recordConn{Conn: c, br: bufio.NewReaderSize(c, 1<<15), limit: limit}
+	_ = c.SetDeadline(limit)
+	return r
 }
 
+// clamp is t, or the connection's limit when t is later or none.
+func (r *recordConn) clamp(t time.Time) time.Time {
+	if t.IsZero() || t.After(r.limit) {
+		return r.limit
+	}
+	return t
+}
+
+// SetDeadline and its two halves never go past the connection's limit.
+func (r *recordConn) SetDeadline(t time.Time) error { return r.Conn.SetDeadline(r.clamp(t)) }
+
+// SetReadDeadline is clamped to the connection's limit.
+func (r *recordConn) SetReadDeadline(t time.Time) error { return r.Conn.SetReadDeadline(r.clamp(t)) }
+
+// SetWriteDeadline is clamped to the connection's limit.
+func (r *recordConn) SetWriteDeadline(t time.Time) error { return r.Conn.SetWriteDeadline(r.clamp(t)) }
+
+// closeDrain bounds what Close reads while it waits for the server's close:
+// a server that keeps sending tickets never closes.
+const closeDrain = 64 << 10
+
 // Close, after spacemonkeygo has sent close_notify, half-closes the socket
-// and waits (a second at most) for the server to close its side before
+// and waits (a second at most, within the connection's limit, and for
+// closeDrain bytes at most) for the server to close its side before
 // closing. A server answers only once its own side of the handshake is done:
 // OpenSSL writes its last flight before it caches the session, so without
 // this wait a resumption attempted at once could reach the server before the
@@ -331,8 +391,8 @@ func newRecordConn(c net.Conn) *recordConn {
 func (r *recordConn) Close() error {
 	if tc, ok := r.Conn.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
-		_ = tc.SetReadDeadline(time.Now().Add(time.Second))
-		_, _ = io.Copy(io.Discard, r.br)
+		_ = r.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.br, closeDrain))
 	}
 	return r.Conn.Close()
 }

@@ -29,6 +29,9 @@ type crossReport struct {
 	Protocols        []string          `json:"protocols"`         // newest first
 	ProtocolsRefused []crossRefused    `json:"protocols_refused"` // protocols a host refused, not checked
 	Resumptions      []crossResumption `json:"resumptions"`
+	// TicketsFlooded lists the hosts that were still sending TLS 1.3
+	// tickets after a handshake when check stopped counting them.
+	TicketsFlooded []string `json:"tls13_tickets_flooded"`
 	// Resumed: under every protocol checked, every ordered pair of distinct
 	// hosts resumed by at least one mechanism (what --require-resume
 	// tests).
@@ -91,7 +94,33 @@ func crossHostClients(f *connFlags, addrs []string) ([]*client, error) {
 		}
 		cls = append(cls, cl)
 	}
+	if err := distinctEndpoints(cls); err != nil {
+		return nil, err
+	}
 	return cls, nil
+}
+
+// distinctEndpoints connects to each host (TCP only) and refuses two hosts
+// that reach one endpoint: the address actually connected to, IP and port,
+// after name resolution. Written two ways (127.0.0.1:443 and
+// 127.0.0.1:0443, host:443 and host:https, two names of one address), one
+// server would resume its own sessions and pass for a fleet.
+func distinctEndpoints(cls []*client) error {
+	seen := map[string]string{}
+	for _, cl := range cls {
+		d := net.Dialer{Timeout: cl.timeout}
+		conn, err := d.Dial("tcp", cl.addr)
+		if err != nil {
+			return netError(cl.addr, err)
+		}
+		ep := conn.RemoteAddr().String()
+		conn.Close()
+		if first, dup := seen[ep]; dup {
+			return usageError("%s and %s are one server (both reach %s): give each host once; cross-host resumption needs distinct servers", first, cl.addr, ep)
+		}
+		seen[ep] = cl.addr
+	}
+	return nil
 }
 
 // crossCheck runs the cross-host check.
@@ -103,6 +132,7 @@ func crossCheck(cls []*client, ticketWait time.Duration) (*crossReport, error) {
 		Protocols:        []string{},
 		ProtocolsRefused: []crossRefused{},
 		Resumptions:      []crossResumption{},
+		TicketsFlooded:   []string{},
 	}
 	for _, cl := range cls {
 		rep.Hosts = append(rep.Hosts, cl.addr)
@@ -112,6 +142,7 @@ func crossCheck(cls []*client, ticketWait time.Duration) (*crossReport, error) {
 		return nil, err
 	}
 	rep.Resumed = true
+	flooded := map[string]bool{}
 	for _, p := range protos {
 		pinned := make([]*client, len(cls))
 		for i, cl := range cls {
@@ -132,7 +163,7 @@ func crossCheck(cls []*client, ticketWait time.Duration) (*crossReport, error) {
 		}
 		var rs []crossResumption
 		for _, m := range mechs {
-			got, err := crossMechanism(pinned, p, m, ticketWait)
+			got, err := crossMechanism(pinned, p, m, ticketWait, flooded)
 			if err != nil {
 				return nil, err
 			}
@@ -145,6 +176,11 @@ func crossCheck(cls []*client, ticketWait time.Duration) (*crossReport, error) {
 	}
 	if len(rep.Protocols) == 0 {
 		return nil, failf("the hosts share no protocol: %s", rep.ProtocolsRefused[0].Error)
+	}
+	for _, h := range rep.Hosts {
+		if flooded[h] {
+			rep.TicketsFlooded = append(rep.TicketsFlooded, h)
+		}
 	}
 	return rep, nil
 }
@@ -201,8 +237,8 @@ func crossSpeaks(cls []*client) (*crossRefused, error) {
 // crossMechanism offers, for every ordered pair of hosts (a host with
 // itself included, the baseline), a session made by a new full handshake
 // with the first to the second, by one mechanism. One client context serves
-// every host.
-func crossMechanism(cls []*client, p sslsession.Version, mech string, ticketWait time.Duration) ([]crossResumption, error) {
+// every host. The hosts that kept sending tickets are set in flooded.
+func crossMechanism(cls []*client, p sslsession.Version, mech string, ticketWait time.Duration, flooded map[string]bool) ([]crossResumption, error) {
 	noTicket := mech == mechSessionID
 	ctx, err := cls[0].newCtx(noTicket)
 	if err != nil {
@@ -222,13 +258,14 @@ func crossMechanism(cls []*client, p sslsession.Version, mech string, ticketWait
 					full.close()
 					return nil, ticketError(from.addr, err)
 				}
+				flooded[from.addr] = flooded[from.addr] || full.ticketsCapped
 			}
 			sess, err := full.Session1()
 			full.close()
 			if err != nil {
 				return nil, failf("no session after the handshake with %s: %s", from.addr, stripPrefixes(err.Error()))
 			}
-			r.Resumed, r.WhyNot, r.HandshakeMS, err = crossOffer(to, ctx, sess, noTicket, from.addr, tls13, ticketWait)
+			r.Resumed, r.WhyNot, r.HandshakeMS, err = crossOffer(to, ctx, sess, noTicket, from.addr, tls13, ticketWait, flooded)
 			sess.Close()
 			if err != nil {
 				return nil, err
@@ -242,7 +279,7 @@ func crossMechanism(cls []*client, p sslsession.Version, mech string, ticketWait
 // crossOffer offers sess, made with host from, to host to, and says whether
 // it resumed and, if not, why.
 func crossOffer(to *client, ctx *openssl.Ctx, sess *sslsession.Session, noTicket bool, from string,
-	tls13 bool, ticketWait time.Duration) (bool, string, float64, error) {
+	tls13 bool, ticketWait time.Duration, flooded map[string]bool) (bool, string, float64, error) {
 	info, err := sess.Info()
 	if err != nil {
 		return false, "", 0, err
@@ -273,6 +310,7 @@ func crossOffer(to *client, ctx *openssl.Ctx, sess *sslsession.Session, noTicket
 		if tickets, err = c.collectTickets(false, ticketWait, ticketSettle); err != nil {
 			return false, "", 0, ticketError(to.addr, err)
 		}
+		flooded[to.addr] = flooded[to.addr] || c.ticketsCapped
 	}
 	next, err := c.Session1()
 	if err != nil {
@@ -329,6 +367,9 @@ func writeCross(w io.Writer, r *crossReport) {
 		line(w, "not checked", "%s (%s)", p.Protocol, p.Error)
 	}
 	line(w, "server name", "%s (sent to every host)", r.ServerName)
+	for _, h := range r.TicketsFlooded {
+		line(w, "ticket flood", "%s %s kept sending tickets: counting stopped at %d", hostLetter(index[h]), h, maxTickets)
+	}
 	if r.Verified {
 		line(w, "certificate", "verified for %s", r.ServerName)
 	} else {

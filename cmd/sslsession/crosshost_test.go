@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -29,8 +30,8 @@ var fleetBin struct {
 
 // startFleetServers starts n examples/fleet-server processes on one new
 // redis-server, with one certificate and sealing key, and returns their
-// addresses and the certificate's file.
-func startFleetServers(t *testing.T, n int) ([]string, string) {
+// addresses and the certificate's file; extra flags go to every server.
+func startFleetServers(t *testing.T, n int, extra ...string) ([]string, string) {
 	t.Helper()
 	fleetBin.once.Do(func() {
 		fleetBin.path = filepath.Join(filepath.Dir(binPath), "fleet-server")
@@ -47,8 +48,9 @@ func startFleetServers(t *testing.T, n int) ([]string, string) {
 	var addrs []string
 	for i := 0; i < n; i++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		cmd := exec.Command(fleetBin.path, "-addr", addr, "-redis", redisSrv.Addr, "-cert", certPath, "-key", keyPath,
-			"-seal-key", hex.EncodeToString(seal))
+		args := append([]string{"-addr", addr, "-redis", redisSrv.Addr, "-cert", certPath, "-key", keyPath,
+			"-seal-key", hex.EncodeToString(seal)}, extra...)
+		cmd := exec.Command(fleetBin.path, args...)
 		var log lockedLog
 		cmd.Stdout, cmd.Stderr = &log, &log
 		require.NoError(t, cmd.Start())
@@ -95,7 +97,7 @@ func parseCross(t *testing.T, out string) crossReport {
 	require.NoError(t, dec.Decode(&rep), "check --json output: %s", out)
 	var raw map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal([]byte(out), &raw))
-	keys := []string{"hosts", "openssl", "server_name", "verified", "protocols", "protocols_refused", "resumptions", "resumed"}
+	keys := []string{"hosts", "openssl", "server_name", "verified", "protocols", "protocols_refused", "resumptions", "tls13_tickets_flooded", "resumed"}
 	require.Len(t, raw, len(keys))
 	for _, k := range keys {
 		require.Contains(t, raw, k)
@@ -275,4 +277,21 @@ func TestCheckCrossHostErrors(t *testing.T) {
 	other := startSServer(t)
 	requireError(t, runBinary(t, "check", srv.addr, other.addr, "--cafile", srv.certPath, "--servername", "localhost"), exitError,
 		`^sslsession: certificate of `+regexp.QuoteMeta(other.addr)+` not trusted: `+regexp.QuoteMeta(sslsession.VerifyErrorString(18))+` \(X509 error 18\)$`)
+}
+
+// One server written two ways is one host: 127.0.0.1:P beside
+// 127.0.0.1:0P, or beside localhost:P. Without the check, it resumed its
+// own sessions and passed for a fleet (exit 0, "cross-host resumption
+// confirmed").
+func TestCheckCrossHostSameServer(t *testing.T) {
+	t.Parallel()
+	srv := startSServer(t)
+	_, port, err := net.SplitHostPort(srv.addr)
+	require.NoError(t, err)
+	for _, other := range []string{"127.0.0.1:0" + port, "localhost:" + port} {
+		r := runBinary(t, "check", srv.addr, other, "--insecure", "--servername", "localhost", "--require-resume")
+		requireError(t, r, exitError, `^sslsession: `+regexp.QuoteMeta(srv.addr)+` and `+regexp.QuoteMeta(other)+
+			` are one server \(both reach `+regexp.QuoteMeta(srv.addr)+`\): give each host once; cross-host resumption needs distinct servers$`)
+		assert.Empty(t, r.stdout)
+	}
 }

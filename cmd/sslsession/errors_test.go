@@ -250,3 +250,34 @@ func TestNewerOpenSSLFile(t *testing.T) {
 		requireError(t, r, exitError, `is not an SSL session: `)
 	}
 }
+
+// TestInputFileLimit: every file the command reads is read up to 1 MiB; a
+// larger one, or one without end, is one line and exit 2, at once (inspect
+// /dev/zero grew to 255 MiB in 3 s before).
+func TestInputFileLimit(t *testing.T) {
+	t.Parallel()
+	big := writeTemp(t, "big.pem", make([]byte, maxInputFile+1))
+	_, certPath, keyPath := certFiles(t)
+	srv, caPath := startEmbedded(t, embeddedTLS12)
+	for _, c := range []struct {
+		args []string
+		file string
+		what string
+	}{
+		{[]string{"inspect", "/dev/zero"}, "/dev/zero", "session file"},
+		{[]string{"inspect", big}, big, "session file"},
+		{[]string{"resume", srv.Addr, "--cafile", caPath, "-i", "/dev/zero"}, "/dev/zero", "session file"},
+		{[]string{"check", srv.Addr, "--cafile", caPath, "--cert", "/dev/zero", "--key", keyPath}, "/dev/zero", `certificate file \(--cert\)`},
+		{[]string{"save", srv.Addr, "--cafile", caPath, "-o", filepath.Join(t.TempDir(), "s.pem"), "--cert", certPath, "--key", "/dev/zero"}, "/dev/zero", `key file \(--key\)`},
+		{[]string{"reference", "--against", "/dev/zero"}, "/dev/zero", `reference report \(--against\)`},
+		{[]string{"reference", "--against", big}, big, `reference report \(--against\)`},
+	} {
+		start := time.Now()
+		r := runBinary(t, c.args...)
+		requireError(t, r, exitError, `^sslsession: `+regexp.QuoteMeta(c.file)+` is larger than 1 MiB, the limit for a `+c.what+`$`)
+		assert.Less(t, time.Since(start), 5*time.Second, "%v", c.args)
+	}
+	// A file of exactly the limit is read (and is not a session).
+	r := runBinary(t, "inspect", writeTemp(t, "limit.der", make([]byte, maxInputFile)))
+	requireError(t, r, exitError, `is not an SSL session`)
+}

@@ -154,9 +154,9 @@ func certInfo(c *x509.Certificate) *peerCert {
 }
 
 func writeInspect(w io.Writer, r *inspectReport) {
-	line(w, "file", "%s (%s)", r.File, r.Format)
+	line(w, "file", "%s (%s)", esc(r.File), r.Format)
 	line(w, "protocol", "%s", r.Protocol)
-	line(w, "cipher", "%s (%s)", orNone(r.Cipher), r.CipherID)
+	line(w, "cipher", "%s (%s)", esc(orNone(r.Cipher)), r.CipherID)
 	if r.SessionID == "" {
 		line(w, "session ID", "none")
 	} else {
@@ -188,11 +188,11 @@ func writeInspect(w io.Writer, r *inspectReport) {
 	}
 	line(w, "ticket", "%s", ticketText(r.info))
 	if p := r.PeerCertificate; p != nil {
-		line(w, "peer certificate", "%s", p.Subject)
-		line(w, "  issuer", "%s", p.Issuer)
+		line(w, "peer certificate", "%s", esc(p.Subject))
+		line(w, "  issuer", "%s", esc(p.Issuer))
 		line(w, "  valid", "%s to %s", p.NotBefore.Format(time.RFC3339), p.NotAfter.Format(time.RFC3339))
 		if len(p.DNSNames) > 0 {
-			line(w, "  DNS names", "%s", strings.Join(p.DNSNames, ", "))
+			line(w, "  DNS names", "%s", strings.Join(escAll(p.DNSNames), ", "))
 		}
 	} else {
 		line(w, "peer certificate", "none")

@@ -5,6 +5,8 @@
 // Usage:
 //
 //	sslsession check [host:port]          full handshake, then N resumptions, by session ID and by ticket
+//	sslsession check VIP:port --rate N    resumption rate through one address (a load balancer)
+//	sslsession check host:port --watch D  ticket-key rotation audit
 //	sslsession save host:port -o FILE     save a session as PEM (like openssl s_client -sess_out)
 //	sslsession resume host:port -i FILE   resume a saved session (like openssl s_client -sess_in)
 //	sslsession inspect FILE               show a saved session (like openssl sess_id -text -noout)
@@ -16,7 +18,8 @@
 // without a network.
 //
 // Exit status: 0 success; 1 when --require-resume was given and the
-// session was not resumed; 2 on any error (unreachable host, refused
+// session was not resumed, or --require-rate and the rate was below it; 2
+// on any error (unreachable host, refused
 // connection, TLS alert, certificate failure, unreadable or malformed file,
 // bad usage), reported as one line "sslsession: <cause>" on standard error.
 //

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -92,9 +91,9 @@ difference); 1 a mismatch, or a difference from FILE; 2 an error.`,
 // readReport reads a report saved by reference --json.
 func readReport(name string) (reference.Report, error) {
 	var r reference.Report
-	data, err := os.ReadFile(name)
+	data, err := readInput(name, "reference report (--against)")
 	if err != nil {
-		return r, fileError(err)
+		return r, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -142,16 +141,18 @@ func writeReference(w io.Writer, rep reference.Report) {
 func writeAgainst(w io.Writer, here, there reference.Report, name string) error {
 	diffs := reference.Compare(here, there)
 	if len(diffs) == 0 {
-		fmt.Fprintf(w, "no difference between %s and %s (%s): %d claims\n", here.OpenSSL, name, there.OpenSSL, len(here.Checks))
+		fmt.Fprintf(w, "no difference between %s and %s (%s): %d claims\n", here.OpenSSL, esc(name), esc(there.OpenSSL), len(here.Checks))
 		return nil
 	}
 	plural := "s"
 	if len(diffs) == 1 {
 		plural = ""
 	}
-	fmt.Fprintf(w, "%d difference%s between %s (here) and %s (there: %s)\n", len(diffs), plural, here.OpenSSL, name, there.OpenSSL)
+	fmt.Fprintf(w, "%d difference%s between %s (here) and %s (there: %s)\n", len(diffs), plural, here.OpenSSL, esc(name), esc(there.OpenSSL))
 	for _, d := range diffs {
-		fmt.Fprintln(w, d.String())
+		// The file's values are quoted as they are: escape what a
+		// terminal would act on.
+		fmt.Fprintln(w, terminalSafe(d.String()))
 	}
 	return errReferenceDiffers
 }

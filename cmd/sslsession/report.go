@@ -64,7 +64,7 @@ func writeHeader(w io.Writer, target string, embedded bool, openssl, protocol st
 	if embedded {
 		target += " (embedded server)"
 	}
-	line(w, "target", "%s", target)
+	line(w, "target", "%s", esc(target))
 	line(w, "openssl", "%s", openssl)
 	line(w, "protocol", "%s", protocol)
 }

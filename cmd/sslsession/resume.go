@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -130,10 +129,10 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 			return err
 		}
 	} else {
-		line(out, "target", "%s", rep.Target)
-		line(out, "session", "%s", rep.File)
+		line(out, "target", "%s", esc(rep.Target))
+		line(out, "session", "%s", esc(rep.File))
 		if rep.Offered != nil {
-			line(out, "offered", "%s", rep.Offered)
+			line(out, "offered", "%s", esc(rep.Offered.String()))
 		} else {
 			line(out, "offered", "nothing")
 		}
@@ -144,7 +143,7 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 		line(out, "handshake", "%s", fmtMS(rep.took))
 		line(out, "resumed", "%s", yesNo(rep.Resumed))
 		if !rep.Resumed {
-			line(out, "why not", "%s", rep.WhyNot)
+			line(out, "why not", "%s", esc(rep.WhyNot))
 		}
 	}
 	if f.requireResume && !rep.Resumed {
@@ -156,9 +155,9 @@ func runResume(out io.Writer, f *resumeFlags, addr string) error {
 // readSession reads and decodes a session file, PEM or DER. It returns the
 // format found.
 func readSession(name string) (*sslsession.Session, string, error) {
-	data, err := os.ReadFile(name)
+	data, err := readInput(name, "session file")
 	if err != nil {
-		return nil, "", fileError(err)
+		return nil, "", err
 	}
 	format := "DER"
 	if bytes.Contains(data[:min(len(data), 4096)], []byte("-----BEGIN")) {

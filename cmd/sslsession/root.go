@@ -16,7 +16,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	err := root.Execute()
 	code, msg := exitCode(err)
 	if msg != "" {
-		fmt.Fprintf(stderr, "sslsession: %s\n", msg)
+		// The message may quote a peer or a file: nothing in it may
+		// reach the terminal as a control sequence.
+		fmt.Fprintf(stderr, "sslsession: %s\n", terminalSafe(msg))
 	}
 	return code
 }
@@ -30,7 +32,8 @@ against an embedded OpenSSL server when no host:port is given: whether a
 session resumes by session ID and by ticket, how much faster a resumed
 handshake is, and what a saved session holds.
 
-Exit status: 0 success, 1 --require-resume and not resumed, 2 any error.`,
+Exit status: 0 success, 1 --require-resume and not resumed (or
+--require-rate and the rate below it), 2 any error.`,
 		Example: `  sslsession check
   sslsession check example.com:443 --tls1.2 --require-resume
   sslsession save example.com:443 -o sess.pem && sslsession resume example.com:443 -i sess.pem

@@ -69,6 +69,7 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 		return err
 	}
 	defer c.close()
+	flooded := false
 	if c.SSL().Version() == sslsession.TLS13 {
 		// Not Conn.AwaitSession, which returns with the first ticket: save
 		// keeps the last one the server sends (OpenSSL servers send two),
@@ -77,6 +78,7 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 		if _, err := c.collectTickets(false, f.ticketWait, ticketSettle); err != nil {
 			return ticketError(addr, err)
 		}
+		flooded = c.ticketsCapped
 	}
 	sess, err := c.Session1()
 	if err != nil {
@@ -94,11 +96,14 @@ func runSave(out io.Writer, f *saveFlags, addr string) error {
 	if err != nil {
 		return err
 	}
-	line(out, "saved", "%s", f.out)
+	line(out, "saved", "%s", esc(f.out))
 	line(out, "protocol", "%s", info.Protocol)
-	line(out, "cipher", "%s", info.Cipher)
+	line(out, "cipher", "%s", esc(info.Cipher))
 	line(out, "resumable", "%s", yesNo(info.Resumable))
 	line(out, "ticket", "%s", ticketText(info))
+	if flooded {
+		line(out, "ticket flood", "the server kept sending tickets: saved the %dth, stopped reading there", maxTickets)
+	}
 	return nil
 }
 

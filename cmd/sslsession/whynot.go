@@ -103,6 +103,8 @@ func whyNot(o *offered, c *tlsConn, next *sslsession.Session, tickets int) strin
 	}
 	if proto == sslsession.TLS13 {
 		switch {
+		case c.ticketsCapped:
+			ans = append(ans, fmt.Sprintf("new tickets without end (stopped counting at %d)", tickets))
 		case tickets > 0:
 			ans = append(ans, fmt.Sprintf("%d new ticket(s)", tickets))
 		default:
