@@ -245,25 +245,55 @@ func newRotation(t testing.TB, size int) rotation {
 	return r
 }
 
-// crossResumes is whether tickets cross between the peers (OpenSSL 3.0)
-// and this build's OpenSSL: not with 1.0.2, which has no extended master
-// secret (RFC 7627): a 1.1.0+ server does not resume its sessions when the
-// client offers it, and its peers' sessions carry it.
-func crossResumes() bool { return !sesstest.Is102() }
+// resumes is whether a ticket issued by issuer resumes on server. A server
+// resumes its own; tickets cross between the peers (OpenSSL 3.0) and this
+// build's OpenSSL except: with 1.0.2 not at all, as it has no extended
+// master secret (RFC 7627) and 1.1.0+ does not resume across that; with
+// 1.1.1 only from it to the peers, as 3.0 sessions carry their key-exchange
+// group, a session field 1.1.1 cannot decode.
+func resumes(issuer, server peer) bool {
+	switch {
+	case issuer.name == server.name:
+		return true
+	case sesstest.Is102():
+		return false
+	case is111() && issuer.http && !server.http:
+		return false
+	}
+	return true
+}
+
+func is111() bool {
+	v := sslsession.RuntimeVersion()
+	return v.Major() == 1 && v.Minor() == 1
+}
 
 // checkBothWays: a ticket issued by each server resumes on the other (see
-// crossResumes), every server resumes its own, and every new ticket is
-// under want.
+// resumes), every server resumes its own, and every new ticket is under
+// want.
 func checkBothWays(t *testing.T, v sslsession.Version, a, b peer, want sslsession.TicketKey) {
 	t.Helper()
 	for _, pair := range [][2]peer{{a, b}, {b, a}} {
 		mc := newMixedClient(t, v)
 		require.False(t, mc.dial(t, pair[0]), "first handshake with %s", pair[0].name)
 		require.Equal(t, want.Name(), mc.lastName(t), "%s issues under the ring's encrypting key", pair[0].name)
-		assert.Equal(t, crossResumes(), mc.dial(t, pair[1]), "%s's ticket resumes on %s", pair[0].name, pair[1].name)
-		assert.Equal(t, want.Name(), mc.lastName(t))
-		assert.Equal(t, crossResumes(), mc.dial(t, pair[0]), "and %s's ticket back on %s", pair[1].name, pair[0].name)
-		assert.True(t, mc.dial(t, pair[0]), "%s resumes its own ticket", pair[0].name)
+		issuer, full := pair[0], true
+		for i, to := range []peer{pair[1], pair[0]} {
+			got := mc.dial(t, to)
+			// A 3.0 peer's ticket reissued on resuming a 1.1.1 session may
+			// lack the group field (haproxy's does, nginx's does not): the
+			// rule holds for tickets of full handshakes.
+			if full || !is111() || !issuer.http || to.http {
+				assert.Equal(t, resumes(issuer, to), got, "step %d: %s's ticket on %s", i, issuer.name, to.name)
+			}
+			assert.Equal(t, want.Name(), mc.lastName(t))
+			if !got || v == sslsession.TLS13 {
+				issuer, full = to, !got // a new ticket (TLS 1.2 keeps an unrenewed one)
+			}
+		}
+		own := newMixedClient(t, v)
+		require.False(t, own.dial(t, pair[0]))
+		assert.True(t, own.dial(t, pair[0]), "%s resumes its own ticket", pair[0].name)
 	}
 }
 
@@ -372,7 +402,7 @@ func TestMixedFleetNginx(t *testing.T) {
 				// renewed under k2 by each).
 				assert.True(t, self.dial(t, ng), "a pre-rotation ticket resumes on the rotated nginx itself")
 				assert.Equal(t, rot.k2.Name(), self.lastName(t), "renewed under k2")
-				assert.Equal(t, crossResumes(), old.dial(t, ours), "a pre-rotation nginx ticket resumes on sslsession")
+				assert.Equal(t, resumes(ng, ours), old.dial(t, ours), "a pre-rotation nginx ticket on sslsession")
 				assert.Equal(t, rot.k2.Name(), old.lastName(t), "renewed under the new key")
 				pre := newMixedClient(t, v)
 				// One issued by sslsession under k1 before the rotation: set
@@ -380,7 +410,7 @@ func TestMixedFleetNginx(t *testing.T) {
 				_, oldOurs := ringServer(t, v, nginxSessionIDContext(t), rot.before)
 				require.False(t, pre.dial(t, oldOurs))
 				require.Equal(t, rot.k1.Name(), pre.lastName(t))
-				assert.Equal(t, crossResumes(), pre.dial(t, ng), "a k1 ticket resumes on the rotated nginx")
+				assert.Equal(t, resumes(ours, ng), pre.dial(t, ng), "an sslsession k1 ticket on the rotated nginx")
 				assert.Equal(t, rot.k2.Name(), pre.lastName(t), "nginx renews it under k2")
 				checkBothWays(t, v, ng, ours, rot.k2)
 			})
@@ -478,12 +508,12 @@ func TestMixedFleetHAProxy(t *testing.T) {
 				assert.Equal(t, rot.k2.Name(), probe.lastName(t), "haproxy encrypts under k2")
 				assert.True(t, self.dial(t, hp), "a pre-rotation ticket resumes on the rotated haproxy itself")
 				assert.Equal(t, rot.k2.Name(), self.lastName(t), "renewed under k2")
-				assert.Equal(t, crossResumes(), old.dial(t, ours), "a pre-rotation haproxy ticket resumes on sslsession")
+				assert.Equal(t, resumes(hp, ours), old.dial(t, ours), "a pre-rotation haproxy ticket on sslsession")
 				_, oldOurs := ringServer(t, v, haproxySessionIDContext, rot.before)
 				pre := newMixedClient(t, v)
 				require.False(t, pre.dial(t, oldOurs))
 				require.Equal(t, rot.k1.Name(), pre.lastName(t))
-				assert.Equal(t, crossResumes(), pre.dial(t, hp), "a k1 ticket resumes on the rotated haproxy")
+				assert.Equal(t, resumes(ours, hp), pre.dial(t, hp), "an sslsession k1 ticket on the rotated haproxy")
 				checkBothWays(t, v, hp, ours, rot.k2)
 			})
 		}
