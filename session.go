@@ -132,8 +132,9 @@ func (s *Session) Borrowed() bool { return s != nil && s.ssl != nil }
 // do runs fn on the session pointer while it is sure to be valid: under the
 // connection's lock for a borrowed session (and fn's C call checks that the
 // pointer is still the connection's session); for an owned one, holding a
-// use of its atomic use count, which Close waits to drain. fn gets the SSL* to check against, or nil. name is the
-// OpenSSL function a failure is reported under.
+// use of its atomic use count, which Close waits to drain. fn gets the SSL*
+// to check against, or nil. name is the OpenSSL function a failure is
+// reported under.
 func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 	if s == nil {
 		return ErrNilSession
