@@ -94,8 +94,7 @@ func TestUnmarshalBinaryInteriorAndGob(t *testing.T) {
 	check(t, &got.Sess)
 
 	// Dropped without Close: the garbage collector gives every reference
-	// back (many, one and got are unreachable from here on; a dropped
-	// session goes with its allocation block, which s shares).
+	// back (many, one and got are unreachable from here on).
 	require.NoError(t, s.Close())
 	require.Zero(t, leakcheck.Settle())
 }
@@ -205,7 +204,7 @@ func TestSetSessionOneContextAtomic(t *testing.T) {
 }
 
 // LiveSessions counts exactly the owned sessions not given back, before
-// and after garbage collections (which retire the allocator's block).
+// and after garbage collections.
 func TestLiveSessionsExact(t *testing.T) {
 	require.Zero(t, leakcheck.Settle())
 	s := ownedSession(t)

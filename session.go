@@ -24,9 +24,9 @@ import (
 //
 //   - Owned (from SSL.Session1, Session.Owned, ParseDER, ParsePEM): holds one
 //     reference. Close gives it back exactly once; a second Close is a
-//     no-op; if Close is never called the garbage collector gives it back,
-//     once every session allocated in the same block of 64 is unreachable
-//     (see Close). Any use after Close returns ErrClosed.
+//     no-op; if Close is never called the garbage collector gives it back
+//     once the session is unreachable (see Close). Any use after Close
+//     returns ErrClosed.
 //   - Borrowed (from SSL.Session, SSL.Session0): holds no reference and
 //     keeps its connection alive. It is usable while it is still the
 //     connection's session; afterwards every method returns ErrStale.
@@ -47,11 +47,15 @@ type Session struct {
 	serial uintptr
 	ctx    uintptr // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
 
+	// cleanup, on an owned session, gives the reference back when the
+	// session is dropped without Close (finalizers.go); Close stops it.
+	cleanup runtime.Cleanup
+
 	// fwd is set, once, by UnmarshalBinary on a Session the caller
 	// allocated (a variable, a struct field, a slice element): the decoded
-	// session lives in the package's blocks, and s forwards every call to
-	// it. No finalizer is ever set on the caller's memory, which may be an
-	// interior pointer.
+	// session is a Session of its own, and s forwards every call to it. No
+	// cleanup is ever set on the caller's memory, which may be an interior
+	// pointer.
 	fwd atomic.Pointer[Session]
 }
 
@@ -95,11 +99,10 @@ func (s *Session) release() { s.use.Add(-1) }
 // back exactly once. Methods called after Close return ErrClosed. For a
 // borrowed session Close does nothing: it holds no reference.
 //
-// Without Close, the garbage collector gives the reference back, but later:
-// owned sessions are allocated 64 to a block with one finalizer per block
-// (finalizers.go), so a dropped session is given back only once all 63
-// others of its block are unreachable too. One live session keeps its
-// block's dropped siblings, and their SSL_SESSIONs, alive until it goes.
+// Without Close, the garbage collector gives the reference back at the
+// first collections after the session became unreachable (a cleanup per
+// session, finalizers.go), whatever other sessions are still in use; Close
+// gives it back at once and FinalizedSessions counts the ones it missed.
 func (s *Session) Close() error {
 	if s == nil {
 		return nil
@@ -121,8 +124,7 @@ func (s *Session) Close() error {
 	if s.p == nil {
 		return nil // a zero Session: nothing to give back
 	}
-	C.sslsess_free(s.p)
-	forget(s)
+	s.closeOwned()
 	return nil
 }
 
@@ -132,8 +134,9 @@ func (s *Session) Borrowed() bool { return s != nil && s.ssl != nil }
 // do runs fn on the session pointer while it is sure to be valid: under the
 // connection's lock for a borrowed session (and fn's C call checks that the
 // pointer is still the connection's session); for an owned one, holding a
-// use of its atomic use count, which Close waits to drain. fn gets the SSL* to check against, or nil. name is the
-// OpenSSL function a failure is reported under.
+// use of its atomic use count, which Close waits to drain. fn gets the SSL*
+// to check against, or nil. name is the OpenSSL function a failure is
+// reported under.
 func (s *Session) do(name string, fn func(ssl *C.SSL, p *C.SSL_SESSION) C.int) error {
 	if s == nil {
 		return ErrNilSession

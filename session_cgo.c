@@ -65,8 +65,6 @@ const char *sslsess_verify_string(long code) { return X509_verify_cert_error_str
 
 /* ---- the three calls and the free -------------------------------------- */
 
-SSL_SESSION *sslsess_get(const SSL *ssl) { return SSL_get_session(ssl); }
-SSL_SESSION *sslsess_get0(const SSL *ssl) { return SSL_get0_session(ssl); }
 SSL_SESSION *sslsess_get1(SSL *ssl) { return SSL_get1_session(ssl); }
 void sslsess_free(SSL_SESSION *s) { SSL_SESSION_free(s); }
 
@@ -101,13 +99,16 @@ static uintptr_t serial_next;
 static void serial_init(void)
 {
     serial_idx = SSL_SESSION_get_ex_new_index(0, NULL, NULL, sslsess_exdata_nodup, NULL);
+    if (serial_idx < 0)
+        ERR_clear_error();
 }
 
-uintptr_t sslsess_serial(SSL_SESSION *s)
+/* The serial of s, assigned now when it has none. */
+static uintptr_t serial_of(SSL_SESSION *s)
 {
     uintptr_t v;
     pthread_once(&serial_once, serial_init);
-    if (serial_idx < 0 || s == NULL)
+    if (serial_idx < 0)
         return 0;
     pthread_mutex_lock(&exdata_mu);
     v = (uintptr_t)SSL_SESSION_get_ex_data(s, serial_idx);
@@ -117,8 +118,17 @@ uintptr_t sslsess_serial(SSL_SESSION *s)
             v = 0;
     }
     pthread_mutex_unlock(&exdata_mu);
-    ERR_clear_error();
+    if (v == 0)
+        ERR_clear_error(); /* the failed set's entries */
     return v;
+}
+
+sslsess_borrowed sslsess_borrow(const SSL *ssl)
+{
+    sslsess_borrowed b;
+    b.p = SSL_get0_session(ssl);
+    b.serial = b.p != NULL ? serial_of(b.p) : 0;
+    return b;
 }
 
 int sslsess_check_serial(const SSL *ssl, SSL_SESSION *s, uintptr_t serial)

@@ -67,9 +67,21 @@ unsigned long sslsess_runtime_version(void);
 const char *sslsess_runtime_version_text(void);
 int sslsess_threads_ok(void);
 
-/* The three calls of SSL_get_session(3), and the matching free. */
-SSL_SESSION *sslsess_get(const SSL *ssl);
-SSL_SESSION *sslsess_get0(const SSL *ssl);
+/* The calls of SSL_get_session(3), and the matching free.
+ *
+ * sslsess_borrow is SSL_get0_session (SSL_get_session is the same function:
+ * ssl.h defines one as the other in every version) with the identity of a
+ * borrowed session: a serial number kept in the SSL_SESSION's ex_data,
+ * assigned the first time the session is borrowed (0 when it cannot be). A
+ * session freed and another allocated at the same address has another
+ * serial (or none), so a borrowed handle never reads a session it was not
+ * taken from. One call for both, returned by value: no Go pointer crosses.
+ * Call it with ssl's lock held. */
+typedef struct {
+    SSL_SESSION *p; /* NULL: ssl has no session */
+    uintptr_t serial;
+} sslsess_borrowed;
+sslsess_borrowed sslsess_borrow(const SSL *ssl);
 SSL_SESSION *sslsess_get1(SSL *ssl);
 void sslsess_free(SSL_SESSION *s);
 int sslsess_up_ref(SSL_SESSION *s);
@@ -77,14 +89,7 @@ int sslsess_up_ref(SSL_SESSION *s);
 /* Accessors. With ssl != NULL the session is borrowed from ssl and is only
  * used if it is still ssl's current session (else SSLSESS_STALE). */
 int sslsess_check(const SSL *ssl, SSL_SESSION *s);
-/* The identity of a borrowed session: a serial number kept in the
- * SSL_SESSION's ex_data, assigned the first time the session is borrowed
- * (0 when it cannot be). A session freed and another allocated at the same
- * address has another serial (or none), so a borrowed handle never reads
- * a session it was not taken from. Call with ssl's lock held, s being
- * ssl's current session. */
-uintptr_t sslsess_serial(SSL_SESSION *s);
-/* sslsess_check, and s still carries serial. */
+/* sslsess_check, and s still carries serial (see sslsess_borrow). */
 int sslsess_check_serial(const SSL *ssl, SSL_SESSION *s, uintptr_t serial);
 int sslsess_info_get(const SSL *ssl, SSL_SESSION *s, sslsess_info *out);
 int sslsess_set_timeout(const SSL *ssl, SSL_SESSION *s, long t);

@@ -97,10 +97,9 @@ func TestFinalizersFreeDroppedSessions(t *testing.T) {
 	assert.GreaterOrEqual(t, sslsession.FinalizedSessions()-before, int64(n))
 }
 
-// A few sessions dropped without Close sit in a part-filled allocation
-// block: the garbage collector must still give them back, and OpenSSL must
-// really free them.
-func TestDroppedSessionsInPartialBlockAreFreed(t *testing.T) {
+// A few sessions dropped without Close: the garbage collector gives them
+// back, and OpenSSL really frees them.
+func TestDroppedSessionsAreFreedByOpenSSL(t *testing.T) {
 	require.Zero(t, settle())
 	var watches []*freewatch.Watch
 	for i := 0; i < 5; i++ {

@@ -9,12 +9,10 @@ package sslsession
 //    SSL_clear, SSL_set_session, I/O and cache calls are not listed: they
 //    can run session callbacks that enter Go. */
 //
-// #cgo nocallback sslsess_get
-// #cgo nocallback sslsess_get0
+// #cgo nocallback sslsess_borrow
 // #cgo nocallback sslsess_get1
 // #cgo nocallback sslsess_free
 // #cgo nocallback sslsess_check_serial
-// #cgo nocallback sslsess_serial
 // #cgo nocallback sslsess_up_ref_checked
 // #cgo nocallback sslsess_info_get
 // #cgo noescape sslsess_info_get
@@ -187,33 +185,26 @@ func (s *SSL) unlock() {
 // SSL_clear or SSL_free its methods return ErrStale instead of reading freed
 // memory. Use Owned, or Session1, to keep it. Returns ErrNoSession when the
 // connection has none (the man page's NULL).
-func (s *SSL) Session() (*Session, error) { return s.borrow(false) }
+func (s *SSL) Session() (*Session, error) { return s.borrow() }
 
-// Session0 is SSL_get0_session(3), the same as Session.
-func (s *SSL) Session0() (*Session, error) { return s.borrow(true) }
+// Session0 is SSL_get0_session(3), the same as Session (OpenSSL defines
+// one as the other).
+func (s *SSL) Session0() (*Session, error) { return s.borrow() }
 
-func (s *SSL) borrow(zero bool) (*Session, error) {
-	if s == nil || s.p == nil || s.mu == nil {
-		return nil, ErrNilSSL
-	}
+func (s *SSL) borrow() (*Session, error) {
 	// Under the connection's lock: the session's identity (its serial) is
 	// read from the session itself, which a concurrent handshake could
 	// free. spacemonkeygo's Conn does not hold the lock while it waits on
-	// the network.
+	// the network. One C call reads both.
 	if err := s.lock(); err != nil {
 		return nil, err
 	}
 	defer s.unlock()
-	var p *C.SSL_SESSION
-	if zero {
-		p = C.sslsess_get0(s.p)
-	} else {
-		p = C.sslsess_get(s.p)
-	}
+	got := C.sslsess_borrow(s.p)
+	p, serial := got.p, uintptr(got.serial)
 	if p == nil {
 		return nil, ErrNoSession
 	}
-	serial := uintptr(C.sslsess_serial(p))
 	if b := s.borrowed.Load(); b != nil && b.p == p && b.serial == serial {
 		return b, nil
 	}

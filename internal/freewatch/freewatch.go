@@ -3,7 +3,8 @@
 // diagnostic for checking who holds references (the man-page checks use it
 // to prove the reference rules on every OpenSSL version, since 1.1.0+ hides
 // the count). It marks the session with an SSL_SESSION ex_data slot of its
-// own; copies OpenSSL makes of the session are not watched.
+// own; copies OpenSSL makes of the session are not watched. HeapInUse
+// measures the C heap, to see that freed sessions gave their memory back.
 package freewatch
 
 // #cgo pkg-config: libssl libcrypto
