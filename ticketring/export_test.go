@@ -63,3 +63,10 @@ func (r *Ring) FleetNow() time.Time {
 	defer r.mu.Unlock()
 	return r.nowLocked()
 }
+
+// PublishedGen counts the changes of the published keys.
+func (r *Ring) PublishedGen() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pubGen
+}

@@ -36,15 +36,21 @@ func (r *Ring) until(ring []entry, i int) time.Time {
 	return r.turnEnd(ring, i).Add(r.lifetime)
 }
 
-// prune returns the keys of ring that still decrypt at now.
+// prune returns the keys of ring that still decrypt at now (ring itself,
+// with no room to append in place, when all do).
 func (r *Ring) prune(ring []entry, now time.Time) []entry {
-	var out []entry
-	for i, e := range ring {
-		if r.until(ring, i).After(now) {
-			out = append(out, e)
+	for i := range ring {
+		if !r.until(ring, i).After(now) {
+			out := make([]entry, 0, len(ring))
+			for j, e := range ring {
+				if r.until(ring, j).After(now) {
+					out = append(out, e)
+				}
+			}
+			return out
 		}
 	}
-	return out
+	return ring[:len(ring):len(ring)]
 }
 
 // newEntry makes a key that starts at start.
@@ -152,7 +158,11 @@ func maxTime(a, b time.Time) time.Time {
 // end first are left out; the encrypting keys never are.
 func (r *Ring) keysLocked(now time.Time) []sslsession.TicketRingKey {
 	out := make([]sslsession.TicketRingKey, 0, len(r.fleet)+len(r.local)+len(r.past))
-	seen := make(map[[sslsession.TicketKeyNameSize]byte]bool, cap(out))
+	if r.seen == nil {
+		r.seen = make(map[[sslsession.TicketKeyNameSize]byte]bool, cap(out))
+	}
+	seen := r.seen
+	defer clear(seen)
 	add := func(k sslsession.TicketRingKey) {
 		if seen[k.Key.Name()] || !k.Until.After(now) {
 			return

@@ -79,6 +79,7 @@ type soakHost struct {
 	window  bool    // in a documented window: its tickets are not checked
 	sched   []sched // its Encrypt keys by start, in the fleet's time
 	keys    map[[16]byte]time.Time
+	gen     uint64 // the ring's PublishedGen when keys and sched were built
 	lastErr error
 }
 
@@ -193,6 +194,32 @@ func (s *soak) sync(i int) {
 	if h.online {
 		h.window = false
 	}
+	if gen := h.ring.PublishedGen(); gen != h.gen || h.keys == nil {
+		h.gen = gen
+		h.index()
+	}
+	require.LessOrEqual(s.t, h.ring.FleetLen(), int((s.lifetime+s.interval-1)/s.interval)+3, "the ring stays under its bound")
+	// Every key a connected server issued tickets under in the last
+	// Lifetime decrypts here for the rest of that Lifetime.
+	if !h.online || h.window {
+		return
+	}
+	tol := s.tolerance()
+	for name, is := range s.names {
+		if is.local || !is.last.Add(s.lifetime).After(s.now().Add(tol)) {
+			continue
+		}
+		until, ok := h.keys[name]
+		s.checks++
+		if !assert.True(s.t, ok, "day %.2f: host %d lacks key %x issued until %v", s.day(), i, name, is.last) ||
+			!assert.False(s.t, until.Add(tol).Before(is.last.Add(s.lifetime)), "day %.2f: host %d drops key %x early", s.day(), i, name) {
+			s.t.FailNow()
+		}
+	}
+}
+
+// index rebuilds what the checks read of the host's published keys.
+func (h *soakHost) index() {
 	keys, _ := h.ring.Published()
 	h.keys = make(map[[16]byte]time.Time, len(keys))
 	h.sched = h.sched[:0]
@@ -212,24 +239,6 @@ func (s *soak) sync(i int) {
 		}
 	}
 	sort.Slice(h.sched, func(a, b int) bool { return h.sched[a].start.Before(h.sched[b].start) })
-	require.LessOrEqual(s.t, h.ring.FleetLen(), int((s.lifetime+s.interval-1)/s.interval)+3, "the ring stays under its bound")
-	// Every key a connected server issued tickets under in the last
-	// Lifetime decrypts here for the rest of that Lifetime.
-	if !h.online || h.window {
-		return
-	}
-	tol := s.tolerance()
-	for name, is := range s.names {
-		if is.local || !is.last.Add(s.lifetime).After(s.now().Add(tol)) {
-			continue
-		}
-		until, ok := h.keys[name]
-		s.checks++
-		if !assert.True(s.t, ok, "day %.2f: host %d lacks key %x issued until %v", s.day(), i, name, is.last) ||
-			!assert.False(s.t, until.Add(tol).Before(is.last.Add(s.lifetime)), "day %.2f: host %d drops key %x early", s.day(), i, name) {
-			s.t.FailNow()
-		}
-	}
 }
 
 // tolerance covers the step, the host's view of Redis's clock and Redis's

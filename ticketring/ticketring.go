@@ -202,8 +202,10 @@ type Ring struct {
 	past      []retired     // keys of earlier rings, decrypt only
 	ctxs      []*sslsession.Ctx
 	published []sslsession.TicketRingKey // in the fleet's time
-	onLocal   bool                       // the contexts encrypt with a host-local key
-	failed    bool                       // a Sync failed since the last good one: going back to the fleet is a rejoin
+	pubGen    uint64                     // counts changes of published
+	seen      map[[sslsession.TicketKeyNameSize]byte]bool
+	onLocal   bool // the contexts encrypt with a host-local key
+	failed    bool // a Sync failed since the last good one: going back to the fleet is a rejoin
 	split     bool
 	logged    map[string]bool // anomalies logged in the current episode
 
@@ -540,41 +542,40 @@ func (r *Ring) anomalyLocked(kind string, n *atomic.Int64, level slog.Level, msg
 // be written whatever rotate makes of it: a value that is not a ring this
 // server can trust is replaced by the keys this server holds.
 func (r *Ring) baseLocked(state valueState, gen uint64, entries []entry, now time.Time) ([]entry, bool) {
-	mine := append([]entry(nil), r.fleet...)
+	mine := func() []entry { return append([]entry(nil), r.fleet...) }
 	switch state {
 	case stateEmpty:
 		r.anomalyLocked("empty", &r.stats.recreated, slog.LevelInfo,
 			"ticketring: no ring in Redis (first start, flushed or expired); writing one with the keys this server holds")
-		return mine, true
+		return mine(), true
 	case stateForeign:
 		r.anomalyLocked("foreign", &r.stats.foreign, slog.LevelError,
 			"ticketring: the value in Redis names a sealing key this server does not have; replacing it with the keys this server holds (if the fleet's servers hold different sealing keys, they now overwrite each other: check them)")
-		return mine, true
+		return mine(), true
 	case stateTampered:
 		r.anomalyLocked("tampered", &r.stats.tampered, slog.LevelError,
 			"ticketring: the value in Redis is not a ring this server can open (tampered with, corrupt, too large or not a string); replacing it")
-		return mine, true
+		return mine(), true
 	}
 	if gen < r.gen {
 		r.anomalyLocked("rollback", &r.stats.rollbacks, slog.LevelWarn,
 			"ticketring: the ring in Redis is older than one this server read (Redis restored or a value replayed); writing the newer one back",
 			"generation", gen, "seen", r.gen)
-		if len(mine) > 0 {
-			return mine, true
+		if len(r.fleet) > 0 {
+			return mine(), true
 		}
 	}
 	limit := now.Add(r.interval + r.maxSkew)
-	kept := entries[:0:0]
-	for _, e := range entries {
-		if e.start.After(limit) {
-			continue
+	if n := len(entries); n > 0 && entries[n-1].start.After(limit) {
+		kept := make([]entry, 0, n)
+		for _, e := range entries {
+			if !e.start.After(limit) {
+				kept = append(kept, e)
+			}
 		}
-		kept = append(kept, e)
-	}
-	if len(kept) < len(entries) {
 		r.anomalyLocked("future", &r.stats.futureKeys, slog.LevelWarn,
 			"ticketring: the ring has keys starting too far ahead of Redis's clock (written by a server with a wrong clock); dropping them",
-			"dropped", len(entries)-len(kept))
+			"dropped", n-len(kept))
 		return kept, true
 	}
 	for _, kind := range []string{"empty", "foreign", "tampered", "rollback", "future"} {
@@ -610,6 +611,9 @@ func (r *Ring) publishLocked(now time.Time, syncErr error) ([]sslsession.TicketR
 	}
 	changed := !sameKeys(keys, r.published)
 	r.published = keys
+	if changed {
+		r.pubGen++
+	}
 
 	enc, _ := encrypting(keys, now)
 	if len(r.ctxs) > 0 {
