@@ -343,7 +343,7 @@ type Stats struct {
 	CacheFull          int64 `json:"cache_full"`          // sessions dropped because the cache was full
 }
 
-// Stats reads every counter in one call.
+// cacheStats reads every cache counter in one call.
 func (c *Ctx) cacheStats() Stats {
 	if c.nilCtx() {
 		return Stats{}

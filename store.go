@@ -61,8 +61,9 @@ var (
 //   - Be safe for concurrent use: every handshake calls it from its own
 //     goroutine.
 //   - Return promptly and honour ctx: it carries the per-call timeout
-//     (StoreOptions.Timeout). A Get that does not return stalls its
-//     handshake; nothing else waits for it.
+//     (StoreOptions.Timeout). A Get that has not returned by then is
+//     abandoned (its goroutine left to finish) and the handshake goes on as
+//     a full one; a store that ignores ctx only costs those goroutines.
 //   - Return ErrNotFound (or an error wrapping it) for a missing or expired
 //     session, and ErrInvalidValue for a value it cannot open. Any other
 //     error counts in Metrics().Store.Errors. No error ever fails a handshake:

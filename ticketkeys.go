@@ -361,7 +361,7 @@ func (c *Ctx) EncryptingTicketKey(t time.Time) ([TicketKeyNameSize]byte, bool) {
 	return name, ok
 }
 
-// TicketStats reads the ticket-key counters; zero before SetTicketKeys.
+// ticketStats reads the ticket-key counters; zero before SetTicketKeys.
 func (c *Ctx) ticketStats() TicketStats {
 	var s C.sslsess_tk_stats
 	C.sslsess_tk_stats_get(c.p, &s)
