@@ -500,5 +500,19 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+# Every test the docs name exists: README.md and docs/*.md cite tests as
+# evidence (a name followed by "…" is a prefix, not a test).
+cited=$(cd "$root" && grep -ohE '\bTest[A-Z][A-Za-z0-9_]*(…)?' README.md docs/*.md | grep -v '…$' | sort -u)
+missing=""
+for name in $cited; do
+	grep -rqE "^func $name\(" --include='*_test.go' "$root" || missing="$missing $name"
+done
+if [ -n "$cited" ] && [ -z "$missing" ]; then
+	pass "every test the docs cite exists ($(echo "$cited" | wc -l) names)"
+else
+	fail "tests cited in README.md or docs/ that do not exist:${missing:- (none cited)}"
+fi
+
+# ---------------------------------------------------------------------------
 echo "check-scripts: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
