@@ -672,7 +672,7 @@ func (r *Ring) publishLocked(now time.Time, syncErr error) ([]sslsession.TicketR
 // wallKeys shifts keys from the fleet's time (now) to the process's clock,
 // which the contexts' callback reads.
 func (r *Ring) wallKeys(keys []sslsession.TicketRingKey, now time.Time) []sslsession.TicketRingKey {
-	shift := time.Now().Sub(now)
+	shift := time.Since(now)
 	out := make([]sslsession.TicketRingKey, len(keys))
 	for i, k := range keys {
 		out[i] = k
