@@ -198,7 +198,9 @@ func (s *soak) sync(i int) {
 		h.gen = gen
 		h.index()
 	}
-	require.LessOrEqual(s.t, h.ring.FleetLen(), int((s.lifetime+s.interval-1)/s.interval)+3, "the ring stays under its bound")
+	if n := h.ring.FleetLen(); n > int((s.lifetime+s.interval-1)/s.interval)+3 {
+		s.t.Fatalf("day %.2f: host %d holds a ring of %d keys, over its bound", s.day(), i, n)
+	}
 	// Every key a connected server issued tickets under in the last
 	// Lifetime decrypts here for the rest of that Lifetime.
 	if !h.online || h.window {
@@ -211,9 +213,11 @@ func (s *soak) sync(i int) {
 		}
 		until, ok := h.keys[name]
 		s.checks++
-		if !assert.True(s.t, ok, "day %.2f: host %d lacks key %x issued until %v", s.day(), i, name, is.last) ||
-			!assert.False(s.t, until.Add(tol).Before(is.last.Add(s.lifetime)), "day %.2f: host %d drops key %x early", s.day(), i, name) {
-			s.t.FailNow()
+		if !ok {
+			s.t.Fatalf("day %.2f: host %d lacks key %x issued until %v", s.day(), i, name, is.last)
+		}
+		if until.Add(tol).Before(is.last.Add(s.lifetime)) {
+			s.t.Fatalf("day %.2f: host %d drops key %x early", s.day(), i, name)
 		}
 	}
 }
@@ -345,19 +349,26 @@ func (s *soak) minute() {
 		}
 		// What the host's contexts do: by its own view of the fleet's time.
 		k, ok := h.encrypting(h.ring.FleetNow())
-		require.True(t, ok)
+		if !ok {
+			t.Fatalf("day %.2f: host %d has no key to encrypt with", s.day(), i)
+		}
 		is := s.names[k.name]
-		require.False(t, s.done[k.name], "day %.2f: key %x encrypts again, a Lifetime after its turn", s.day(), k.name)
+		if s.done[k.name] {
+			t.Fatalf("day %.2f: key %x encrypts again, a Lifetime after its turn", s.day(), k.name)
+		}
 		if is == nil {
 			is = &issued{first: now, last: now, local: k.local}
 			s.names[k.name] = is
 		}
-		require.False(t, is.last.Add(step).Before(now), "day %.2f: key %x encrypts again after its turn (last %v)",
-			s.day(), k.name, is.last)
+		if is.last.Add(step).Before(now) {
+			t.Fatalf("day %.2f: key %x encrypts again after its turn (last %v)", s.day(), k.name, is.last)
+		}
 		is.last = now
 		is.local = is.local || k.local
 		if !is.local {
-			require.LessOrEqual(t, is.last.Sub(is.first), s.interval+tol, "day %.2f: key %x encrypts too long", s.day(), k.name)
+			if d := is.last.Sub(is.first); d > s.interval+tol {
+				t.Fatalf("day %.2f: key %x encrypts for %v, more than Interval and the tolerance", s.day(), k.name, d)
+			}
 		}
 		if is.local || !h.online {
 			continue
@@ -368,9 +379,11 @@ func (s *soak) minute() {
 			}
 			until, ok := o.keys[k.name]
 			s.checks++
-			if !assert.True(t, ok, "day %.2f: host %d issues under %x, which host %d lacks", s.day(), i, k.name, j) ||
-				!assert.False(t, until.Add(tol).Before(now.Add(s.lifetime)), "day %.2f: host %d drops %x early", s.day(), j, k.name) {
-				t.FailNow()
+			if !ok {
+				t.Fatalf("day %.2f: host %d issues under %x, which host %d lacks", s.day(), i, k.name, j)
+			}
+			if until.Add(tol).Before(now.Add(s.lifetime)) {
+				t.Fatalf("day %.2f: host %d drops %x early", s.day(), j, k.name)
 			}
 		}
 	}
