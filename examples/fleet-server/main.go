@@ -43,7 +43,7 @@ func main() {
 	tickets := flag.Bool("tickets", true, "session tickets under the fleet's shared ticket keys (false: session IDs and stateful TLS 1.3 tickets through Redis only)")
 	timeout := flag.Duration("session-timeout", 10*time.Minute, "session and ticket lifetime")
 	interval := flag.Duration("ticket-interval", ticketring.DefaultInterval, "how long each ticket key encrypts, and how long before its turn it is published")
-	lifetime := flag.Duration("ticket-lifetime", 0, "how long a ticket key decrypts after its turn (default: -session-timeout)")
+	lifetime := flag.Duration("ticket-lifetime", 0, "how long a ticket key decrypts after its turn (default: -session-timeout, or what the ring can hold with -ticket-interval: 253 Intervals)")
 	nginxKeys := flag.String("nginx-ticket-keys", "", "comma-separated nginx ssl_session_ticket_key files to keep in step with the ring, in nginx's order (the first encrypts)")
 	haproxyKeys := flag.String("haproxy-ticket-keys", "", "a haproxy tls-ticket-keys file to keep in step with the ring")
 	reloadCmd := flag.String("ticket-keys-reload", "", "command run (no shell; space-separated words) after the key files change, e.g. \"nginx -s reload\"")
@@ -107,7 +107,8 @@ func main() {
 	var ring *ticketring.Ring
 	if *tickets {
 		if *lifetime == 0 {
-			*lifetime = *timeout
+			// The session timeout, as long as the ring can hold it.
+			*lifetime = min(*timeout, (ticketring.MaxKeys-3)*(*interval))
 		}
 		ring, err = ticketring.New(client, ticketring.Options{
 			Prefix:    "fleet-server-tickets",
