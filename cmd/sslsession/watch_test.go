@@ -223,8 +223,30 @@ func (ng *nginxServer) newKey(t *testing.T) {
 }
 
 // reload runs nginx -s reload and waits until the new worker serves.
+// reload reloads nginx and waits until its old workers have exited: until
+// then an old worker may still answer, without the new key.
 func (ng *nginxServer) reload(t *testing.T) {
 	t.Helper()
+	old := ng.workers(t)
 	out, err := exec.Command(ng.bin, ng.args("-s", "reload")...).CombinedOutput()
 	require.NoError(t, err, "nginx -s reload: %s", out)
+	require.Eventually(t, func() bool {
+		for _, pid := range old {
+			if _, err := os.Stat(filepath.Join("/proc", pid)); err == nil {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 10*time.Millisecond, "nginx's old workers %v did not exit", old)
+}
+
+// workers are the process IDs of the nginx master's children.
+func (ng *nginxServer) workers(t *testing.T) []string {
+	t.Helper()
+	master, err := os.ReadFile(filepath.Join(ng.prefix, "nginx.pid"))
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join("/proc", strings.TrimSpace(string(master)), "task",
+		strings.TrimSpace(string(master)), "children"))
+	require.NoError(t, err)
+	return strings.Fields(string(b))
 }
