@@ -122,8 +122,13 @@ func TestCheckWatchNginxReload(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	require.NoError(t, cmd.Start())
 	time.Sleep(1500 * time.Millisecond)
+	// The watch waits while both nginx's old and new workers accept: one
+	// probe could reach each and see the old key resume after the new one
+	// issued, which this nginx does not do once the reload is done.
+	require.NoError(t, cmd.Process.Signal(syscall.SIGSTOP))
 	ng.newKey(t)
 	ng.reload(t)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGCONT))
 	require.NoError(t, cmd.Wait(), "stderr: %s", errb.String())
 	rep := parseWatch(t, out.String())
 	requireKeyNames(t, rep)
@@ -223,21 +228,24 @@ func (ng *nginxServer) newKey(t *testing.T) {
 }
 
 // reload runs nginx -s reload and waits until the new worker serves.
-// reload reloads nginx and waits until its old workers have exited: until
-// then an old worker may still answer, without the new key.
+// reload reloads nginx and waits until its old workers have stopped
+// accepting (they log "gracefully shutting down", or are gone): until then
+// an old worker may still answer, without the new key.
 func (ng *nginxServer) reload(t *testing.T) {
 	t.Helper()
 	old := ng.workers(t)
 	out, err := exec.Command(ng.bin, ng.args("-s", "reload")...).CombinedOutput()
 	require.NoError(t, err, "nginx -s reload: %s", out)
 	require.Eventually(t, func() bool {
+		log, _ := os.ReadFile(filepath.Join(ng.prefix, "error.log"))
 		for _, pid := range old {
-			if _, err := os.Stat(filepath.Join("/proc", pid)); err == nil {
+			_, err := os.Stat(filepath.Join("/proc", pid))
+			if err == nil && !strings.Contains(string(log), pid+"#"+pid+": gracefully shutting down") {
 				return false
 			}
 		}
 		return true
-	}, 10*time.Second, 10*time.Millisecond, "nginx's old workers %v did not exit", old)
+	}, 10*time.Second, 10*time.Millisecond, "nginx's old workers %v did not stop accepting", old)
 }
 
 // workers are the process IDs of the nginx master's children.
