@@ -1,8 +1,11 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -41,10 +44,8 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 	ring, err := ticketring.New(client, ticketring.Options{Prefix: t.Name(), Keys: [][]byte{make([]byte, 32)},
 		Interval: interval, Lifetime: 30 * time.Second, Refresh: 200 * time.Millisecond,
 		OnPublish: files.Hook(func() {
-			if pid := nginxPid.Load(); pid != 0 {
-				if syscall.Kill(int(pid), syscall.SIGHUP) == nil {
-					reloads.Add(1)
-				}
+			if pid := nginxPid.Load(); pid != 0 && reloadNginx(int(pid), filepath.Join(dir, "error.log")) == nil {
+				reloads.Add(1)
 			}
 		}, func(error) { hookErrors.Add(1) })})
 	require.NoError(t, err)
@@ -109,4 +110,33 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 	}
 	assert.GreaterOrEqual(t, reloads.Load(), int64(3), "nginx reloaded on each change")
 	assert.Zero(t, hookErrors.Load())
+}
+
+// reloadNginx sends nginx's master SIGHUP and waits until its old workers
+// have stopped accepting (they log "gracefully shutting down", or are
+// gone): until then an old worker may still answer under the old key.
+func reloadNginx(master int, errorLog string) error {
+	m := strconv.Itoa(master)
+	b, err := os.ReadFile(filepath.Join("/proc", m, "task", m, "children"))
+	if err != nil {
+		return err
+	}
+	old := strings.Fields(string(b))
+	if err := syscall.Kill(master, syscall.SIGHUP); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		log, _ := os.ReadFile(errorLog)
+		done := true
+		for _, pid := range old {
+			if _, err := os.Stat(filepath.Join("/proc", pid)); err == nil &&
+				!strings.Contains(string(log), pid+"#"+pid+": gracefully shutting down") {
+				done = false
+			}
+		}
+		if done {
+			return nil
+		}
+	}
+	return fmt.Errorf("nginx's old workers %v still accept", old)
 }
