@@ -386,7 +386,7 @@ func TestMixedFleetNginx(t *testing.T) {
 				require.NoError(t, err)
 				require.False(t, changed, "the same ring again changes nothing")
 				require.NoError(t, sc.SetTicketKeys(rot.after))
-				require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+				require.NoError(t, reloadNginx(cmd.Process.Pid, filepath.Join(dir, "error.log")))
 				probe, streak := newMixedClient(t, v), 0
 				require.Eventually(t, func() bool {
 					probe.dial(t, ng)
