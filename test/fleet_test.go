@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,16 +47,8 @@ func TestFleetServerExample(t *testing.T) {
 				t.Logf("%s log:\n%s", name, log.String())
 			}
 		})
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-			if err == nil {
-				c.Close()
-				return addr
-			}
-			require.True(t, time.Now().Before(deadline), "%s did not start: %s", name, log.String())
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitListening(t, addr, nil, &log)
+		return addr
 	}
 	hostA, hostB := start("host A"), start("host B")
 

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/leakcheck"
+	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
@@ -132,16 +132,8 @@ func sServer(t testing.TB, extra ...string) string {
 		_ = cmd.Wait()
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		require.True(t, time.Now().Before(deadline), "s_server did not start: %s", out.String())
-		time.Sleep(20 * time.Millisecond)
-	}
+	require.NoError(t, loopback.WaitListening(addr, 10*time.Second, nil), "s_server: %s", out.String())
+	return addr
 }
 
 // lockedBuffer is a bytes.Buffer a process writes to while a test reads.

@@ -110,20 +110,7 @@ func freePort(t testing.TB) string {
 // waitListening waits until addr accepts connections or the process ends.
 func waitListening(t testing.TB, addr string, done <-chan struct{}, log fmt.Stringer) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			t.Fatalf("the server exited: %s", log)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s never listened: %s", addr, log)
+	require.NoError(t, loopback.WaitListening(addr, 10*time.Second, done), "%s", log)
 }
 
 // startProc runs a foreground server until the test ends.

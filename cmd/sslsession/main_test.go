@@ -174,21 +174,7 @@ func freePort(t *testing.T) int {
 // waitPort waits until something accepts TCP connections on addr.
 func waitPort(t *testing.T, addr string, exited <-chan struct{}) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("server for %s exited before listening", addr)
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %s", addr)
+	require.NoError(t, loopback.WaitListening(addr, 10*time.Second, exited))
 }
 
 // sServer is a running `openssl s_server`.

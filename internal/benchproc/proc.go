@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sslsession/sslsession/internal/loopback"
 )
 
 //go:embed csrc/benchc.c
@@ -347,16 +349,7 @@ func freePort() (int, error) {
 
 // waitListening waits until something accepts connections on port.
 func waitListening(port int, timeout time.Duration) error {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for stop := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			return c.Close()
-		}
-		if time.Now().After(stop) {
-			return fmt.Errorf("nothing listening on %s after %s: %w", addr, timeout, err)
-		}
-	}
+	return loopback.WaitListening(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), timeout, nil)
 }
 
 // tracer is strace -c -f attached to every thread of a process.
