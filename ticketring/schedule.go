@@ -1,6 +1,7 @@
 package ticketring
 
 import (
+	"slices"
 	"time"
 
 	"github.com/sslsession/sslsession"
@@ -156,8 +157,12 @@ func maxTime(a, b time.Time) time.Time {
 // at or after the fleet's ring ends (they take over then), and every other
 // key that still decrypts. Past maxPublish keys, the decrypt-only keys that
 // end first are left out; the encrypting keys never are.
+//
+// The result lives in a buffer the next call reuses, unless it became
+// r.published (publishLocked swaps the two).
 func (r *Ring) keysLocked(now time.Time) []sslsession.TicketRingKey {
-	out := make([]sslsession.TicketRingKey, 0, len(r.fleet)+len(r.local)+len(r.past))
+	out := slices.Grow(r.spare[:0], len(r.fleet)+len(r.local)+len(r.past))
+	r.spare = out
 	if r.seen == nil {
 		r.seen = make(map[[sslsession.TicketKeyNameSize]byte]bool, cap(out))
 	}

@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +204,10 @@ type Ring struct {
 	ctxs      []*sslsession.Ctx
 	published []sslsession.TicketRingKey // in the fleet's time
 	pubGen    uint64                     // counts changes of published
+	spare     []sslsession.TicketRingKey // keysLocked's buffer
+	wallBuf   []sslsession.TicketRingKey // the contexts' copy, in the process's clock
+	shift     time.Duration              // process clock − fleet time, as published
+	stale     bool                       // a context may hold other keys than published
 	seen      map[[sslsession.TicketKeyNameSize]byte]bool
 	onLocal   bool // the contexts encrypt with a host-local key
 	failed    bool // a Sync failed since the last good one: going back to the fleet is a rejoin
@@ -345,6 +350,9 @@ func (r *Ring) Install(sc *sslsession.Ctx) error {
 		return err
 	}
 	r.ctxs = append(r.ctxs, sc)
+	// The others hold what was published last; if that differs, the next
+	// Sync gives every context the same ring again.
+	r.stale = r.stale || !sameKeys(keys, r.published)
 	return nil
 }
 
@@ -431,6 +439,9 @@ func (r *Ring) Sync(ctx context.Context) error {
 	now := r.nowLocked()
 	keys, changed := r.publishLocked(now, err)
 	hook := r.onPublish
+	if changed && hook != nil {
+		keys = slices.Clone(keys) // the ring's buffer: the hook gets its own
+	}
 	r.mu.Unlock()
 	if changed && hook != nil {
 		r.callHook(hook, keys)
@@ -589,7 +600,9 @@ func (r *Ring) baseLocked(state valueState, gen uint64, entries []entry, now tim
 func (r *Ring) adopt(ring []entry, gen uint64, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.retireLocked(r.fleet, ring, now)
+	if !sameRing(r.fleet, ring) {
+		r.retireLocked(r.fleet, ring, now)
+	}
 	r.fleet = ring
 	r.gen = max(r.gen, gen)
 }
@@ -602,15 +615,26 @@ func (r *Ring) publishLocked(now time.Time, syncErr error) ([]sslsession.TicketR
 		r.log.Error("ticketring: making a host-local key", "error", err)
 	}
 	keys := r.keysLocked(now)
-	wall := r.wallKeys(keys, now)
-	for _, sc := range r.ctxs {
-		if err := sc.SetTicketKeys(wall); err != nil {
-			r.stats.publishErrors.Add(1)
-			r.log.Error("ticketring: publishing the ring", "error", err)
+	changed := !sameKeys(keys, r.published)
+	// The contexts read the process's clock: the keys go to them shifted
+	// by this host's view of the fleet's time, re-published only when the
+	// keys or that shift changed, so a Sync that learns nothing costs no
+	// cgo call and takes no lock the handshakes take.
+	shift := time.Since(now)
+	var wall []sslsession.TicketRingKey // nil when not re-published (and so not changed)
+	if changed || r.stale || (shift-r.shift).Abs() > shiftSlack {
+		r.wallBuf = shiftKeys(r.wallBuf[:0], keys, shift)
+		wall = r.wallBuf
+		r.stale, r.shift = false, shift
+		for _, sc := range r.ctxs {
+			if err := sc.SetTicketKeys(wall); err != nil {
+				r.stale = true
+				r.stats.publishErrors.Add(1)
+				r.log.Error("ticketring: publishing the ring", "error", err)
+			}
 		}
 	}
-	changed := !sameKeys(keys, r.published)
-	r.published = keys
+	r.spare, r.published = r.published, keys
 	if changed {
 		r.pubGen++
 	}
@@ -672,16 +696,23 @@ func (r *Ring) publishLocked(now time.Time, syncErr error) ([]sslsession.TicketR
 // wallKeys shifts keys from the fleet's time (now) to the process's clock,
 // which the contexts' callback reads.
 func (r *Ring) wallKeys(keys []sslsession.TicketRingKey, now time.Time) []sslsession.TicketRingKey {
-	shift := time.Since(now)
-	out := make([]sslsession.TicketRingKey, len(keys))
-	for i, k := range keys {
-		out[i] = k
-		out[i].Start = k.Start.Add(shift)
+	return shiftKeys(nil, keys, time.Since(now))
+}
+
+// shiftSlack is how far this host's view of the fleet's time may drift
+// (round-trip jitter to Redis) before the contexts get the ring again.
+const shiftSlack = 50 * time.Millisecond
+
+// shiftKeys appends keys to dst with their times moved by shift.
+func shiftKeys(dst, keys []sslsession.TicketRingKey, shift time.Duration) []sslsession.TicketRingKey {
+	for _, k := range keys {
+		k.Start = k.Start.Add(shift)
 		if !k.Until.IsZero() {
-			out[i].Until = k.Until.Add(shift)
+			k.Until = k.Until.Add(shift)
 		}
+		dst = append(dst, k)
 	}
-	return out
+	return dst
 }
 
 func sameKeys(a, b []sslsession.TicketRingKey) bool {
