@@ -109,7 +109,7 @@ func (cc *ClientCache) Ctx() *openssl.Ctx {
 // one): its methods do nothing, or return errNilCache.
 func (cc *ClientCache) zero() bool { return cc == nil || cc.sink == nil || cc.p == nil }
 
-var errNilCache = &Error{Func: "ClientCache", Err: fmt.Errorf("%w: nil or zero ClientCache (use NewClientCache)", ErrNilSSL)}
+var errNilCache = &Error{Func: "ClientCache", Err: fmt.Errorf("%w: nil or zero ClientCache (use NewClientCache)", ErrZeroValue)}
 
 // track stores a TLS 1.2 session now and marks the connection so that TLS
 // 1.3 tickets are stored as they arrive.
@@ -120,7 +120,7 @@ func (cc *ClientCache) track(conn *Conn, key string) error {
 		if err != nil {
 			return nil
 		}
-		if ok, _ := s1.Resumable(); ok {
+		if info, _ := s1.Info(); info.Resumable {
 			cc.sink.put(key, s1, false)
 		} else {
 			s1.Close()

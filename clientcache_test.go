@@ -141,7 +141,7 @@ func TestClientCacheOnePerContext(t *testing.T) {
 	require.NoError(t, err, "after Close the context takes a new cache")
 	require.NoError(t, cc2.Close())
 	_, err = sslsession.NewClientCache(nil, 1)
-	require.ErrorIs(t, err, sslsession.ErrNilSSL)
+	require.ErrorIs(t, err, sslsession.ErrNilCtx)
 }
 
 // Sessions belong to one client SSL_CTX: the cache refuses others.

@@ -52,8 +52,11 @@ func newConn(conn net.Conn, ctx *openssl.Ctx, server bool) (*Conn, error) {
 	if setupErr != nil {
 		return nil, setupErr
 	}
-	if conn == nil || ctx == nil {
+	if conn == nil {
 		return nil, ErrNilSSL
+	}
+	if ctx == nil {
+		return nil, ErrNilCtx
 	}
 	if _, err := ctxPointer(ctx); err != nil {
 		return nil, err // an empty openssl.Ctx
@@ -328,9 +331,6 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 // SetServerName sets the SNI host name a client sends
 // (SSL_set_tlsext_host_name(3)); call it before the handshake.
 func (c *Conn) SetServerName(name string) error { return c.SSL().SetServerName(name) }
-
-// SetTlsExtHostName is SetServerName under spacemonkeygo's name.
-func (c *Conn) SetTlsExtHostName(name string) error { return c.SSL().SetServerName(name) }
 
 // VerifyResult is SSL_get_verify_result(3): the result of the certificate
 // verification of the last handshake; for a resumed one, the result stored

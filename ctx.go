@@ -20,11 +20,11 @@ func ctxPointer(c *openssl.Ctx) (*C.SSL_CTX, error) {
 		return nil, layout.err
 	}
 	if c == nil {
-		return nil, ErrNilSSL
+		return nil, ErrNilCtx
 	}
 	p := *(**C.SSL_CTX)(unsafe.Add(unsafe.Pointer(c), layout.ctxPtr))
 	if p == nil {
-		return nil, ErrNilSSL
+		return nil, ErrNilCtx
 	}
 	return p, nil
 }
@@ -58,7 +58,7 @@ func (c *Ctx) OpenSSL() *openssl.Ctx {
 
 // errNilCtx is what the methods of a nil or zero Ctx return (NewCtx makes
 // a usable one); those without an error return zero values.
-var errNilCtx = &Error{Func: "SSL_CTX", Err: fmt.Errorf("%w: nil or zero Ctx (use NewCtx)", ErrNilSSL)}
+var errNilCtx = &Error{Func: "SSL_CTX", Err: fmt.Errorf("%w: nil or zero Ctx (use NewCtx)", ErrNilCtx)}
 
 // Pointer returns the SSL_CTX* for your own cgo code (as unsafe.Pointer),
 // or nil for a nil or zero Ctx. It stays valid while c, or the

@@ -197,7 +197,8 @@ func TestCacheAddRemoveFlush(t *testing.T) {
 	removed, err = sc.RemoveSession(other)
 	require.NoError(t, err)
 	require.False(t, removed)
-	resumable, err := other.Resumable()
+	resumableInfo, err := other.Info()
+	resumable := resumableInfo.Resumable
 	require.NoError(t, err)
 	require.False(t, resumable, "SSL_CTX_remove_session marks the session not resumable")
 	require.Equal(t, int64(1), sc.Metrics().Cache.Number)

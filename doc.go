@@ -15,8 +15,8 @@
 //
 // A [Session] is an SSL_SESSION held one of two ways:
 //
-//   - Borrowed, from [SSL.Session] (SSL_get_session) or [SSL.Session0]
-//     (SSL_get0_session): no reference is taken, as the man page says. The
+//   - Borrowed, from [SSL.Session] (SSL_get_session, which OpenSSL also
+//     names SSL_get0_session): no reference is taken, as the man page says. The
 //     session is usable while it is its connection's session; once a new
 //     handshake, SSL_clear or SSL_free ends it, every method returns
 //     [ErrStale] instead of reading freed memory.

@@ -25,8 +25,16 @@ var (
 	ErrNoSession = errors.New("sslsession: connection has no session")
 	// ErrNilSession: a nil *Session was passed.
 	ErrNilSession = errors.New("sslsession: nil session")
-	// ErrNilSSL: a nil *SSL, *openssl.Conn, *openssl.Ctx or raw pointer was passed.
-	ErrNilSSL = errors.New("sslsession: nil connection or context")
+	// ErrNilSSL: a nil connection was passed or used: a nil *SSL,
+	// *openssl.Conn, net.Conn, *Conn or raw SSL pointer, or a
+	// DialConfig.WrapConn that returned nil.
+	ErrNilSSL = errors.New("sslsession: nil connection")
+	// ErrNilCtx: a nil or empty *openssl.Ctx was passed, or a method was
+	// called on a nil or zero Ctx (NewCtx makes one).
+	ErrNilCtx = errors.New("sslsession: nil context")
+	// ErrZeroValue: a method was called on a nil or zero ClientCache or
+	// MemoryStore; their New functions make usable ones.
+	ErrZeroValue = errors.New("sslsession: nil or zero value (use its New function)")
 	// ErrFreed: the SSL object was freed with (*SSL).Free, or an SSL_CTX's
 	// session hooks were already released by SSL_CTX_free.
 	ErrFreed = errors.New("sslsession: SSL object was freed")

@@ -57,7 +57,7 @@ func Example_saveAndResume() {
 
 // Borrow the connection's session (SSL_get0_session), read it, and keep it
 // beyond the connection with Owned (an up-ref, like SSL_get1_session).
-func ExampleSSL_Session0() {
+func ExampleSSL_Session() {
 	cert := newExampleCert()
 	srv := exampleServe(exampleServerCtx(cert, sslsession.TLS12))
 	defer srv.Close()
@@ -67,7 +67,7 @@ func ExampleSSL_Session0() {
 		fmt.Println(err)
 		return
 	}
-	borrowed, _ := c.SSL().Session0()
+	borrowed, _ := c.SSL().Session()
 	info, _ := borrowed.Info()
 	fmt.Println(info.Protocol, "resumable:", info.Resumable)
 	kept, _ := borrowed.Owned()

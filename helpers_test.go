@@ -39,7 +39,8 @@ func awaitStored(t testing.TB, rs *redistest.Server, h *cacheHost, s *sslsession
 
 func sessionID(t testing.TB, s *sslsession.Session) []byte {
 	t.Helper()
-	id, err := s.ID()
+	idInfo, err := s.Info()
+	id := idInfo.ID
 	require.NoError(t, err)
 	require.NotEmpty(t, id)
 	return id

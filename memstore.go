@@ -41,7 +41,7 @@ func NewMemoryStore(max int) *MemoryStore {
 
 // errNilStore is what a nil *MemoryStore returns. (A zero MemoryStore is
 // usable: unbounded up to DefaultMemoryStoreSize, as NewMemoryStore(0).)
-var errNilStore = fmt.Errorf("%w: nil *MemoryStore", ErrNilSSL)
+var errNilStore = fmt.Errorf("%w: nil *MemoryStore (use NewMemoryStore)", ErrZeroValue)
 
 // init makes a zero MemoryStore usable. Call with mu held.
 func (s *MemoryStore) init() {

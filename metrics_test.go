@@ -50,5 +50,5 @@ func TestCachePublishExpvar(t *testing.T) {
 	taken := name + "_taken"
 	expvar.NewInt(taken)
 	require.Error(t, sslsession.PublishExpvar(taken, sc))
-	require.ErrorIs(t, sslsession.PublishExpvar(name, nil), sslsession.ErrNilSSL)
+	require.ErrorIs(t, sslsession.PublishExpvar(name, nil), sslsession.ErrNilCtx)
 }

@@ -217,7 +217,8 @@ func TestPeerOpenSSLClientSessionCaches(t *testing.T) {
 				// 1.1.0 and later mark the session not resumable whether
 				// or not the cache held it; 1.0.2 only when it did.
 				want := !m.internal && sesstest.Is102()
-				ok, err := s3.Resumable()
+				okInfo, err := s3.Info()
+				ok := okInfo.Resumable
 				require.NoError(t, err)
 				assert.Equal(t, want, ok, "resumable after RemoveSession")
 				reused, s4 := echoVia(t, srv.Addr, cctx, cache, s3)
@@ -276,10 +277,11 @@ func TestPeerOpenSSLSessionTimeout(t *testing.T) {
 	assert.Zero(t, ccs.Metrics().Cache.Number)
 	assert.Zero(t, ccs.Metrics().Cache.Timeouts, "flushes are not counted as timeouts")
 	for _, s := range sess {
-		ok, err := s.Resumable()
+		okInfo, err := s.Info()
+		ok := okInfo.Resumable
 		require.NoError(t, err)
 		assert.False(t, ok, "expired and flushed: no longer resumable, though still readable")
-		_, err = s.ID()
+		_, err = s.Info()
 		require.NoError(t, err)
 	}
 }

@@ -121,9 +121,11 @@ func TestPeerCPythonSessionHandling(t *testing.T) {
 	ss, err := a.c.Session1()
 	require.NoError(t, err)
 	defer ss.Close()
-	cid, err := cs.ID()
+	cidInfo, err := cs.Info()
+	cid := cidInfo.ID
 	require.NoError(t, err)
-	sid, err := ss.ID()
+	sidInfo, err := ss.Info()
+	sid := sidInfo.ID
 	require.NoError(t, err)
 	assert.Equal(t, cid, sid, "both ends hold the same session")
 }

@@ -78,7 +78,7 @@ func TestErrorsWrapSentinels(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	_, err = sslsession.Client(a, &openssl.Ctx{}, nil)
-	require.ErrorIs(t, err, sslsession.ErrNilSSL)
+	require.ErrorIs(t, err, sslsession.ErrNilCtx)
 
 	// Raw SSL objects: I/O without a socket, and a host name OpenSSL
 	// refuses.

@@ -19,7 +19,8 @@ func TestBorrowedSurvivesAddressReuse(t *testing.T) {
 	f := getFixture(t)
 	orig := ownedSession(t)
 	der := mustDER(t, orig)
-	origID, err := orig.ID()
+	origIDInfo, err := orig.Info()
+	origID := origIDInfo.ID
 	require.NoError(t, err)
 	orig.Close()
 	otherDER := mustDER(t, cacheForeignSession(t, sslsession.TLS12))
@@ -35,7 +36,8 @@ func TestBorrowedSurvivesAddressReuse(t *testing.T) {
 		first.Close() // the SSL holds the only reference now
 		b, err := ssl.Session()
 		require.NoError(t, err)
-		id, err := b.ID()
+		idInfo, err := b.Info()
+		id := idInfo.ID
 		require.NoError(t, err)
 		require.Equal(t, origID, id)
 
@@ -67,7 +69,7 @@ func TestBorrowedSurvivesAddressReuse(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, addr, sslsession.SessionAddr(cur), "the SSL's session is at the old address")
 		}
-		_, err = b.ID()
+		_, err = b.Info()
 		require.ErrorIs(t, err, sslsession.ErrStale, "round %d (address reused: %t)", round, same != nil)
 		_, err = b.MasterKey()
 		require.ErrorIs(t, err, sslsession.ErrStale)
@@ -78,7 +80,8 @@ func TestBorrowedSurvivesAddressReuse(t *testing.T) {
 		// A new borrow reads the new session.
 		nb, err := ssl.Session()
 		require.NoError(t, err)
-		nid, err := nb.ID()
+		nidInfo, err := nb.Info()
+		nid := nidInfo.ID
 		require.NoError(t, err)
 		require.NotEqual(t, origID, nid)
 		ssl.Free()

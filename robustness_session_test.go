@@ -29,11 +29,13 @@ func TestUnmarshalBinaryInteriorAndGob(t *testing.T) {
 	s := ownedSession(t)
 	der, err := s.MarshalBinary()
 	require.NoError(t, err)
-	want, err := s.ID()
+	wantInfo, err := s.Info()
+	want := wantInfo.ID
 	require.NoError(t, err)
 	check := func(t *testing.T, x *sslsession.Session) {
 		t.Helper()
-		id, err := x.ID()
+		idInfo, err := x.Info()
+		id := idInfo.ID
 		require.NoError(t, err)
 		require.Equal(t, want, id)
 		again, err := x.MarshalBinary()
@@ -127,7 +129,8 @@ func TestSetSessionRefusedAfterHandshakeAndOnServer(t *testing.T) {
 	require.NotEqual(t, openssl.Ok, vr)
 	before, err := bad.Session()
 	require.NoError(t, err)
-	beforeID, err := before.ID()
+	beforeIDInfo, err := before.Info()
+	beforeID := beforeIDInfo.ID
 	require.NoError(t, err)
 
 	err = bad.SSL().SetSession(goodSess)
@@ -135,7 +138,8 @@ func TestSetSessionRefusedAfterHandshakeAndOnServer(t *testing.T) {
 	require.Equal(t, vr, bad.VerifyResult(), "the verification result is unchanged")
 	after, err := bad.Session()
 	require.NoError(t, err)
-	afterID, err := after.ID()
+	afterIDInfo, err := after.Info()
+	afterID := afterIDInfo.ID
 	require.NoError(t, err)
 	require.Equal(t, beforeID, afterID, "the live session is unchanged")
 	cert, err := after.PeerCertificate()

@@ -27,7 +27,7 @@ import (
 //     no-op; if Close is never called the garbage collector gives it back
 //     once the session is unreachable (see Close). Any use after Close
 //     returns ErrClosed.
-//   - Borrowed (from SSL.Session, SSL.Session0): holds no reference and
+//   - Borrowed (from SSL.Session, SSL_get0_session): holds no reference and
 //     keeps its connection alive. It is usable while it is still the
 //     connection's session; afterwards every method returns ErrStale.
 //     Close does nothing.
@@ -356,31 +356,6 @@ func (s *Session) String() string {
 
 // GoString is String, so that %#v cannot dump internals either.
 func (s *Session) GoString() string { return s.String() }
-
-// ID is the session ID (SSL_SESSION_get_id(3)).
-func (s *Session) ID() ([]byte, error) {
-	i, err := s.Info()
-	return i.ID, err
-}
-
-// Created is the session's creation time (SSL_SESSION_get_time(3)).
-func (s *Session) Created() (time.Time, error) {
-	i, err := s.Info()
-	return i.Created, err
-}
-
-// Timeout is the session's lifetime (SSL_SESSION_get_timeout(3)).
-func (s *Session) Timeout() (time.Duration, error) {
-	i, err := s.Info()
-	return i.Timeout, err
-}
-
-// Resumable reports whether the session can resume a connection
-// (SSL_SESSION_is_resumable(3)).
-func (s *Session) Resumable() (bool, error) {
-	i, err := s.Info()
-	return i.Resumable, err
-}
 
 // SetTimeout sets the session's lifetime in whole seconds
 // (SSL_SESSION_set_timeout(3)).

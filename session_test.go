@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -207,7 +208,7 @@ func TestBorrowedDuringConcurrentIO(t *testing.T) {
 
 func TestBorrowedToOwned(t *testing.T) {
 	f := getFixture(t)
-	b, err := f.ssl.Session0()
+	b, err := f.ssl.Session()
 	require.NoError(t, err)
 	require.True(t, b.Borrowed())
 	require.NoError(t, b.Close(), "Close of a borrowed session does nothing")
@@ -221,7 +222,7 @@ func TestBorrowedToOwned(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, bi, oi)
 	// Get0 hands out one borrowed handle per session: no allocation.
-	again, err := f.ssl.Session0()
+	again, err := f.ssl.Session()
 	require.NoError(t, err)
 	assert.Same(t, b, again)
 }
@@ -252,15 +253,15 @@ func TestInfoAndAccessors(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.SetTimeout(90*time.Second))
-	d, err := s.Timeout()
+	info, err = s.Info()
 	require.NoError(t, err)
-	assert.Equal(t, 90*time.Second, d)
+	assert.Equal(t, 90*time.Second, info.Timeout)
 	assert.ErrorIs(t, s.SetTimeout(time.Millisecond), sslsession.ErrInvalidArgument)
 	when := time.Unix(1_700_000_000, 0)
 	require.NoError(t, s.SetCreated(when))
-	created, err := s.Created()
+	info, err = s.Info()
 	require.NoError(t, err)
-	assert.True(t, created.Equal(when))
+	assert.True(t, info.Created.Equal(when))
 
 	cert, err := s.PeerCertificate()
 	require.NoError(t, err)
@@ -442,9 +443,15 @@ func TestBadInput(t *testing.T) {
 		_, err = rawssl.New(nil)
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
 		_, err = sslsession.NewCtx(nil)
-		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
+		assert.ErrorIs(t, err, sslsession.ErrNilCtx)
+		assert.NotErrorIs(t, err, sslsession.ErrNilSSL, "one meaning per error")
 		_, err = sslsession.Client(nil, nil, nil)
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
+		a, b := net.Pipe()
+		defer a.Close()
+		defer b.Close()
+		_, err = sslsession.Client(a, nil, nil)
+		assert.ErrorIs(t, err, sslsession.ErrNilCtx)
 		var ssl *sslsession.SSL
 		_, err = ssl.Session1()
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)

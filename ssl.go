@@ -64,7 +64,7 @@ type SSL struct {
 	roleSet bool // SSL_is_server tells the role: a socket Conn's SSL
 
 	// The borrowed wrapper of the current session, reused while the session
-	// pointer is unchanged, so Session0 does not allocate.
+	// pointer is unchanged, so Session does not allocate.
 	borrowed atomic.Pointer[Session]
 }
 
@@ -179,17 +179,13 @@ func (s *SSL) unlock() {
 	runtime.KeepAlive(s)
 }
 
-// Session is SSL_get_session(3): the session actually used by the
-// connection, borrowed. No reference is taken: the session stays usable
+// Session is SSL_get_session(3), which OpenSSL also names
+// SSL_get0_session: the session actually used by the connection, borrowed. No reference is taken: the session stays usable
 // only while it is the connection's session; after a new handshake,
 // SSL_clear or SSL_free its methods return ErrStale instead of reading freed
 // memory. Use Owned, or Session1, to keep it. Returns ErrNoSession when the
 // connection has none (the man page's NULL).
 func (s *SSL) Session() (*Session, error) { return s.borrow() }
-
-// Session0 is SSL_get0_session(3), the same as Session (OpenSSL defines
-// one as the other).
-func (s *SSL) Session0() (*Session, error) { return s.borrow() }
 
 func (s *SSL) borrow() (*Session, error) {
 	// Under the connection's lock: the session's identity (its serial) is

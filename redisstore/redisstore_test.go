@@ -740,7 +740,8 @@ func TestMoveBetweenSealedAndUnsealed(t *testing.T) {
 		t.Helper()
 		reused, s := sesstest.Roundtrip(t, writer.addr, cctx, nil)
 		require.False(t, reused)
-		sid, err := s.ID()
+		sidInfo, err := s.Info()
+		sid := sidInfo.ID
 		require.NoError(t, err)
 		require.Eventually(t, func() bool {
 			n, err := rs.Do(ctx, "EXISTS", writer.store.Key(sid))

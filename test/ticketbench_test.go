@@ -127,7 +127,8 @@ func BenchmarkFleetSessionIDResume(b *testing.B) {
 	// A's session, once A has stored it: the server's Put runs after its
 	// last flight, so the client can be done first.
 	made := session(makerAddr)
-	id, err := made.ID()
+	idInfo, err := made.Info()
+	id := idInfo.ID
 	require.NoError(b, err)
 	require.Eventually(b, func() bool {
 		_, err := store.Get(b.Context(), id)

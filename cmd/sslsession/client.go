@@ -269,7 +269,7 @@ var probe = []byte("sslsession probe\n")
 func (t *tlsConn) collectTickets(echo bool, wait, settle time.Duration) (int, error) {
 	ssl := t.SSL()
 	key := func() (string, error) {
-		s, err := ssl.Session0()
+		s, err := ssl.Session()
 		if err != nil {
 			return "", err
 		}

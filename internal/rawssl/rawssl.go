@@ -182,7 +182,7 @@ func newError(fn string, class error, e *C.rawssl_err) error {
 	return out
 }
 
-// Get0 is the floor of SSL.Session0: SSL_get0_session(3) on p, an SSL*
+// Get0 is the floor of SSL.Session: SSL_get0_session(3) on p, an SSL*
 // (sslsession.SSL.Pointer), and whether it returned a session.
 func Get0(p unsafe.Pointer) bool { return C.rawssl_get0((*C.SSL)(p)) != 0 }
 

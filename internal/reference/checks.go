@@ -177,11 +177,11 @@ func checkGet0(e *env, v sslsession.Version) (Observed, string) {
 	for _, side := range []*rawssl.SSL{p.Client, p.Server} {
 		a, err := side.Session()
 		e.must(err, "SSL_get_session")
-		b, err := side.Session0()
+		b, err := side.Session()
 		e.must(err, "SSL_get0_session")
 		same = same && a == b && e.info(a, "get").String() == e.info(b, "get0").String()
 	}
-	b, err := p.Client.Session0()
+	b, err := p.Client.Session()
 	e.must(err, "SSL_get0_session")
 	w := e.watch(b)
 	p.shutdown()
@@ -280,7 +280,6 @@ func checkUncleanClient(e *env) (Observed, string) {
 func borrowedCalls(s *sslsession.Session) []func() error {
 	return []func() error{
 		func() error { _, err := s.Info(); return err },
-		func() error { _, err := s.ID(); return err },
 		func() error { _, err := s.MarshalBinary(); return err },
 		func() error { _, err := s.MarshalPEM(); return err },
 		func() error { _, err := s.MasterKey(); return err },
@@ -305,10 +304,10 @@ func checkFree(e *env, v sslsession.Version) (Observed, string) {
 	sctx, cctx := e.ctxPair(v, loopback.Config{})
 	p := e.newPair(sctx, cctx)
 	p.handshake()
-	b, err := p.Client.Session0()
+	b, err := p.Client.Session()
 	e.must(err, "SSL_get0_session")
 	p.Client.Free()
-	_, err = p.Client.Session0()
+	_, err = p.Client.Session()
 	return Observed{"stale_after_free": allStale(b), "ssl_freed_error": is(err, sslsession.ErrFreed)}, "after SSL_free the borrowed session is refused"
 }
 
@@ -316,13 +315,13 @@ func checkClearClean(e *env, v sslsession.Version) (Observed, string) {
 	sctx, cctx := e.ctxPair(v, loopback.Config{})
 	p := e.newPair(sctx, cctx)
 	p.handshake()
-	b, err := p.Client.Session0()
+	b, err := p.Client.Session()
 	e.must(err, "SSL_get0_session")
 	before := e.info(b, "session before SSL_clear")
 	p.shutdown()
 	e.must(p.Client.Clear(), "SSL_clear")
 	after, err := b.Info()
-	again, err2 := p.Client.Session0()
+	again, err2 := p.Client.Session()
 	same := err == nil && err2 == nil && after.String() == before.String() && again == b
 	return Observed{"same_session_kept": same}, "SSL_clear after SSL_shutdown kept the session"
 }
@@ -331,12 +330,12 @@ func checkClearUnclean(e *env, v sslsession.Version) (Observed, string) {
 	sctx, cctx := e.ctxPair(v, loopback.Config{})
 	p := e.newPair(sctx, cctx)
 	p.handshake()
-	b, err := p.Client.Session0()
+	b, err := p.Client.Session()
 	e.must(err, "SSL_get0_session")
 	w := e.watch(b)
 	e.must(p.Client.Clear(), "SSL_clear")
 	freed := w.Freed()
-	_, err = p.Client.Session0()
+	_, err = p.Client.Session()
 	return Observed{"freed": freed, "stale": allStale(b), "no_session_after": is(err, sslsession.ErrNoSession)},
 		"SSL_clear without SSL_shutdown freed the session"
 }
@@ -361,7 +360,7 @@ func checkFlush(e *env, v sslsession.Version) (Observed, string) {
 	timeouts := cache.Metrics().Cache.Timeouts
 	e.must(cache.Flush(time.Now().Add(e.opts.FlushSkew)), "SSL_CTX_flush_sessions")
 	left := cache.Metrics().Cache.Number
-	b, err := pairs[0].Server.Session0()
+	b, err := pairs[0].Server.Session()
 	alive := err == nil
 	if alive {
 		_, err = b.Info()
@@ -397,7 +396,7 @@ func checkOneCtx(e *env) (Observed, string) {
 	p.shutdown()
 	other := e.newPair(sctx, cctxB)
 	otherRefused := is(other.Client.SetSession(s), sslsession.ErrWrongContext)
-	b, err := p.Client.Session0()
+	b, err := p.Client.Session()
 	e.must(err, "SSL_get0_session")
 	borrowedRefused := is(other.Client.SetSession(b), sslsession.ErrWrongContext)
 	same := e.newPair(sctx, cctxA)
@@ -424,7 +423,7 @@ func checkNULL(e *env) (Observed, string) {
 	for _, side := range []*rawssl.SSL{p.Client, p.Server} {
 		_, err := side.Session()
 		null = null && is(err, sslsession.ErrNoSession)
-		_, err = side.Session0()
+		_, err = side.Session()
 		null = null && is(err, sslsession.ErrNoSession)
 		s, err := side.Session1()
 		if err == nil {
