@@ -58,14 +58,33 @@
 // certificate, in one C call. [Session.String] shows the same. Nothing in
 // the package prints, logs or marshals the master key.
 //
-// # The session cache
+// # The server's session cache and stores
 //
 // [NewCtx] gives the session side of a spacemonkeygo context: cache mode,
-// size, timeout, session ID context, [Ctx.Flush] (SSL_CTX_flush_sessions),
-// [Ctx.Stats] (the SSL_CTX_sess_* counters), and [Ctx.SetStore], which
-// bridges OpenSSL's new, get and remove session callbacks to a
-// [SessionStore]: [MemoryStore] in one process, package redisstore for a
-// fleet of servers. [NewClientCache] is the client side.
+// size, timeout, session ID context, [Ctx.AddSession], [Ctx.RemoveSession]
+// and [Ctx.Flush] (SSL_CTX_flush_sessions). [Ctx.SetStore] bridges
+// OpenSSL's new, get and remove session callbacks to a [SessionStore]:
+// [MemoryStore] in one process, package redisstore for a fleet of servers.
+// A store that fails, stalls or panics costs a full handshake, never a
+// crash ([StoreOptions] bounds it). [NewClientCache] is the client side:
+// sessions kept per server, which [Dial] offers and refills.
+//
+// # Ticket keys
+//
+// [Ctx.SetTicketKeys] gives a context a ring of [TicketKey]s that take
+// turns encrypting ([TicketRingKey]) and all decrypt, so tickets resume
+// across servers that share the ring and through rotations; package
+// ticketring keeps such a ring in Redis for a fleet, package keyfile reads
+// and writes nginx's and haproxy's key files. Keys never appear in String,
+// logs, JSON or errors.
+//
+// # Metrics
+//
+// [Ctx.Metrics] returns a context's [Metrics]: OpenSSL's cache counters
+// ([Stats]), the store bridge's ([StoreStats]) and the ticket keys'
+// ([TicketStats]); [PublishExpvar] publishes them, package prommetrics
+// exports them to Prometheus. [LiveSessions] and [FinalizedSessions]
+// count owned sessions, to find leaks.
 //
 // # Errors and versions
 //
