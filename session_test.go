@@ -441,7 +441,7 @@ func TestBadInput(t *testing.T) {
 		_, err = sslsession.FromPointer(nil)
 		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
 		_, err = rawssl.New(nil)
-		assert.ErrorIs(t, err, sslsession.ErrNilSSL)
+		assert.ErrorIs(t, err, sslsession.ErrNilCtx)
 		_, err = sslsession.NewCtx(nil)
 		assert.ErrorIs(t, err, sslsession.ErrNilCtx)
 		assert.NotErrorIs(t, err, sslsession.ErrNilSSL, "one meaning per error")
