@@ -36,7 +36,7 @@ import (
 //
 // A ClientCache is safe for concurrent use.
 type ClientCache struct {
-	ctx  *openssl.Ctx
+	oc   *openssl.Ctx
 	p    *C.SSL_CTX
 	sink *clientSink
 }
@@ -88,7 +88,7 @@ func NewClientCache(ctx *openssl.Ctx, capacity int) (*ClientCache, error) {
 	C.sslsess_ctx_set_cache_mode(p, C.long(mode))
 	hk.syncCallbacks(p)
 	hooksMu.Unlock()
-	cc := &ClientCache{ctx: ctx, p: p, sink: sink}
+	cc := &ClientCache{oc: ctx, p: p, sink: sink}
 	runtime.SetFinalizer(cc, (*ClientCache).Close)
 	return cc, nil
 }
@@ -102,7 +102,7 @@ func (cc *ClientCache) Ctx() *openssl.Ctx {
 	if cc.zero() {
 		return nil
 	}
-	return cc.ctx
+	return cc.oc
 }
 
 // zero reports a nil or zero ClientCache (NewClientCache makes a usable
@@ -207,7 +207,7 @@ func (cc *ClientCache) Close() error {
 		hk.syncCallbacks(cc.p)
 	}
 	hooksMu.Unlock()
-	runtime.KeepAlive(cc.ctx)
+	runtime.KeepAlive(cc.oc)
 	cc.sink.close()
 	return nil
 }

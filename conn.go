@@ -591,10 +591,10 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 		if cache.zero() {
 			return nil, errNilCache
 		}
-		if ctx != nil && ctx != cache.ctx {
+		if ctx != nil && ctx != cache.oc {
 			return nil, &Error{Func: "Dial", Err: fmt.Errorf("%w: DialConfig.Ctx is not the cache's context", ErrWrongContext)}
 		}
-		ctx = cache.ctx
+		ctx = cache.oc
 	}
 	if ctx == nil {
 		var err error

@@ -32,8 +32,8 @@ func ctxPointer(c *openssl.Ctx) (*C.SSL_CTX, error) {
 // Ctx is the session side of an SSL_CTX: its session cache and statistics.
 // It wraps a spacemonkeygo *openssl.Ctx and keeps it alive.
 type Ctx struct {
-	ctx *openssl.Ctx
-	p   *C.SSL_CTX
+	oc *openssl.Ctx
+	p  *C.SSL_CTX
 }
 
 // NewCtx returns the session controls of c.
@@ -45,7 +45,7 @@ func NewCtx(c *openssl.Ctx) (*Ctx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Ctx{ctx: c, p: p}, nil
+	return &Ctx{oc: c, p: p}, nil
 }
 
 // OpenSSL returns the spacemonkeygo context.
@@ -53,7 +53,7 @@ func (c *Ctx) OpenSSL() *openssl.Ctx {
 	if c == nil {
 		return nil
 	}
-	return c.ctx
+	return c.oc
 }
 
 // errNilCtx is what the methods of a nil or zero Ctx return (NewCtx makes

@@ -35,7 +35,7 @@ func FinalizedSessions() int64 { return finalizedSessions.Load() }
 // pointer, and it needs nothing of the Session to free it. Close stops it
 // (closeOwned).
 func newOwned(p *C.SSL_SESSION, ctx uintptr) *Session {
-	s := &Session{p: p, ctx: ctx}
+	s := &Session{p: p, ctxAddr: ctx}
 	liveSessions.Add(1)
 	s.cleanup = runtime.AddCleanup(s, freeDropped, p)
 	return s

@@ -33,13 +33,13 @@ var (
 )
 
 type expvarTarget struct {
-	mu  sync.Mutex
-	ctx weak.Pointer[openssl.Ctx]
+	mu sync.Mutex
+	oc weak.Pointer[openssl.Ctx]
 }
 
 func (t *expvarTarget) value() any {
 	t.mu.Lock()
-	oc := t.ctx.Value()
+	oc := t.oc.Value()
 	t.mu.Unlock()
 	if oc == nil {
 		return nil
@@ -58,21 +58,21 @@ func (t *expvarTarget) value() any {
 // weakly: it does not keep the context alive, and shows null once the
 // context is gone.
 func PublishExpvar(name string, c *Ctx) error {
-	if c.nilCtx() || c.ctx == nil {
+	if c.nilCtx() || c.oc == nil {
 		return errNilCtx
 	}
 	expvarMu.Lock()
 	defer expvarMu.Unlock()
 	if t, ok := expvarCtx[name]; ok {
 		t.mu.Lock()
-		t.ctx = weak.Make(c.ctx)
+		t.oc = weak.Make(c.oc)
 		t.mu.Unlock()
 		return nil
 	}
 	if expvar.Get(name) != nil {
 		return fmt.Errorf("sslsession: expvar %q is already published by other code", name)
 	}
-	t := &expvarTarget{ctx: weak.Make(c.ctx)}
+	t := &expvarTarget{oc: weak.Make(c.oc)}
 	expvar.Publish(name, expvar.Func(t.value))
 	expvarCtx[name] = t
 	return nil

@@ -44,8 +44,8 @@ type Session struct {
 	// borrowed: the SSL_SESSION's serial (sslsess_serial), taken with p
 	// under the connection's lock: p alone may be the address of another
 	// session after OpenSSL freed this one.
-	serial uintptr
-	ctx    uintptr // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
+	serial  uintptr
+	ctxAddr uintptr // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
 
 	// cleanup, on an owned session, gives the reference back when the
 	// session is dropped without Close (finalizers.go); Close stops it.
@@ -76,7 +76,7 @@ const closedState = -1 << 30
 // decoded session (a compare-and-swap from 0) is safe.
 func ctxID(p *C.SSL_CTX) uintptr { return uintptr(unsafe.Pointer(p)) }
 
-func (s *Session) context() uintptr { return atomic.LoadUintptr(&s.ctx) }
+func (s *Session) context() uintptr { return atomic.LoadUintptr(&s.ctxAddr) }
 
 // acquire marks one more call using the owned session's pointer; false
 // when the session is closed (or was never opened).
@@ -199,7 +199,7 @@ func (s *Session) Owned() (*Session, error) {
 	var ref *C.SSL_SESSION
 	err := s.do("SSL_SESSION_up_ref", func(ssl *C.SSL, p *C.SSL_SESSION) C.int {
 		if ssl != nil {
-			ctx = s.ssl.ctx
+			ctx = s.ssl.ctxAddr
 		} else {
 			ctx = s.context()
 		}

@@ -149,7 +149,7 @@ func newSockConn(conn net.Conn, ctx *openssl.Ctx, server bool) (c *sockConn, ok 
 	if p == nil {
 		return nil, true, newError("SSL_new", nil, &e)
 	}
-	s := &SSL{p: p, ctx: ctxID(cp), keep: ctx, owns: true, roleSet: true}
+	s := &SSL{p: p, ctxAddr: ctxID(cp), keep: ctx, owns: true, roleSet: true}
 	s.mu = &s.ownMu
 	runtime.SetFinalizer(s, (*SSL).Free)
 	c = &sockConn{raw: conn, rc: rc, ssl: s, p: p}

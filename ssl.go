@@ -52,14 +52,14 @@ import (
 // one its Read, Write and Handshake hold around their OpenSSL calls, so a
 // session can never be freed by a concurrent handshake while it is read.
 type SSL struct {
-	p     *C.SSL
-	ctx   uintptr     // ctxID of the SSL_CTX the SSL was made from; owned sessions bind to it
-	mu    *sync.Mutex // the connection's lock
-	ownMu sync.Mutex  // used as mu when there is no spacemonkeygo Conn
-	conn  *openssl.Conn
-	keep  *openssl.Ctx // keeps a socket Conn's context alive
-	owns  bool         // SSL_free is ours (a socket Conn's SSL)
-	freed atomic.Bool  // set under mu by Free
+	p       *C.SSL
+	ctxAddr uintptr     // ctxID of the SSL_CTX the SSL was made from; owned sessions bind to it
+	mu      *sync.Mutex // the connection's lock
+	ownMu   sync.Mutex  // used as mu when there is no spacemonkeygo Conn
+	conn    *openssl.Conn
+	keep    *openssl.Ctx // keeps a socket Conn's context alive
+	owns    bool         // SSL_free is ours (a socket Conn's SSL)
+	freed   atomic.Bool  // set under mu by Free
 
 	roleSet bool // SSL_is_server tells the role: a socket Conn's SSL
 
@@ -117,10 +117,10 @@ func FromConn(c *openssl.Conn) (*SSL, error) {
 		return nil, ErrNilSSL
 	}
 	s := &SSL{
-		p:    p,
-		ctx:  ctxID(C.sslsess_ssl_ctx(p)),
-		mu:   (*sync.Mutex)(unsafe.Add(unsafe.Pointer(c), layout.connMutex)),
-		conn: c,
+		p:       p,
+		ctxAddr: ctxID(C.sslsess_ssl_ctx(p)),
+		mu:      (*sync.Mutex)(unsafe.Add(unsafe.Pointer(c), layout.connMutex)),
+		conn:    c,
 	}
 	return s, nil
 }
@@ -137,7 +137,7 @@ func FromPointer(p unsafe.Pointer) (*SSL, error) {
 		return nil, ErrNilSSL
 	}
 	s := &SSL{p: (*C.SSL)(p)}
-	s.ctx = ctxID(C.sslsess_ssl_ctx(s.p))
+	s.ctxAddr = ctxID(C.sslsess_ssl_ctx(s.p))
 	s.mu = &s.ownMu
 	return s, nil
 }
@@ -227,7 +227,7 @@ func (s *SSL) Session1() (*Session, error) {
 	if p == nil {
 		return nil, ErrNoSession
 	}
-	return newOwned(p, s.ctx), nil
+	return newOwned(p, s.ctxAddr), nil
 }
 
 // SetSession is SSL_set_session(3): use sess for the next handshake of this
@@ -265,7 +265,7 @@ func (s *SSL) SetSession(sess *Session) error {
 		return ErrClosed
 	}
 	defer sess.release()
-	if rc := C.sslsess_set_session_check(s.p, C.int(s.roleKnown())); rc != C.SSLSESS_OK {
+	if rc := C.sslsess_set_session_check(s.p, s.roleKnownFlag()); rc != C.SSLSESS_OK {
 		return statusError("SSL_set_session", rc)
 	}
 	// Bind first, then set: the one-context rule is decided by one
@@ -273,7 +273,7 @@ func (s *SSL) SetSession(sess *Session) error {
 	// one unbound session at once, the loser changes nothing. Under the
 	// SSL's lock its context cannot change meanwhile.
 	cur := ctxID(C.sslsess_ssl_ctx(s.p))
-	if !atomic.CompareAndSwapUintptr(&sess.ctx, 0, cur) && sess.context() != cur {
+	if !atomic.CompareAndSwapUintptr(&sess.ctxAddr, 0, cur) && sess.context() != cur {
 		return &Error{Func: "SSL_set_session", Err: ErrWrongContext}
 	}
 	var e C.sslsess_err
@@ -287,12 +287,13 @@ func (s *SSL) SetSession(sess *Session) error {
 	}
 }
 
-// roleKnown reports whether SSL_is_server tells the SSL's role: a
+// roleKnownFlag is 1 when SSL_is_server tells the SSL's role (0 when not),
+// for the C call: a
 // spacemonkeygo Conn is made client or server (SSL_set_connect_state or
 // SSL_set_accept_state) from the start, and so is a socket Conn's SSL; an
 // SSL from FromPointer has none (a new SSL_new(3) object reports itself a
 // server until its role is set). Call with the lock held.
-func (s *SSL) roleKnown() int {
+func (s *SSL) roleKnownFlag() C.int {
 	if s.conn != nil || s.roleSet {
 		return 1
 	}
