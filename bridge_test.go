@@ -26,55 +26,15 @@ import (
 // bridge.go): resumption through the store, the reference rules, failures,
 // the deadlock guard, DeleteOnRemove, AsyncPut, release and replacement.
 
-// recordStore wraps a MemoryStore and records calls.
-type recordStore struct {
-	*sslsession.MemoryStore
-	mu      sync.Mutex
-	puts    [][]byte
-	expires []time.Time
-	gets    [][]byte
-	deletes [][]byte
-}
-
-func newRecordStore() *recordStore { return &recordStore{MemoryStore: sslsession.NewMemoryStore(0)} }
-
-func (r *recordStore) Put(ctx context.Context, id, der []byte, expires time.Time) error {
-	r.mu.Lock()
-	r.puts = append(r.puts, append([]byte(nil), id...))
-	r.expires = append(r.expires, expires)
-	r.mu.Unlock()
-	return r.MemoryStore.Put(ctx, id, der, expires)
-}
-
-func (r *recordStore) Get(ctx context.Context, id []byte) ([]byte, error) {
-	r.mu.Lock()
-	r.gets = append(r.gets, append([]byte(nil), id...))
-	r.mu.Unlock()
-	return r.MemoryStore.Get(ctx, id)
-}
-
-func (r *recordStore) Delete(ctx context.Context, id []byte) error {
-	r.mu.Lock()
-	r.deletes = append(r.deletes, append([]byte(nil), id...))
-	r.mu.Unlock()
-	return r.MemoryStore.Delete(ctx, id)
-}
-
-func (r *recordStore) counts() (puts, gets, deletes int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.puts), len(r.gets), len(r.deletes)
-}
-
 // With the internal cache off, every resumption goes through the store.
 func TestStoreResumesThroughCallbacks(t *testing.T) {
 	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "callbacks")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "callbacks")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			sc.SetTimeout(77 * time.Second)
-			store := newRecordStore()
+			store := sesstest.NewRecordStore()
 			require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
 			require.Same(t, store, sc.Store())
 			newCb, getCb, removeCb := sslsession.CacheCallbacks(sc)
@@ -88,18 +48,16 @@ func TestStoreResumesThroughCallbacks(t *testing.T) {
 			start := time.Now().Truncate(time.Second)
 			_, s1 := sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 			defer s1.Close()
-			puts, gets, _ := store.counts()
+			puts, gets, _ := store.Counts()
 			require.Positive(t, puts)
 			require.Zero(t, gets, "a full handshake offers no session")
 			require.Zero(t, sc.Metrics().Cache.Number, "nothing in the internal cache")
-			store.mu.Lock()
-			for _, e := range store.expires {
+			for _, e := range store.Expires() {
 				require.WithinDuration(t, start.Add(77*time.Second), e, 2*time.Second, "expires = created + timeout")
 			}
 			if v == sslsession.TLS12 {
-				require.Equal(t, sessionID(t, s1), store.puts[0], "the store is keyed by the session ID")
+				require.Equal(t, sesstest.SessionID(t, s1), store.Puts()[0], "the store is keyed by the session ID")
 			}
-			store.mu.Unlock()
 
 			const rounds = 5
 			cur, err := s1.Owned()
@@ -154,7 +112,7 @@ func TestStoreCallbackReferences(t *testing.T) {
 				}
 			}
 
-			oc, sc := statefulServerCtx(t, v, "refs")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "refs")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 			// Watch each session the bridge's new callback saw and each
@@ -263,7 +221,7 @@ func TestStoreFailuresNeverFailHandshakes(t *testing.T) {
 	newerDER = blk.Bytes
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "failures")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "failures")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			timeout := 50 * time.Millisecond
 			require.NoError(t, sc.SetStore(tc.store(sslsession.NewMemoryStore(0)), sslsession.StoreOptions{Timeout: timeout}))
@@ -331,8 +289,8 @@ func (g garbageStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 func TestStoreCallbackGuard(t *testing.T) {
 	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := statefulServerCtx(t, v, "guard")
-	_, other := statefulServerCtx(t, v, "guard-other")
+	oc, sc := sesstest.StatefulServerCtx(t, v, "guard")
+	_, other := sesstest.StatefulServerCtx(t, v, "guard-other")
 	sess := cacheForeignSession(t, v)
 	defer sess.Close()
 
@@ -387,7 +345,7 @@ func TestStoreCallbackGuard(t *testing.T) {
 func TestStoreCallbackGuardUnderLock(t *testing.T) {
 	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	_, other := statefulServerCtx(t, v, "guard-other")
+	_, other := sesstest.StatefulServerCtx(t, v, "guard-other")
 	sess := cacheForeignSession(t, v)
 	defer sess.Close()
 	var mu sync.Mutex
@@ -406,7 +364,7 @@ func TestStoreCallbackGuardUnderLock(t *testing.T) {
 		record(err)
 		record(other.Flush(time.Now())) // 1.0.2: the same lock
 	}
-	oc, sc := statefulServerCtx(t, v, "guard")
+	oc, sc := sesstest.StatefulServerCtx(t, v, "guard")
 	require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 	restore := cbprobe.Install(sc, cbprobe.Probes{Remove: probe})
 	defer restore()
@@ -450,9 +408,9 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 	v := sslsession.TLS12
 	for _, del := range []bool{false, true} {
 		t.Run(fmt.Sprint("DeleteOnRemove=", del), func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "remove")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "remove")
 			sc.SetCacheSize(1)
-			store := newRecordStore()
+			store := sesstest.NewRecordStore()
 			require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{DeleteOnRemove: del}))
 			_, _, removeCb := sslsession.CacheCallbacks(sc)
 			require.Equal(t, del, removeCb)
@@ -463,16 +421,14 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 			_, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, nil) // evicts s1 from the internal cache
 			defer s2.Close()
 			require.Equal(t, int64(1), sc.Metrics().Cache.CacheFull)
-			id1 := sessionID(t, s1)
+			id1 := sesstest.SessionID(t, s1)
 			if del {
 				require.Eventually(t, func() bool {
 					_, err := store.MemoryStore.Get(context.Background(), id1)
 					return errors.Is(err, sslsession.ErrNotFound)
 				}, 5*time.Second, 5*time.Millisecond)
 				require.Eventually(t, func() bool { return sc.Metrics().Store.Deletes == 1 }, 5*time.Second, 5*time.Millisecond)
-				store.mu.Lock()
-				require.Equal(t, [][]byte{id1}, store.deletes)
-				store.mu.Unlock()
+				require.Equal(t, [][]byte{id1}, store.Deletes())
 				reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 				require.False(t, reused, "deleted from the store too")
 				s.Close()
@@ -480,7 +436,7 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 				reused, s := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 				require.True(t, reused, "evicted locally, still in the store")
 				s.Close()
-				_, _, deletes := store.counts()
+				_, _, deletes := store.Counts()
 				require.Zero(t, deletes)
 			}
 			if !del {
@@ -499,7 +455,7 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 			defer s4.Close()
 			require.Equal(t, int64(2), sc.Metrics().Cache.Number)
 			time.Sleep(2100 * time.Millisecond)
-			_, _, before := store.counts()
+			_, _, before := store.Counts()
 			sc.SetTimeout(time.Minute)
 			reused, s5 := sesstest.Roundtrip(t, srv.Addr, cctx, s3)
 			s5.Close()
@@ -509,7 +465,7 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 			require.NoError(t, sc.Flush(time.Now()))
 			require.Equal(t, int64(1), sc.Metrics().Cache.Number, "s4 flushed, s5 stays")
 			require.NoError(t, sc.ClearStore(context.Background()))
-			_, _, after := store.counts()
+			_, _, after := store.Counts()
 			require.Equal(t, before, after, "removing expired sessions deletes nothing")
 		})
 	}
@@ -519,9 +475,9 @@ func TestStoreDeleteOnRemove(t *testing.T) {
 func TestStoreAsyncPut(t *testing.T) {
 	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := statefulServerCtx(t, v, "async")
+	oc, sc := sesstest.StatefulServerCtx(t, v, "async")
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
-	store := newRecordStore()
+	store := sesstest.NewRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{AsyncPut: true}))
 	srv := sesstest.Serve(t, oc)
 	cctx := sesstest.ClientCtx(t, v)
@@ -532,7 +488,7 @@ func TestStoreAsyncPut(t *testing.T) {
 	}
 	st := sc.Metrics().Store
 	require.NoError(t, sc.ClearStore(context.Background()))
-	puts, _, _ := store.counts()
+	puts, _, _ := store.Counts()
 	require.Equal(t, 5, puts, "ClearStore drained the queue")
 	require.Equal(t, 5, store.Len())
 	require.Zero(t, st.Dropped)
@@ -551,7 +507,7 @@ func TestStoreReleasedWithContext(t *testing.T) {
 	var handles []uintptr
 	func() {
 		for i := 0; i < 5; i++ {
-			_, sc := statefulServerCtx(t, sslsession.TLS12, "gc")
+			_, sc := sesstest.StatefulServerCtx(t, sslsession.TLS12, "gc")
 			require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(1), sslsession.StoreOptions{DeleteOnRemove: true}))
 			h := sslsession.CacheHandle(sc)
 			require.NotZero(t, h)
@@ -574,9 +530,9 @@ func TestStoreReleasedWithContext(t *testing.T) {
 func TestStoreReplace(t *testing.T) {
 	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := statefulServerCtx(t, v, "replace")
+	oc, sc := sesstest.StatefulServerCtx(t, v, "replace")
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
-	a, b := newRecordStore(), newRecordStore()
+	a, b := sesstest.NewRecordStore(), sesstest.NewRecordStore()
 	require.NoError(t, sc.SetStore(a, sslsession.StoreOptions{}))
 	require.NoError(t, sc.SetStore(b, sslsession.StoreOptions{}))
 	require.Same(t, b, sc.Store())
@@ -584,8 +540,8 @@ func TestStoreReplace(t *testing.T) {
 	srv := sesstest.Serve(t, oc)
 	_, s := sesstest.Roundtrip(t, srv.Addr, sesstest.ClientCtx(t, v), nil)
 	s.Close()
-	pa, _, _ := a.counts()
-	pb, _, _ := b.counts()
+	pa, _, _ := a.Counts()
+	pb, _, _ := b.Counts()
 	require.Zero(t, pa)
 	require.Equal(t, 1, pb)
 	// The cache mode gains CacheServer.
@@ -604,17 +560,17 @@ func TestStoreRemoveCallbackOnExplicitRemove(t *testing.T) {
 	client, server := cacheServerSession(t, cctx, "explicit")
 	defer client.Close()
 	defer server.Close()
-	id := sessionID(t, server)
+	id := sesstest.SessionID(t, server)
 
-	_, sc := statefulServerCtx(t, v, "explicit")
-	store := newRecordStore()
+	_, sc := sesstest.StatefulServerCtx(t, v, "explicit")
+	store := sesstest.NewRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{DeleteOnRemove: true}))
 
 	removed, err := sc.RemoveSession(server)
 	require.NoError(t, err)
 	require.False(t, removed, "not in the internal cache")
 	require.NoError(t, sc.ClearStore(context.Background())) // drains the queue
-	_, _, deletes := store.counts()
+	_, _, deletes := store.Counts()
 	if sesstest.Is102() {
 		require.Zero(t, deletes, "1.0.2: no callback for an uncached session")
 	} else {
@@ -629,11 +585,9 @@ func TestStoreRemoveCallbackOnExplicitRemove(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, removed)
 	require.NoError(t, sc.ClearStore(context.Background()))
-	_, _, after := store.counts()
+	_, _, after := store.Counts()
 	require.Equal(t, deletes+1, after, "a cached session's removal is forwarded on every version")
-	store.mu.Lock()
-	defer store.mu.Unlock()
-	for _, d := range store.deletes {
+	for _, d := range store.Deletes() {
 		require.Equal(t, id, d)
 	}
 }
@@ -648,7 +602,7 @@ func TestStoreHelloRetryLooksUpTwice(t *testing.T) {
 		if v != sslsession.TLS13 {
 			continue
 		}
-		oc, sc := statefulServerCtx(t, v, "hrr")
+		oc, sc := sesstest.StatefulServerCtx(t, v, "hrr")
 		// P-256 as the server's only group: the default client offers an
 		// X25519 key share and is asked for another.
 		require.NoError(t, oc.SetEllipticCurve(openssl.Prime256v1))

@@ -67,7 +67,7 @@ func TestCacheStats(t *testing.T) {
 	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "stats")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "stats")
 			srv := sesstest.Serve(t, oc)
 			cctx := sesstest.ClientCtx(t, v)
 			cs, err := sslsession.NewCtx(cctx)
@@ -130,7 +130,7 @@ func TestCacheStats(t *testing.T) {
 // no context, usable by any client.
 func cacheForeignSession(t testing.TB, v sslsession.Version) *sslsession.Session {
 	t.Helper()
-	oc, _ := statefulServerCtx(t, v, "foreign")
+	oc, _ := sesstest.StatefulServerCtx(t, v, "foreign")
 	srv := sesstest.Serve(t, oc)
 	_, c := sesstest.Roundtrip(t, srv.Addr, sesstest.ClientCtx(t, v), nil)
 	require.NoError(t, srv.Close())
@@ -145,15 +145,15 @@ func cacheForeignSession(t testing.TB, v sslsession.Version) *sslsession.Session
 // server's (from the server's store, decoded from DER).
 func cacheServerSession(t testing.TB, cctx *openssl.Ctx, sidCtx string) (client, server *sslsession.Session) {
 	t.Helper()
-	oc, sc := statefulServerCtx(t, sslsession.TLS12, sidCtx)
-	store := newRecordStore()
+	oc, sc := sesstest.StatefulServerCtx(t, sslsession.TLS12, sidCtx)
+	store := sesstest.NewRecordStore()
 	require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
 	srv := sesstest.Serve(t, oc)
 	_, client = sesstest.Roundtrip(t, srv.Addr, cctx, nil)
 	require.NoError(t, srv.Close())
-	value, err := store.MemoryStore.Get(context.Background(), sessionID(t, client))
+	value, err := store.MemoryStore.Get(context.Background(), sesstest.SessionID(t, client))
 	require.NoError(t, err)
-	der, ok := sslsession.OpenStored(sessionID(t, client), value)
+	der, ok := sslsession.OpenStored(sesstest.SessionID(t, client), value)
 	require.True(t, ok, "the bridge's tag verifies")
 	server, err = sslsession.ParseDER(der)
 	require.NoError(t, err)
@@ -165,7 +165,7 @@ func cacheServerSession(t testing.TB, cctx *openssl.Ctx, sidCtx string) (client,
 func TestCacheAddRemoveFlush(t *testing.T) {
 	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := statefulServerCtx(t, v, "addremove")
+	oc, sc := sesstest.StatefulServerCtx(t, v, "addremove")
 	sc.SetTimeout(100 * time.Second)
 	srv := sesstest.Serve(t, oc)
 	cctx := sesstest.ClientCtx(t, v)
@@ -235,7 +235,7 @@ func TestCacheFlushExpiry(t *testing.T) {
 	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "expiry")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "expiry")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoAutoClear)
 			srv := sesstest.Serve(t, oc)
 			cctx := sesstest.ClientCtx(t, v)
@@ -274,7 +274,7 @@ func TestCacheFlushExpiry(t *testing.T) {
 func TestCacheSizeBound(t *testing.T) {
 	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, sc := statefulServerCtx(t, v, "bound")
+	oc, sc := sesstest.StatefulServerCtx(t, v, "bound")
 	require.Equal(t, 20480, sc.SetCacheSize(3))
 	srv := sesstest.Serve(t, oc)
 	cctx := sesstest.ClientCtx(t, v)

@@ -18,7 +18,7 @@ import (
 
 func TestCachePublishExpvar(t *testing.T) {
 	sesstest.LeakCheck(t)
-	oc, sc := statefulServerCtx(t, sslsession.TLS12, "expvar")
+	oc, sc := sesstest.StatefulServerCtx(t, sslsession.TLS12, "expvar")
 	require.NoError(t, sc.SetStore(sslsession.NewMemoryStore(0), sslsession.StoreOptions{}))
 	name := fmt.Sprintf("sslsession_test_%d", time.Now().UnixNano())
 	require.NoError(t, sslsession.PublishExpvar(name, sc))
@@ -39,7 +39,7 @@ func TestCachePublishExpvar(t *testing.T) {
 	}
 
 	// Pointing the name at another context.
-	_, sc2 := statefulServerCtx(t, sslsession.TLS12, "expvar2")
+	_, sc2 := sesstest.StatefulServerCtx(t, sslsession.TLS12, "expvar2")
 	require.NoError(t, sslsession.PublishExpvar(name, sc2))
 	require.NoError(t, json.Unmarshal([]byte(expvar.Get(name).String()), &m))
 	require.False(t, m.HasStore)

@@ -155,7 +155,7 @@ func (s *fuzzStore) Get(ctx context.Context, id []byte) ([]byte, error) {
 // the handshake completes (resumed or full) and the server never fails.
 func FuzzStoreLookup(f *testing.F) {
 	v := sslsession.TLS12
-	oc, sc := statefulServerCtx(f, v, "fuzz")
+	oc, sc := sesstest.StatefulServerCtx(f, v, "fuzz")
 	sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 	store := &fuzzStore{MemoryStore: sslsession.NewMemoryStore(0), mode: 6}
 	if err := sc.SetStore(store, sslsession.StoreOptions{Timeout: time.Second}); err != nil {

@@ -1,4 +1,4 @@
-package sslsession_test
+package test
 
 // Session tests of OpenSSL's test/sslapitest.c, written again for this
 // API. Each names the test it follows; what it checks is this package's
@@ -375,7 +375,7 @@ func TestPeerOpenSSLServerSessionCaches(t *testing.T) {
 			t.Run(v.String()+"/"+m.name, func(t *testing.T) {
 				oc := sesstest.ServerCtx(t, v, loopback.Config{NoTickets: v == sslsession.TLS12, SessionIDContext: []byte("sslapi-server-caches")})
 				sc := sesstest.NewCtx(t, oc)
-				store := newRecordStore()
+				store := sesstest.NewRecordStore()
 				if m.ext {
 					require.NoError(t, sc.SetStore(store, sslsession.StoreOptions{}))
 				}
@@ -400,7 +400,7 @@ func TestPeerOpenSSLServerSessionCaches(t *testing.T) {
 				if m.ext {
 					wantPuts = tickets
 				}
-				puts, gets, _ := store.counts()
+				puts, gets, _ := store.Counts()
 				assert.Equal(t, wantPuts, puts, "the store got each new session")
 				assert.Zero(t, gets)
 				assert.Equal(t, internal, sc.Metrics().Cache.Number)
@@ -416,7 +416,7 @@ func TestPeerOpenSSLServerSessionCaches(t *testing.T) {
 						wantGets = 1 // only the store holds the session
 					}
 				}
-				puts, gets, dels := store.counts()
+				puts, gets, dels := store.Counts()
 				assert.Equal(t, wantPuts, puts)
 				assert.Equal(t, wantGets, gets, "the store is asked only when the internal cache cannot answer")
 				assert.Zero(t, dels)
@@ -434,7 +434,7 @@ func TestPeerOpenSSLServerSessionCaches(t *testing.T) {
 					require.Zero(t, sc.Metrics().Cache.Number)
 				}
 				if m.ext {
-					require.NoError(t, store.MemoryStore.Delete(context.Background(), sessionID(t, s1)))
+					require.NoError(t, store.MemoryStore.Delete(context.Background(), sesstest.SessionID(t, s1)))
 				}
 				reused, s3 := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 				defer s3.Close()

@@ -1,4 +1,4 @@
-package sslsession_test
+package test
 
 import (
 	"bytes"
@@ -54,7 +54,7 @@ func cacheRedisClient(t testing.TB, addr string) *redis.Client {
 
 func cacheFleetHost(t testing.TB, v sslsession.Version, redisAddr string, keys [][]byte, mode sslsession.CacheMode) *cacheHost {
 	t.Helper()
-	oc, sc := statefulServerCtx(t, v, "fleet")
+	oc, sc := sesstest.StatefulServerCtx(t, v, "fleet")
 	sc.SetCacheMode(mode)
 	store, err := redisstore.New(cacheRedisClient(t, redisAddr), redisstore.Options{Prefix: "fleet:", Keys: keys, Timeout: 200 * time.Millisecond})
 	require.NoError(t, err)
@@ -115,7 +115,7 @@ func TestFleetSealedValuesAndTTL(t *testing.T) {
 	cctx := sesstest.ClientCtx(t, v)
 	_, s := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer s.Close()
-	id := sessionID(t, s)
+	id := sesstest.SessionID(t, s)
 
 	ctx := context.Background()
 	value, err := rs.Do(ctx, "GET", a.store.Key(id))
@@ -148,7 +148,7 @@ func TestFleetSealedValuesAndTTL(t *testing.T) {
 	plain := cacheFleetHost(t, v, rs.Addr, nil, sslsession.CacheServer)
 	_, s2 := sesstest.Roundtrip(t, plain.srv.Addr, cctx, nil)
 	defer s2.Close()
-	id2 := sessionID(t, s2)
+	id2 := sesstest.SessionID(t, s2)
 	value2, err := rs.Do(ctx, "GET", plain.store.Key(id2))
 	require.NoError(t, err)
 	der2, err := plain.store.Get(ctx, id2)
@@ -251,7 +251,7 @@ func TestFleetBadValues(t *testing.T) {
 	_, victim := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer victim.Close()
 	awaitStored(t, rs, a, victim)
-	id := sessionID(t, victim)
+	id := sesstest.SessionID(t, victim)
 	key := a.store.Key(id)
 	good, err := rs.Do(ctx, "GET", key)
 	require.NoError(t, err)
@@ -260,12 +260,12 @@ func TestFleetBadValues(t *testing.T) {
 	_, other := sesstest.Roundtrip(t, a.srv.Addr, cctx, nil)
 	defer other.Close()
 	awaitStored(t, rs, a, other)
-	moved, err := rs.Do(ctx, "GET", a.store.Key(sessionID(t, other)))
+	moved, err := rs.Do(ctx, "GET", a.store.Key(sesstest.SessionID(t, other)))
 	require.NoError(t, err)
 	// A value sealed with another fleet's key.
 	_, foreign := sesstest.Roundtrip(t, otherKeys.srv.Addr, cctx, nil)
 	defer foreign.Close()
-	wrongKey, err := rs.Do(ctx, "GET", otherKeys.store.Key(sessionID(t, foreign)))
+	wrongKey, err := rs.Do(ctx, "GET", otherKeys.store.Key(sesstest.SessionID(t, foreign)))
 	require.NoError(t, err)
 	flipped := []byte(good)
 	flipped[len(flipped)-1] ^= 1
@@ -362,7 +362,7 @@ func TestFleetStress(t *testing.T) {
 	rs := redistest.Start(t)
 	store, err := redisstore.New(cacheRedisClient(t, rs.Addr), redisstore.Options{Keys: cacheFleetKeys, Timeout: time.Second})
 	require.NoError(t, err)
-	cacheStress(t, store, 8, 60, 8)
+	sesstest.StoreStress(t, store, 8, 60, 8)
 	require.Zero(t, store.Stats().Errors)
 	require.Zero(t, store.Stats().Invalid)
 }
@@ -386,4 +386,16 @@ func TestFleetMetricsThroughExpvar(t *testing.T) {
 	require.NoError(t, json.NewDecoder(strings.NewReader(raw)).Decode(&m))
 	require.Positive(t, m.Store.Errors, "store errors are visible in expvar: %s", raw)
 	require.Equal(t, int64(1), m.Store.Misses)
+}
+
+// awaitStored waits until h's store holds s. A server's new-session
+// callback, and so the store's Put, runs after OpenSSL has written its last
+// flight to the socket: a client can be done before the session is stored.
+func awaitStored(t testing.TB, rs *redistest.Server, h *cacheHost, s *sslsession.Session) {
+	t.Helper()
+	key := h.store.Key(sesstest.SessionID(t, s))
+	require.Eventually(t, func() bool {
+		_, err := rs.Do(context.Background(), "GET", key)
+		return err == nil
+	}, 5*time.Second, 2*time.Millisecond, "session stored by the server")
 }

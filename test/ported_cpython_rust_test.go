@@ -1,4 +1,4 @@
-package sslsession_test
+package test
 
 // Session tests of other TLS libraries' suites, written again for this API.
 // Each names the test it follows; what it checks is this package's
@@ -28,7 +28,7 @@ func TestPeerCPythonSession(t *testing.T) {
 	sesstest.LeakCheck(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "cpython-session")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "cpython-session")
 			srv := sesstest.Serve(t, oc)
 			cctx := sesstest.ClientCtx(t, v)
 
@@ -72,7 +72,7 @@ func TestPeerCPythonSession(t *testing.T) {
 func TestPeerCPythonSessionHandling(t *testing.T) {
 	sesstest.LeakCheck(t)
 	v := sslsession.TLS12
-	oc, _ := statefulServerCtx(t, v, "cpython-handling")
+	oc, _ := sesstest.StatefulServerCtx(t, v, "cpython-handling")
 	srv := sesstest.Serve(t, oc)
 	cctx := sesstest.ClientCtx(t, v)
 	other := sesstest.ClientCtx(t, v)
@@ -232,8 +232,8 @@ func TestPeerRustNewSessionSwappedCtx(t *testing.T) {
 			name = "store on both"
 		}
 		t.Run(name, func(t *testing.T) {
-			first, sc := statefulServerCtx(t, v, "swapped")
-			second, sc2 := statefulServerCtx(t, v, "swapped")
+			first, sc := sesstest.StatefulServerCtx(t, v, "swapped")
+			second, sc2 := sesstest.StatefulServerCtx(t, v, "swapped")
 			var mu sync.Mutex
 			var names []string
 			first.SetTLSExtServernameCallback(func(ssl *openssl.SSL) openssl.SSLTLSExtErr {
@@ -243,7 +243,7 @@ func TestPeerRustNewSessionSwappedCtx(t *testing.T) {
 				ssl.SetSSLCtx(second)
 				return openssl.SSLTLSExtErrOK
 			})
-			store := newRecordStore()
+			store := sesstest.NewRecordStore()
 			for _, c := range []*sslsession.Ctx{sc, sc2}[:map[bool]int{false: 1, true: 2}[both]] {
 				require.NoError(t, c.SetStore(store, sslsession.StoreOptions{}))
 				c.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
@@ -256,13 +256,13 @@ func TestPeerRustNewSessionSwappedCtx(t *testing.T) {
 			reached := both || sesstest.Is102()
 			if reached {
 				require.Eventually(t, func() bool {
-					puts, _, _ := store.counts()
+					puts, _, _ := store.Counts()
 					return puts == 1
 				}, 5*time.Second, time.Millisecond, "the store got the new session")
 			}
 			reused, s2 := sesstest.Roundtrip(t, srv.Addr, cctx, s1)
 			defer s2.Close()
-			puts, gets, _ := store.counts()
+			puts, gets, _ := store.Counts()
 			if reached {
 				assert.True(t, reused, "resumed through the store")
 				assert.Equal(t, 1, gets)

@@ -76,7 +76,7 @@ func TestStoreHostileGetNeverCrashes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "hostile")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "hostile")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			mem := sslsession.NewMemoryStore(0)
 			require.NoError(t, sc.SetStore(hostileStore{mem, tc.get}, sslsession.StoreOptions{Timeout: 200 * time.Millisecond}))
@@ -119,7 +119,7 @@ func TestStoreHostilePutDeleteNeverCrash(t *testing.T) {
 	v := sslsession.TLS12
 	for _, async := range []bool{false, true} {
 		t.Run(fmt.Sprintf("async=%t", async), func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "hostile-put")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "hostile-put")
 			// A full internal cache evicts unexpired sessions: removals
 			// that DeleteOnRemove forwards to Delete.
 			sc.SetCacheSize(1)
@@ -190,7 +190,7 @@ func TestStoreChangedMasterKeyIsAMiss(t *testing.T) {
 			name = "ValueAuthenticator"
 		}
 		t.Run(name, func(t *testing.T) {
-			oc, sc := statefulServerCtx(t, v, "changed-key")
+			oc, sc := sesstest.StatefulServerCtx(t, v, "changed-key")
 			sc.SetCacheMode(sslsession.CacheServer | sslsession.CacheNoInternal)
 			var store sslsession.SessionStore = hostileStore{MemoryStore: sslsession.NewMemoryStore(0), get: func(value []byte) ([]byte, error) {
 				// The tag stays; the DER before it changes.
