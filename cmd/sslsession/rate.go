@@ -98,6 +98,35 @@ type rateRun struct {
 
 // signals returns a stopper for SIGINT and SIGTERM and the function that
 // stops listening.
+// repeated is what check --rate and --watch start with: whether to show a
+// progress bar, Ctrl-C and SIGTERM caught, the target opened.
+type repeated struct {
+	bar    bool
+	stop   *stopper
+	unhook func()
+	tgt    *target
+	cl     *client
+}
+
+func startRepeated(out io.Writer, f *checkFlags, args []string) (*repeated, error) {
+	bar, err := showProgress(f.progress, out)
+	if err != nil {
+		return nil, err
+	}
+	stop, unhook := signals()
+	tgt, cl, err := openClient(&f.conn, args)
+	if err != nil {
+		unhook()
+		return nil, err
+	}
+	return &repeated{bar: bar, stop: stop, unhook: unhook, tgt: tgt, cl: cl}, nil
+}
+
+func (r *repeated) close() {
+	r.tgt.close()
+	r.unhook()
+}
+
 func signals() (*stopper, func()) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -111,17 +140,12 @@ func runRate(out io.Writer, f *checkFlags, args []string) error {
 	if f.requireRate < 0 || f.requireRate > 1 {
 		return usageError("--require-rate must be between 0 and 1")
 	}
-	bar, err := showProgress(f.progress, out)
+	s, err := startRepeated(out, f, args)
 	if err != nil {
 		return err
 	}
-	stop, unhook := signals()
-	defer unhook()
-	tgt, cl, err := openClient(&f.conn, args)
-	if err != nil {
-		return err
-	}
-	defer tgt.close()
+	defer s.close()
+	bar, stop, tgt, cl := s.bar, s.stop, s.tgt, s.cl
 	rep := &rateReport{
 		Target: tgt.addr, Embedded: tgt.embedded, OpenSSL: sslsession.RuntimeVersion().String(),
 		ServerName: cl.serverName, Verified: cl.verify, Attempts: f.rate,

@@ -91,17 +91,12 @@ func runWatch(out io.Writer, f *checkFlags, args []string) error {
 	case f.every < 100*time.Millisecond || f.every > f.watch:
 		return usageError("--every must be between 100ms and --watch")
 	}
-	bar, err := showProgress(f.progress, out)
+	s, err := startRepeated(out, f, args)
 	if err != nil {
 		return err
 	}
-	stop, unhook := signals()
-	defer unhook()
-	tgt, cl, err := openClient(&f.conn, args)
-	if err != nil {
-		return err
-	}
-	defer tgt.close()
+	defer s.close()
+	bar, stop, tgt, cl := s.bar, s.stop, s.tgt, s.cl
 	protos, err := checkProtocols(cl)
 	if err != nil {
 		return err
