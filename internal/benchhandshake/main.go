@@ -25,7 +25,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -200,13 +199,13 @@ func main() {
 		cells := []string{row.label, row.unit}
 		for _, name := range names {
 			if xs := row.results[name]; len(xs) > 0 {
-				m[name] = median(xs)
+				m[name] = cfloor.Median(xs)
 				cells = append(cells, fmt.Sprintf("%.0f", m[name]))
 			} else {
 				cells = append(cells, "")
 			}
 		}
-		cells = append(cells, ratio(m["sslsession"], m["crypto/tls"]), ratio(m["sslsession"], m["C floor"]), ratio(m["sslsession"], m["C, 2 threads"]))
+		cells = append(cells, cfloor.Ratio(m["sslsession"], m["crypto/tls"]), cfloor.Ratio(m["sslsession"], m["C floor"]), cfloor.Ratio(m["sslsession"], m["C, 2 threads"]))
 		fmt.Println("| " + strings.Join(cells, " | ") + " |")
 	}
 	ceilings(rows, tcpLabel)
@@ -220,7 +219,7 @@ func ceilings(rows []*row, tcpLabel string) {
 	var goTCP, cTCP float64
 	for _, r := range rows {
 		if r.label == tcpLabel && len(r.results["crypto/tls"]) > 0 && len(r.results["C floor"]) > 0 {
-			goTCP, cTCP = median(r.results["crypto/tls"]), median(r.results["C floor"])
+			goTCP, cTCP = cfloor.Median(r.results["crypto/tls"]), cfloor.Median(r.results["C floor"])
 		}
 	}
 	if goTCP == 0 {
@@ -231,7 +230,7 @@ func ceilings(rows []*row, tcpLabel string) {
 		if len(xs) == 0 {
 			return 0
 		}
-		per := 1/median(xs) - 1/cTCP + 1/goTCP
+		per := 1/cfloor.Median(xs) - 1/cTCP + 1/goTCP
 		if per <= 0 {
 			return 0
 		}
@@ -247,12 +246,12 @@ func ceilings(rows []*row, tcpLabel string) {
 		}
 		var g, l float64
 		if ys := r.results["crypto/tls"]; len(ys) > 0 {
-			g = median(ys)
+			g = cfloor.Median(ys)
 		}
 		if ys := r.results["sslsession"]; len(ys) > 0 {
-			l = median(ys)
+			l = cfloor.Median(ys)
 		}
-		fmt.Printf("| %s | %.0f | %s | %.0f | %s | %s |\n", r.label, c1, ratio(c1, g), c2, ratio(c2, g), ratio(l, c2))
+		fmt.Printf("| %s | %.0f | %s | %.0f | %s | %s |\n", r.label, c1, cfloor.Ratio(c1, g), c2, cfloor.Ratio(c2, g), cfloor.Ratio(l, c2))
 	}
 }
 
@@ -283,22 +282,6 @@ func goTCP(d time.Duration) (float64, error) {
 		c.Close()
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func ratio(a, b float64) string {
-	if a == 0 || b == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%.2f×", a/b)
 }
 
 func concurrent(n int, f func(stop time.Time) (int, error)) (float64, error) {
@@ -440,7 +423,7 @@ func library(cert *loopback.Cert, v sslsession.Version) *impl {
 		log.Fatal(err)
 	}
 	for _, ctx := range []*openssl.Ctx{sctx, cctx} {
-		if err := pinSuites(ctx); err != nil {
+		if err := cfloor.PinSuites(ctx); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -501,21 +484,6 @@ func suiteID(v sslsession.Version) uint16 {
 		return tls.TLS_AES_128_GCM_SHA256
 	}
 	return tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
-}
-
-// pinSuites makes ctx use the benchmark's cipher suites.
-func pinSuites(ctx *openssl.Ctx) error {
-	if err := ctx.SetCipherList(cfloor.TLS12Cipher); err != nil {
-		return err
-	}
-	if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
-		return nil
-	}
-	sc, err := sslsession.NewCtx(ctx)
-	if err != nil {
-		return err
-	}
-	return sc.SetCipherSuites(cfloor.TLS13Suite)
 }
 
 // floor is the C loop, in batches: on one thread, or with the server on a

@@ -454,25 +454,6 @@ func writeCert(dir string) (certFile, keyFile string, err error) {
 	return certFile, keyFile, os.WriteFile(keyFile, cert.KeyPEM, 0o600)
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func ratio(a, b float64) string {
-	if a == 0 || b == 0 {
-		return "–"
-	}
-	return fmt.Sprintf("%.2f×", a/b)
-}
-
 // report prints the tables: CPU per handshake, handshakes per second,
 // system calls per connection, with ratios to the C program.
 func report(w io.Writer, o options, names []string, order []mode, rows map[mode]map[string]*figures, nginx *nginxInfo, pinned bool) {
@@ -531,8 +512,8 @@ func report(w io.Writer, o options, names []string, order []mode, rows map[mode]
 		}
 	}
 	table(fmt.Sprintf("CPU µs per handshake, the %s process's user + system time (lower is better)", what),
-		func(f *figures) float64 { return median(f.cpu) }, "%.0f", "÷", ratio)
-	table("Handshakes per second", func(f *figures) float64 { return median(f.rate) }, "%.0f", "÷", ratio)
+		func(f *figures) float64 { return cfloor.Median(f.cpu) }, "%.0f", "÷", cfloor.Ratio)
+	table("Handshakes per second", func(f *figures) float64 { return cfloor.Median(f.rate) }, "%.0f", "÷", cfloor.Ratio)
 	if o.strace == 0 {
 		return
 	}

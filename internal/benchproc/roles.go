@@ -98,7 +98,7 @@ func librarySide(cert *loopback.Cert, v sslsession.Version) error {
 	if err != nil {
 		return err
 	}
-	if err := pinSuites(ctx); err != nil {
+	if err := cfloor.PinSuites(ctx); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -176,21 +176,6 @@ func hasX25519() bool {
 	return v.Major() > 1 || v.Minor() >= 1
 }
 
-// pinSuites makes ctx use the benchmark's cipher suites.
-func pinSuites(ctx *openssl.Ctx) error {
-	if err := ctx.SetCipherList(cfloor.TLS12Cipher); err != nil {
-		return err
-	}
-	if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
-		return nil
-	}
-	sc, err := sslsession.NewCtx(ctx)
-	if err != nil {
-		return err
-	}
-	return sc.SetCipherSuites(cfloor.TLS13Suite)
-}
-
 // client is one implementation of the measured client: seed holds a
 // session for the mode (full: none), one makes a connection and says
 // whether it resumed.
@@ -266,7 +251,7 @@ func newLibraryClient(cert *loopback.Cert, v sslsession.Version) (*libraryClient
 		if err != nil {
 			return nil, err
 		}
-		if err := pinSuites(ctx); err != nil {
+		if err := cfloor.PinSuites(ctx); err != nil {
 			return nil, err
 		}
 		*p = ctx
