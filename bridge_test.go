@@ -17,8 +17,8 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/cbprobe"
-	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/rawssl"
 	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
@@ -100,10 +100,10 @@ func TestStoreCallbackReferences(t *testing.T) {
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			var mu sync.Mutex
-			var newW, gotW []*freewatch.Watch
-			watchInto := func(ws *[]*freewatch.Watch) func(unsafe.Pointer) {
+			var newW, gotW []*rawssl.Watch
+			watchInto := func(ws *[]*rawssl.Watch) func(unsafe.Pointer) {
 				return func(p unsafe.Pointer) {
-					w, err := freewatch.Pointer(p)
+					w, err := rawssl.WatchPointer(p)
 					if err == nil {
 						mu.Lock()
 						*ws = append(*ws, w)
@@ -137,7 +137,7 @@ func TestStoreCallbackReferences(t *testing.T) {
 			defer mu.Unlock()
 			require.NotEmpty(t, newW)
 			require.GreaterOrEqual(t, len(gotW), 3)
-			all := append(append([]*freewatch.Watch(nil), newW...), gotW...)
+			all := append(append([]*rawssl.Watch(nil), newW...), gotW...)
 			// The server's connections free their SSL (and so the session)
 			// in spacemonkeygo's finalizers.
 			require.Eventually(t, func() bool {

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
@@ -122,7 +121,7 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 				isNil(t, err)
 				isNil(t, s.SetTimeout(time.Minute))
 				isNil(t, s.SetCreated(time.Now()))
-				_, err = freewatch.Session(s)
+				_, err = rawssl.WatchSession(s)
 				isNil(t, err)
 				isNil(t, s.WithPointer(func(unsafe.Pointer) error { return nil }))
 				require.NotEmpty(t, s.String())
@@ -207,8 +206,8 @@ func TestZeroValuesAndNilReceivers(t *testing.T) {
 			require.Zero(t, m.Len())
 		})
 	})
-	for name, w := range map[string]*freewatch.Watch{"zero": {}, "nil": nil} {
-		t.Run("freewatch.Watch/"+name, func(t *testing.T) {
+	for name, w := range map[string]*rawssl.Watch{"zero": {}, "nil": nil} {
+		t.Run("rawssl.Watch/"+name, func(t *testing.T) {
 			require.NotPanics(t, func() {
 				require.False(t, w.Freed())
 				w.Release()

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/freewatch"
+	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
 // withoutPeer is the fixture's session as DER with its peer certificate
@@ -60,7 +60,7 @@ func collectUntil(want int64) int64 {
 
 func heapInUse(t *testing.T) int64 {
 	t.Helper()
-	n, err := freewatch.HeapInUse()
+	n, err := rawssl.HeapInUse()
 	require.NoError(t, err)
 	return n
 }
@@ -72,7 +72,7 @@ func heapInUse(t *testing.T) int64 {
 // collections; closing the 1,000 kept ones gives back the rest.
 //
 // The C heap is measured with the C allocator's own count of bytes in use
-// (freewatch.HeapInUse), which sees OpenSSL's allocations and not Go's.
+// (rawssl.HeapInUse), which sees OpenSSL's allocations and not Go's.
 // Freed chunks leave that count at once, whatever the allocator keeps for
 // reuse, so the heap comes back to where it was, give or take the other C
 // allocations of the process meanwhile: slack allows 512 KiB of those

@@ -16,16 +16,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/rawssl"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // UnmarshalBinary works on a Session that is a struct field, a slice
 // element, and in a struct gob decodes; the reference is given back by
 // Close or, dropped, by the garbage collector.
 func TestUnmarshalBinaryInteriorAndGob(t *testing.T) {
-	require.Zero(t, leakcheck.Settle())
+	require.Zero(t, sesstest.SettleLive())
 	s := ownedSession(t)
 	der, err := s.MarshalBinary()
 	require.NoError(t, err)
@@ -98,7 +98,7 @@ func TestUnmarshalBinaryInteriorAndGob(t *testing.T) {
 	// Dropped without Close: the garbage collector gives every reference
 	// back (many, one and got are unreachable from here on).
 	require.NoError(t, s.Close())
-	require.Zero(t, leakcheck.Settle())
+	require.Zero(t, sesstest.SettleLive())
 }
 
 // SetSession is refused once the handshake has begun, leaving the live
@@ -210,7 +210,7 @@ func TestSetSessionOneContextAtomic(t *testing.T) {
 // LiveSessions counts exactly the owned sessions not given back, before
 // and after garbage collections.
 func TestLiveSessionsExact(t *testing.T) {
-	require.Zero(t, leakcheck.Settle())
+	require.Zero(t, sesstest.SettleLive())
 	s := ownedSession(t)
 	require.Equal(t, int64(1), sslsession.LiveSessions())
 	for i := 0; i < 3; i++ {

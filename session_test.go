@@ -19,15 +19,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/freewatch"
-	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/rawssl"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+func TestMain(m *testing.M) { sesstest.Main(m) }
 
-var settle = leakcheck.Settle
+var settle = sesstest.SettleLive
 
 // fixture is one TLS 1.2 connection to an echo server on 127.0.0.1.
 type fixture struct {
@@ -102,7 +101,7 @@ func TestFinalizersFreeDroppedSessions(t *testing.T) {
 // back, and OpenSSL really frees them.
 func TestDroppedSessionsAreFreedByOpenSSL(t *testing.T) {
 	require.Zero(t, settle())
-	var watches []*freewatch.Watch
+	var watches []*rawssl.Watch
 	for i := 0; i < 5; i++ {
 		s := ownedSession(t)
 		// A copy, so that the fixture connection's session is not the one
@@ -112,7 +111,7 @@ func TestDroppedSessionsAreFreedByOpenSSL(t *testing.T) {
 		require.NoError(t, s.Close())
 		d, err := sslsession.ParseDER(der)
 		require.NoError(t, err)
-		w, err := freewatch.Session(d)
+		w, err := rawssl.WatchSession(d)
 		require.NoError(t, err)
 		watches = append(watches, w)
 	}

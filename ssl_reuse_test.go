@@ -6,7 +6,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/rawssl"
 )
 
@@ -97,9 +96,9 @@ func TestBorrowedSurvivesAddressReuse(t *testing.T) {
 // leaks (LeakSanitizer, make test-asan).
 func TestFreeWatchTwice(t *testing.T) {
 	s := ownedSession(t)
-	w1, err := freewatch.Session(s)
+	w1, err := rawssl.WatchSession(s)
 	require.NoError(t, err)
-	w2, err := freewatch.Session(s)
+	w2, err := rawssl.WatchSession(s)
 	require.NoError(t, err)
 	require.False(t, w1.Freed())
 	require.False(t, w2.Freed())
@@ -108,9 +107,9 @@ func TestFreeWatchTwice(t *testing.T) {
 	require.False(t, w1.Freed())
 	d, err := sslsession.ParseDER(mustDER(t, ownedSession(t)))
 	require.NoError(t, err)
-	v1, err := freewatch.Session(d)
+	v1, err := rawssl.WatchSession(d)
 	require.NoError(t, err)
-	v2, err := freewatch.Session(d)
+	v2, err := rawssl.WatchSession(d)
 	require.NoError(t, err)
 	require.NoError(t, d.Close())
 	require.True(t, v1.Freed(), "the first watch reports the free")

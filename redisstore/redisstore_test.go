@@ -18,16 +18,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
 	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 )
 
 var _ sslsession.SessionStore = (*redisstore.Store)(nil)
 
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+func TestMain(m *testing.M) { sesstest.Main(m) }
 
 // go-redis logs each failed dial; the fault tests fail dials on purpose.
 func init() { redis.SetLogger(quiet{}) }
@@ -94,7 +92,7 @@ func TestNewValidates(t *testing.T) {
 }
 
 func TestPutGetDelete(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	for _, keys := range [][][]byte{nil, {key16}, {key32, key16}} {
 		t.Run(strconv.Itoa(len(keys))+" keys", func(t *testing.T) {
@@ -124,7 +122,7 @@ func TestPutGetDelete(t *testing.T) {
 }
 
 func TestTTL(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
 
@@ -151,7 +149,7 @@ func TestTTL(t *testing.T) {
 }
 
 func TestSealedFormat(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key32, key16}})
 	require.NoError(t, s.Put(ctx, id, der, time.Now().Add(time.Minute)))
@@ -172,7 +170,7 @@ func TestSealedFormat(t *testing.T) {
 // Values that do not open: counted as invalid, deleted (or kept with
 // KeepInvalid), reported as sslsession.ErrInvalidValue.
 func TestInvalidValues(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	sealed := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
 	other := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key24}})
@@ -215,7 +213,7 @@ func TestInvalidValues(t *testing.T) {
 			require.ErrorIs(t, err, sslsession.ErrInvalidValue)
 			require.Equal(t, before.Invalid+1, tc.store.Stats().Invalid)
 			_, err = rs.Do(ctx, "GET", tc.store.Key(id))
-			require.ErrorIs(t, err, redistest.ErrNil, "deleted")
+			require.ErrorIs(t, err, sesstest.ErrRedisNil, "deleted")
 		})
 	}
 	// Sealed with a key this server lacks (another server's, during a
@@ -267,7 +265,7 @@ func TestInvalidValues(t *testing.T) {
 // Key rotation: values sealed under an old key still open while it is
 // listed; new values use the first key.
 func TestKeyRotation(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	oldStore := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
 	rotating := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key32, key16}})
@@ -297,7 +295,7 @@ func TestKeyRotation(t *testing.T) {
 // sealed, and none deletes anything; after the last step, values sealed
 // with the dropped key are misses, still in Redis.
 func TestKeyRotationAcrossThreeServers(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	k1, k2 := key16, key32
 	steps := []redisstore.Options{
@@ -355,7 +353,7 @@ func TestKeyRotationAcrossThreeServers(t *testing.T) {
 
 // Redis down or hung: every call returns an error within the timeout.
 func TestFailuresAreFastErrors(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	timeout := 150 * time.Millisecond
 	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: timeout})
@@ -400,7 +398,7 @@ func TestFailuresAreFastErrors(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: 2 * time.Second})
 	var wg sync.WaitGroup
@@ -445,7 +443,7 @@ func sessionDER(t testing.TB, sid []byte) []byte {
 // session ID and the bridge's tag): a miss, counted in Unsealed, left in
 // Redis. What only looks like one is invalid and deleted.
 func TestUnsealedValueInSealedStore(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	sealed := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
 	tag := bytes.Repeat([]byte{0x77}, sha256.Size)
@@ -487,7 +485,7 @@ func TestUnsealedValueInSealedStore(t *testing.T) {
 			require.Equal(t, before.Invalid+1, sealed.Stats().Invalid)
 			require.Equal(t, before.Unsealed, sealed.Stats().Unsealed)
 			_, err = rs.Do(ctx, "GET", sealed.Key(id))
-			require.ErrorIs(t, err, redistest.ErrNil, "deleted")
+			require.ErrorIs(t, err, sesstest.ErrRedisNil, "deleted")
 		})
 	}
 }
@@ -509,7 +507,7 @@ func TestMaxValueSizeOption(t *testing.T) {
 // The limit is exact: a value of MaxValueSize bytes is read, one byte more
 // is not; Put refuses what Get could not read back.
 func TestMaxValueSizeLimit(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	probe := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
 	require.NoError(t, probe.Put(ctx, id, der, time.Now().Add(time.Minute)))
@@ -536,7 +534,7 @@ func TestMaxValueSizeLimit(t *testing.T) {
 	require.ErrorIs(t, err, redisstore.ErrValueTooLarge)
 	require.Equal(t, int64(2), under.Stats().Oversize)
 	_, err = rs.Do(ctx, "GET", under.Key(other))
-	require.ErrorIs(t, err, redistest.ErrNil, "nothing written")
+	require.ErrorIs(t, err, sesstest.ErrRedisNil, "nothing written")
 
 	plain := newStore(t, rs.Addr, redisstore.Options{MaxValueSize: len(der)})
 	require.ErrorIs(t, plain.Put(ctx, other, der, time.Now().Add(time.Minute)), redisstore.ErrValueTooLarge,
@@ -547,7 +545,7 @@ func TestMaxValueSizeLimit(t *testing.T) {
 // reads MaxValueSize+1 bytes of it, allocates well under 1 MB, counts it in
 // Oversize and unlinks the key.
 func TestOversizeValueIsNotRead(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: 5 * time.Second})
 	const huge = 300 << 20
@@ -607,7 +605,7 @@ func allocated(f func()) uint64 {
 // WrongType, unlinked (or kept with KeepInvalid); no Redis error surfaces
 // as a store error.
 func TestWrongTypeValues(t *testing.T) {
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	s := newStore(t, rs.Addr, redisstore.Options{Keys: [][]byte{key16}})
 	keep := newStore(t, rs.Addr, redisstore.Options{KeepInvalid: true})
@@ -651,10 +649,10 @@ func TestWrongTypeValues(t *testing.T) {
 // command, so it goes to the node that owns the slot, or the master.
 func TestBoundedReadClusterAndSentinel(t *testing.T) {
 	ctx := context.Background()
-	cl := redistest.StartCluster(t)
+	cl := sesstest.StartRedisCluster(t)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { cc.Close() })
-	st := redistest.StartSentinel(t)
+	st := sesstest.StartRedisSentinel(t)
 	fc := redis.NewFailoverClient(&redis.FailoverOptions{
 		MasterName: st.Name, SentinelAddrs: st.Addrs(), ContextTimeoutEnabled: true,
 	})
@@ -713,7 +711,7 @@ func newMigrationHost(t *testing.T, redisAddr string, sealed bool, ik sslsession
 // Redis and nothing was judged invalid.
 func TestMoveBetweenSealedAndUnsealed(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	ctx := context.Background()
 	ik, err := sslsession.NewIntegrityKey()
 	require.NoError(t, err)
@@ -798,7 +796,7 @@ func TestMoveBetweenSealedAndUnsealed(t *testing.T) {
 // (GETRANGE and AES-GCM), GETRANGE and GET alone, and the Lua script
 // (TYPE, STRLEN, GET) a bounded read could also be.
 func BenchmarkGet(b *testing.B) {
-	rs := redistest.Start(b)
+	rs := sesstest.StartRedis(b)
 	ctx := context.Background()
 	s := newStore(b, rs.Addr, redisstore.Options{Keys: [][]byte{key16}, Timeout: time.Second})
 	session := bytes.Repeat([]byte{0x5a}, 1200)

@@ -15,7 +15,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
 	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
@@ -31,7 +30,7 @@ func TestFleetServerExample(t *testing.T) {
 	require.NoError(t, os.WriteFile(key, sesstest.Cert(t).KeyPEM, 0o600))
 	seal := make([]byte, 32)
 	_, _ = rand.Read(seal)
-	redis := redistest.Start(t)
+	redis := sesstest.StartRedis(t)
 
 	start := func(name string) string {
 		addr := fmt.Sprintf("127.0.0.1:%d", sesstest.FreePort(t))

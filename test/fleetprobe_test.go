@@ -13,14 +13,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // A load balancer's plain TCP health checks (connect, close) and other
 // failed handshakes are counted in /metrics and logged as summary lines, at
 // most one per -log-incomplete-every, not one line each.
 func TestFleetServerProbesCountedNotLogged(t *testing.T) {
-	redisSrv := redistest.Start(t)
+	redisSrv := sesstest.StartRedis(t)
 	period := 400 * time.Millisecond
 	host := startFleet(t, redisSrv.Addr, 1, "-log-incomplete-every", period.String())[0]
 	start := time.Now()

@@ -20,13 +20,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 func TestMain(m *testing.M) {
-	leakcheck.Main(m, func() {
+	sesstest.Main(m, func() {
 		if fleetBin.dir != "" {
 			_ = os.RemoveAll(fleetBin.dir)
 		}

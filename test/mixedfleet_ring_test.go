@@ -17,7 +17,6 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
 	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/keyfile"
 	"github.com/sslsession/sslsession/ticketring"
@@ -37,7 +36,7 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 
 	var nginxPid atomic.Int64
 	var reloads, hookErrors atomic.Int64
-	srv := redistest.Start(t)
+	srv := sesstest.StartRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
 	interval := 4 * time.Second

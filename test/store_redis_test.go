@@ -16,7 +16,6 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
 	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 )
@@ -67,7 +66,7 @@ var cacheFleetKeys = [][]byte{bytes.Repeat([]byte{0x42}, 32)}
 // The fleet: a session made on host A resumes on host B, through Redis.
 func TestFleetResume(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	for _, v := range sesstest.Versions(t) {
 		t.Run(v.String(), func(t *testing.T) {
 			a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer)
@@ -108,7 +107,7 @@ func TestFleetResume(t *testing.T) {
 // timeout.
 func TestFleetSealedValuesAndTTL(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	v := sslsession.TLS12
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer)
 	a.sc.SetTimeout(1234 * time.Second)
@@ -167,7 +166,7 @@ func TestFleetSealedValuesAndTTL(t *testing.T) {
 // Redis is back, resumption across hosts returns.
 func TestFleetRedisDownAndBack(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal // every lookup asks Redis
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
@@ -210,7 +209,7 @@ func TestFleetRedisDownAndBack(t *testing.T) {
 // then the handshake is a full one.
 func TestFleetRedisHung(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
@@ -239,7 +238,7 @@ func TestFleetRedisHung(t *testing.T) {
 // counted, deleted; never a crash.
 func TestFleetBadValues(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, mode)
@@ -287,7 +286,7 @@ func TestFleetBadValues(t *testing.T) {
 		require.False(t, reused, name)
 		require.Equal(t, invalid+1, b.store.Stats().Invalid, name)
 		_, err = rs.Do(ctx, "GET", key)
-		require.ErrorIs(t, err, redistest.ErrNil, "%s: an invalid value is deleted", name)
+		require.ErrorIs(t, err, sesstest.ErrRedisNil, "%s: an invalid value is deleted", name)
 	}
 	// A value sealed with a key this server lacks may be another server's
 	// in the middle of a rotation: a miss, counted as UnknownKey, and kept.
@@ -328,7 +327,7 @@ func TestFleetBadValues(t *testing.T) {
 // and still opens A's values sealed with the old one.
 func TestFleetKeyRotation(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	v := sslsession.TLS12
 	mode := sslsession.CacheServer | sslsession.CacheNoInternal
 	oldKey, newKey := bytes.Repeat([]byte{1}, 16), bytes.Repeat([]byte{2}, 32)
@@ -359,7 +358,7 @@ func TestFleetKeyRotation(t *testing.T) {
 // The stress test's smaller variant against Redis.
 func TestFleetStress(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	store, err := redisstore.New(cacheRedisClient(t, rs.Addr), redisstore.Options{Keys: cacheFleetKeys, Timeout: time.Second})
 	require.NoError(t, err)
 	sesstest.StoreStress(t, store, 8, 60, 8)
@@ -369,7 +368,7 @@ func TestFleetStress(t *testing.T) {
 
 func TestFleetMetricsThroughExpvar(t *testing.T) {
 	sesstest.LeakCheck(t)
-	rs := redistest.Start(t)
+	rs := sesstest.StartRedis(t)
 	v := sslsession.TLS12
 	a := cacheFleetHost(t, v, rs.Addr, cacheFleetKeys, sslsession.CacheServer|sslsession.CacheNoInternal)
 	name := fmt.Sprintf("sslsession_fleet_%d", time.Now().UnixNano())
@@ -391,7 +390,7 @@ func TestFleetMetricsThroughExpvar(t *testing.T) {
 // awaitStored waits until h's store holds s. A server's new-session
 // callback, and so the store's Put, runs after OpenSSL has written its last
 // flight to the socket: a client can be done before the session is stored.
-func awaitStored(t testing.TB, rs *redistest.Server, h *cacheHost, s *sslsession.Session) {
+func awaitStored(t testing.TB, rs *sesstest.Redis, h *cacheHost, s *sslsession.Session) {
 	t.Helper()
 	key := h.store.Key(sesstest.SessionID(t, s))
 	require.Eventually(t, func() bool {

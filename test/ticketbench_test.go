@@ -11,7 +11,6 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
 	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 )
@@ -89,7 +88,7 @@ func BenchmarkFleetTicketResume(b *testing.B) {
 // "redis-every" turns the internal lookup off so that every resumption is a
 // Redis GET.
 func BenchmarkFleetSessionIDResume(b *testing.B) {
-	srv := redistest.Start(b)
+	srv := sesstest.StartRedis(b)
 	seal := make([]byte, 32)
 	_, _ = rand.Read(seal)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})

@@ -28,7 +28,6 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
 	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/redisstore"
 	"github.com/sslsession/sslsession/ticketring"
@@ -138,7 +137,7 @@ print(" ".join(out))
 // on B and then C with crypto/tls, openssl s_client, Python's ssl and this
 // package's Dial; /metrics shows the tickets.
 func TestFleetServerTickets(t *testing.T) {
-	redisSrv := redistest.Start(t)
+	redisSrv := sesstest.StartRedis(t)
 	hosts := startFleet(t, redisSrv.Addr, 3)
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
@@ -238,8 +237,8 @@ func TestFleetServerTickets(t *testing.T) {
 // and C with crypto/tls, and sessions by ID (the client refuses tickets)
 // resume across the hosts through the store.
 func TestFleetServerRedisTopologies(t *testing.T) {
-	cluster := redistest.StartCluster(t)
-	sentinel := redistest.StartSentinel(t)
+	cluster := sesstest.StartRedisCluster(t)
+	sentinel := sesstest.StartRedisSentinel(t)
 	for _, topo := range []struct {
 		name string
 		args []string
@@ -332,7 +331,7 @@ func newInFleet(t testing.TB, addr string, seal []byte, opts ticketring.Options)
 // in turn: no handshake fails; the rates of resumption are logged for each
 // phase.
 func TestFleetTicketsRedisRestartUnderLoad(t *testing.T) {
-	redisSrv := redistest.Start(t)
+	redisSrv := sesstest.StartRedis(t)
 	seal := make([]byte, 32)
 	_, _ = rand.Read(seal)
 	opts := ticketring.Options{Prefix: "restart", Interval: 2 * time.Second, Lifetime: 10 * time.Second, Refresh: 100 * time.Millisecond}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/ticketring"
 )
 
@@ -53,7 +53,7 @@ func TestRingSoak(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := newSoak(t, redistest.StartSentinel(t), c.interval, c.lifetime, c.refresh)
+			s := newSoak(t, sesstest.StartRedisSentinel(t), c.interval, c.lifetime, c.refresh)
 			s.run(soakDays * 24 * time.Hour)
 			s.report()
 		})
@@ -104,7 +104,7 @@ type ticket struct {
 
 type soak struct {
 	t                           *testing.T
-	st                          *redistest.Sentinel
+	st                          *sesstest.RedisSentinel
 	interval, lifetime, refresh time.Duration
 	prefix                      string
 	sim                         atomic.Int64 // the true time, Unix ns
@@ -120,7 +120,7 @@ type soak struct {
 	wall                        time.Time
 }
 
-func newSoak(t *testing.T, st *redistest.Sentinel, interval, lifetime, refresh time.Duration) *soak {
+func newSoak(t *testing.T, st *sesstest.RedisSentinel, interval, lifetime, refresh time.Duration) *soak {
 	s := &soak{t: t, st: st, interval: interval, lifetime: lifetime, refresh: refresh, prefix: t.Name(),
 		names: map[[16]byte]*issued{}, done: map[[16]byte]bool{}, logs: &bytes.Buffer{}, wall: time.Now()}
 	s.start = time.Now().Truncate(time.Hour)
@@ -321,7 +321,7 @@ func (s *soak) run(total time.Duration) {
 }
 
 // master is the Redis that holds the ring now.
-func (s *soak) master() *redistest.Server {
+func (s *soak) master() *sesstest.Redis {
 	addr, err := s.st.MasterAddr(context.Background())
 	require.NoError(s.t, err)
 	if addr == s.st.Replica.Addr {

@@ -22,13 +22,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
-	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 	"github.com/sslsession/sslsession/ticketring"
 )
 
-func TestMain(m *testing.M) { leakcheck.Main(m) }
+func TestMain(m *testing.M) { sesstest.Main(m) }
 
 var (
 	certOnce sync.Once
@@ -64,11 +63,11 @@ func sealKey(t testing.TB) []byte {
 type backend struct {
 	name   string
 	client func(t testing.TB) redis.UniversalClient
-	single *redistest.Server // nil for the cluster
+	single *sesstest.Redis // nil for the cluster
 }
 
 func singleBackend(t *testing.T) backend {
-	srv := redistest.Start(t)
+	srv := sesstest.StartRedis(t)
 	return backend{name: "single", single: srv, client: func(t testing.TB) redis.UniversalClient {
 		c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, MaxRetries: -1,
 			DialTimeout: 100 * time.Millisecond})
@@ -78,7 +77,7 @@ func singleBackend(t *testing.T) backend {
 }
 
 func backends(t *testing.T) []backend {
-	cl := redistest.StartCluster(t)
+	cl := sesstest.StartRedisCluster(t)
 	return []backend{
 		singleBackend(t),
 		{name: "cluster", client: func(t testing.TB) redis.UniversalClient {
@@ -86,13 +85,13 @@ func backends(t *testing.T) []backend {
 			t.Cleanup(func() { c.Close() })
 			return c
 		}},
-		sentinelBackend(t, redistest.StartSentinel(t)),
+		sentinelBackend(t, sesstest.StartRedisSentinel(t)),
 	}
 }
 
 // sentinelBackend reaches the master through the sentinel, as go-redis's
 // UniversalClient does when given a MasterName.
-func sentinelBackend(t *testing.T, st *redistest.Sentinel) backend {
+func sentinelBackend(t *testing.T, st *sesstest.RedisSentinel) backend {
 	return backend{name: "sentinel", client: func(t testing.TB) redis.UniversalClient {
 		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: st.Addrs(), MasterName: st.Name,
 			ContextTimeoutEnabled: true, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
@@ -330,7 +329,7 @@ func TestTwoServersRotateAtOnce(t *testing.T) {
 // failover reads the same ring, and tickets issued before resume on every
 // host, the new one included.
 func TestSentinelFailover(t *testing.T) {
-	st := redistest.StartSentinel(t)
+	st := sesstest.StartRedisSentinel(t)
 	b := sentinelBackend(t, st)
 	v := versions()[len(versions())-1]
 	opts := ticketring.Options{Prefix: t.Name(), Keys: [][]byte{sealKey(t)}}
@@ -544,7 +543,7 @@ func TestTamperedRing(t *testing.T) {
 }
 
 func TestOptions(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := sesstest.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	defer c.Close()
 	for name, o := range map[string]ticketring.Options{

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/redistest"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // fleetBin is examples/fleet-server, built once beside the command's binary
@@ -41,7 +41,7 @@ func startFleetServers(t *testing.T, n int, extra ...string) ([]string, string) 
 		}
 	})
 	require.NoError(t, fleetBin.err)
-	redisSrv := redistest.Start(t)
+	redisSrv := sesstest.StartRedis(t)
 	_, certPath, keyPath := certFiles(t)
 	seal := make([]byte, 32)
 	_, _ = rand.Read(seal)

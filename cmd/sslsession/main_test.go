@@ -19,8 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	// The in-process tests make sessions too: none may be left live.
-	if n := leakcheck.Settle(); code == 0 && n != 0 {
+	if n := sesstest.SettleLive(); code == 0 && n != 0 {
 		fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
 		code = 1
 	}

@@ -3,7 +3,8 @@
 // ...), so that the man-page checks (internal/reference) and the tests run
 // handshakes with no Go connection in between. Its session calls are
 // sslsession's own, on the same SSL* through sslsession.FromPointer. It also
-// holds the floors of the wrapper benchmarks: the bare C calls.
+// holds the floors of the wrapper benchmarks (the bare C calls), a Watch on
+// OpenSSL's real free of a session, and HeapInUse, the C heap in use.
 package rawssl
 
 // #cgo pkg-config: libssl libcrypto

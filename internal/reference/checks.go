@@ -11,7 +11,6 @@ import (
 	"github.com/spacemonkeygo/openssl"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/rawssl"
 )
@@ -287,7 +286,7 @@ func borrowedCalls(s *sslsession.Session) []func() error {
 		func() error { _, err := s.Owned(); return err },
 		func() error { return s.SetTimeout(time.Minute) },
 		func() error { return s.SetCreated(time.Now()) },
-		func() error { _, err := freewatch.Session(s); return err },
+		func() error { _, err := rawssl.WatchSession(s); return err },
 	}
 }
 

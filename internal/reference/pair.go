@@ -10,7 +10,6 @@ import (
 	"github.com/spacemonkeygo/openssl"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/freewatch"
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/rawssl"
 )
@@ -71,8 +70,8 @@ func (e *env) owned1(ssl *rawssl.SSL, what string) *sslsession.Session {
 	return s
 }
 
-func (e *env) watch(s *sslsession.Session) *freewatch.Watch {
-	w, err := freewatch.Session(s)
+func (e *env) watch(s *sslsession.Session) *rawssl.Watch {
+	w, err := rawssl.WatchSession(s)
 	e.must(err, "watch session")
 	e.defer_(w.Release)
 	return w

@@ -1,7 +1,9 @@
-// Package sesstest holds the helpers the tests of the root package and of
-// test/ share: one certificate for the process, the protocol versions of the
-// linked OpenSSL, contexts pinned to a version, loopback's echo server ending
-// with the test, dials, and the leak check.
+// Package sesstest is the tests' kit, for every package of the module: one
+// certificate for the process, the protocol versions of the linked
+// OpenSSL, contexts pinned to a version, loopback's echo server ending with
+// the test, dials and round trips, a recording store and a store stress,
+// real redis-server processes (single, Cluster, Sentinel with a replica),
+// and the leak check every TestMain runs (Main).
 package sesstest
 
 import (
@@ -16,7 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
-	"github.com/sslsession/sslsession/internal/leakcheck"
 	"github.com/sslsession/sslsession/internal/loopback"
 )
 
@@ -149,7 +150,7 @@ func TryRoundtrip(addr string, ctx *openssl.Ctx, sess *sslsession.Session) (bool
 // garbage collector has run.
 func Settle(t testing.TB) {
 	t.Helper()
-	require.Zero(t, leakcheck.Settle(), "owned sessions still live after GC")
+	require.Zero(t, SettleLive(), "owned sessions still live after GC")
 }
 
 // LeakCheck runs Settle when the test ends.

@@ -1,11 +1,4 @@
-// Package freewatch observes when OpenSSL really frees a session: when its
-// reference count reaches zero and SSL_SESSION_free(3) destroys it. It is a
-// diagnostic for checking who holds references (the man-page checks use it
-// to prove the reference rules on every OpenSSL version, since 1.1.0+ hides
-// the count). It marks the session with an SSL_SESSION ex_data slot of its
-// own; copies OpenSSL makes of the session are not watched. HeapInUse
-// measures the C heap, to see that freed sessions gave their memory back.
-package freewatch
+package rawssl
 
 // #cgo pkg-config: libssl libcrypto
 // #cgo CFLAGS: -Wno-deprecated-declarations
@@ -20,7 +13,12 @@ import (
 	"github.com/sslsession/sslsession"
 )
 
-// Watch is one watch on a session.
+// Watch observes when OpenSSL really frees a session: when its
+// reference count reaches zero and SSL_SESSION_free(3) destroys it. It is a
+// diagnostic for checking who holds references (the man-page checks use it
+// to prove the reference rules on every OpenSSL version, since 1.1.0+ hides
+// the count). It marks the session with an SSL_SESSION ex_data slot of its
+// own; copies OpenSSL makes of the session are not watched.
 type Watch struct {
 	flag *C.int
 	once sync.Once
@@ -29,13 +27,13 @@ type Watch struct {
 // errWatch is what a failed SSL_SESSION_set_ex_data returns.
 var errWatch = &sslsession.Error{Func: "SSL_SESSION_set_ex_data", Err: sslsession.ErrOpenSSL}
 
-// Session starts watching s's SSL_SESSION. It fails as s's methods do: a
+// WatchSession starts watching s's SSL_SESSION. It fails as s's methods do: a
 // closed session with ErrClosed, a stale borrowed one with ErrStale.
-func Session(s *sslsession.Session) (*Watch, error) {
+func WatchSession(s *sslsession.Session) (*Watch, error) {
 	var w *Watch
 	err := s.WithPointer(func(p unsafe.Pointer) error {
 		var err error
-		w, err = Pointer(p)
+		w, err = WatchPointer(p)
 		return err
 	})
 	if err != nil {
@@ -44,9 +42,9 @@ func Session(s *sslsession.Session) (*Watch, error) {
 	return w, nil
 }
 
-// Pointer starts watching the SSL_SESSION at p, which must be valid during
+// WatchPointer starts watching the SSL_SESSION at p, which must be valid during
 // the call (a session inside an OpenSSL callback, for instance).
-func Pointer(p unsafe.Pointer) (*Watch, error) {
+func WatchPointer(p unsafe.Pointer) (*Watch, error) {
 	if p == nil {
 		return nil, sslsession.ErrNilSession
 	}

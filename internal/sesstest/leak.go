@@ -1,7 +1,4 @@
-// Package leakcheck is the tests' leak check: after a package's tests pass,
-// every owned session must have been given back, by Close or by the garbage
-// collector.
-package leakcheck
+package sesstest
 
 import (
 	"fmt"
@@ -14,14 +11,14 @@ import (
 )
 
 // Main runs the tests and exits, failing when owned sessions are still live
-// after GC; cleanup runs after the tests. Use it as TestMain: func TestMain(m *testing.M) { leakcheck.Main(m) }.
+// after GC; cleanup runs after the tests. Use it as TestMain: func TestMain(m *testing.M) { sesstest.Main(m) }.
 func Main(m *testing.M, cleanup ...func()) {
 	code := m.Run()
 	for _, f := range cleanup {
 		f()
 	}
 	if code == 0 {
-		if n := Settle(); n != 0 {
+		if n := SettleLive(); n != 0 {
 			fmt.Fprintf(os.Stderr, "leak check: %d owned sessions still live after GC\n", n)
 			code = 1
 		}
@@ -29,9 +26,9 @@ func Main(m *testing.M, cleanup ...func()) {
 	os.Exit(code)
 }
 
-// Settle runs the garbage collector until finalizers have given back every
+// SettleLive runs the garbage collector until finalizers have given back every
 // dropped session, for up to a second, and returns how many are still live.
-func Settle() int64 {
+func SettleLive() int64 {
 	for i := 0; i < 100 && sslsession.LiveSessions() != 0; i++ {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)

@@ -1,8 +1,4 @@
-// Package redistest runs a real redis-server for tests: Debian's
-// redis-server from PATH, on a free 127.0.0.1 port, with no persistence.
-// There is no fake: a test that needs Redis fails when redis-server is
-// missing (`make test` installs it).
-package redistest
+package sesstest
 
 import (
 	"bufio"
@@ -24,8 +20,8 @@ import (
 	"time"
 )
 
-// Server is one redis-server process.
-type Server struct {
+// Redis is one redis-server process.
+type Redis struct {
 	// Addr is host:port, 127.0.0.1 and the port chosen at Start; Restart
 	// keeps it.
 	Addr string
@@ -41,14 +37,14 @@ type Server struct {
 	log    bytes.Buffer
 }
 
-// Start starts a redis-server and stops it when the test ends. It fails the
+// StartRedis starts a redis-server and stops it when the test ends. It fails the
 // test if redis-server is not on PATH or does not answer PING.
-func Start(tb testing.TB) *Server {
+func StartRedis(tb testing.TB) *Redis {
 	tb.Helper()
 	return startWith(tb)
 }
 
-func startWith(tb testing.TB, extra ...string) *Server {
+func startWith(tb testing.TB, extra ...string) *Redis {
 	tb.Helper()
 	return startConf(tb, nil, extra...)
 }
@@ -56,13 +52,13 @@ func startWith(tb testing.TB, extra ...string) *Server {
 // startConf starts a server; conf, when not nil, writes its configuration
 // file in the server's directory for the chosen address and returns its
 // path.
-func startConf(tb testing.TB, conf func(dir, addr string) (string, error), extra ...string) *Server {
+func startConf(tb testing.TB, conf func(dir, addr string) (string, error), extra ...string) *Redis {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found on PATH: install redis-server (make test does; on Debian: apt-get install redis-server): %v", err)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), extra: extra}
+	s := &Redis{tb: tb, bin: bin, dir: tb.TempDir(), extra: extra}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -93,7 +89,7 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-func (s *Server) start() error {
+func (s *Redis) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	args := []string{
 		"--port", port, "--bind", "127.0.0.1",
@@ -155,14 +151,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (s *Server) output() string {
+func (s *Redis) output() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.log.String()
 }
 
 // Ping sends PING over a new connection and checks for +PONG.
-func (s *Server) Ping() error {
+func (s *Redis) Ping() error {
 	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
 	if err != nil {
 		return err
@@ -184,12 +180,12 @@ func (s *Server) Ping() error {
 
 // Stop kills the server (SIGKILL: as abrupt as a crash) and waits for it
 // to exit. Its data is lost.
-func (s *Server) Stop() {
+func (s *Redis) Stop() {
 	s.tb.Helper()
 	s.kill()
 }
 
-func (s *Server) kill() {
+func (s *Redis) kill() {
 	s.mu.Lock()
 	cmd, exited := s.cmd, s.exited
 	s.cmd = nil
@@ -202,7 +198,7 @@ func (s *Server) kill() {
 }
 
 // Restart starts the server again on the same port, after Stop.
-func (s *Server) Restart() {
+func (s *Redis) Restart() {
 	s.tb.Helper()
 	s.kill()
 	var err error
@@ -219,18 +215,18 @@ func (s *Server) Restart() {
 // Pause stops the process (SIGSTOP): connections stay open but nothing is
 // answered, as with a server stuck or a network black hole. Resume undoes
 // it; at the test's end the process is killed either way.
-func (s *Server) Pause() {
+func (s *Redis) Pause() {
 	s.tb.Helper()
 	s.signal(syscall.SIGSTOP)
 }
 
 // Resume continues a paused server (SIGCONT).
-func (s *Server) Resume() {
+func (s *Redis) Resume() {
 	s.tb.Helper()
 	s.signal(syscall.SIGCONT)
 }
 
-func (s *Server) signal(sig syscall.Signal) {
+func (s *Redis) signal(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
@@ -245,7 +241,7 @@ func (s *Server) signal(sig syscall.Signal) {
 // and returns the raw reply's first line, the bulk string for a bulk
 // reply, or an array of bulk strings one per line. It is enough for tests to look at what a store wrote: GET, TTL,
 // SET, KEYS.
-func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
+func (s *Redis) Do(ctx context.Context, args ...string) (string, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
@@ -282,7 +278,7 @@ func (s *Server) Do(ctx context.Context, args ...string) (string, error) {
 			return "", err
 		}
 		if n < 0 {
-			return "", ErrNil
+			return "", ErrRedisNil
 		}
 		buf := make([]byte, n+2)
 		if _, err := io.ReadFull(r, buf); err != nil {
@@ -342,20 +338,20 @@ func readArray(r *bufio.Reader, line string) ([]string, error) {
 	return out, nil
 }
 
-// ErrNil is Do's error for a nil reply (GET of a missing key).
-var ErrNil = errors.New("redistest: nil reply")
+// ErrRedisNil is Do's error for a nil reply (GET of a missing key).
+var ErrRedisNil = errors.New("sesstest: nil reply from Redis")
 
-// Cluster is a Redis Cluster of three masters (no replicas) on 127.0.0.1,
+// RedisCluster is a Redis Cluster of three masters (no replicas) on 127.0.0.1,
 // each owning a third of the hash slots.
-type Cluster struct {
-	Nodes []*Server
+type RedisCluster struct {
+	Nodes []*Redis
 }
 
-// StartCluster starts a three-node cluster and waits until every node
+// StartRedisCluster starts a three-node cluster and waits until every node
 // reports cluster_state:ok. The nodes are killed when the test ends.
-func StartCluster(tb testing.TB) *Cluster {
+func StartRedisCluster(tb testing.TB) *RedisCluster {
 	tb.Helper()
-	c := &Cluster{}
+	c := &RedisCluster{}
 	for i := 0; i < 3; i++ {
 		c.Nodes = append(c.Nodes, startWith(tb, "--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"))
@@ -392,7 +388,7 @@ func StartCluster(tb testing.TB) *Cluster {
 }
 
 // Addrs are the nodes' addresses, for go-redis's ClusterOptions.Addrs.
-func (c *Cluster) Addrs() []string {
+func (c *RedisCluster) Addrs() []string {
 	var out []string
 	for _, n := range c.Nodes {
 		out = append(out, n.Addr)
@@ -402,7 +398,7 @@ func (c *Cluster) Addrs() []string {
 
 // answersAs reports whether the redis-server answering on s.Addr is the
 // process pid (INFO server's process_id).
-func (s *Server) answersAs(pid int) bool {
+func (s *Redis) answersAs(pid int) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	info, err := s.Do(ctx, "INFO", "server")
@@ -417,23 +413,23 @@ func (s *Server) answersAs(pid int) bool {
 	return false
 }
 
-// Sentinel is a master, one replica and a Redis Sentinel watching them
+// RedisSentinel is a master, one replica and a Redis Sentinel watching them
 // (quorum 1), on 127.0.0.1: go-redis's FailoverClient (UniversalOptions
 // with MasterName) finds the master through it.
-type Sentinel struct {
+type RedisSentinel struct {
 	Name     string // the master's name, for MasterName
-	Master   *Server
-	Replica  *Server
-	Sentinel *Server
+	Master   *Redis
+	Replica  *Redis
+	Sentinel *Redis
 }
 
-// StartSentinel starts the master, its replica and the sentinel, and waits
+// StartRedisSentinel starts the master, its replica and the sentinel, and waits
 // until the replica is in sync and the sentinel names the master. A master down for
 // a second is failed over to the replica.
-func StartSentinel(tb testing.TB) *Sentinel {
+func StartRedisSentinel(tb testing.TB) *RedisSentinel {
 	tb.Helper()
 	// Redis waits 5 s for more replicas before a diskless sync by default.
-	st := &Sentinel{Name: "fleet", Master: startWith(tb, "--repl-diskless-sync-delay", "0")}
+	st := &RedisSentinel{Name: "fleet", Master: startWith(tb, "--repl-diskless-sync-delay", "0")}
 	mhost, mport, _ := net.SplitHostPort(st.Master.Addr)
 	st.Replica = startWith(tb, "--replicaof", mhost, mport)
 	st.Sentinel = startConf(tb, func(dir, _ string) (string, error) {
@@ -458,7 +454,7 @@ func StartSentinel(tb testing.TB) *Sentinel {
 
 // wait polls ok until it holds, failing the test after ctx ends with what
 // ok last said.
-func (st *Sentinel) wait(ctx context.Context, what string, ok func() (bool, string)) {
+func (st *RedisSentinel) wait(ctx context.Context, what string, ok func() (bool, string)) {
 	tb := st.Master.tb
 	tb.Helper()
 	for {
@@ -474,10 +470,10 @@ func (st *Sentinel) wait(ctx context.Context, what string, ok func() (bool, stri
 }
 
 // Addrs are the sentinels' addresses, for UniversalOptions.Addrs.
-func (st *Sentinel) Addrs() []string { return []string{st.Sentinel.Addr} }
+func (st *RedisSentinel) Addrs() []string { return []string{st.Sentinel.Addr} }
 
 // MasterAddr is the master's address as the sentinel names it now.
-func (st *Sentinel) MasterAddr(ctx context.Context) (string, error) {
+func (st *RedisSentinel) MasterAddr(ctx context.Context) (string, error) {
 	r, err := st.Sentinel.Do(ctx, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", st.Name)
 	if err != nil {
 		return "", err
@@ -491,7 +487,7 @@ func (st *Sentinel) MasterAddr(ctx context.Context) (string, error) {
 
 // Failover waits until the replica holds what the master wrote, kills the
 // master and waits until the sentinel has promoted the replica.
-func (st *Sentinel) Failover() {
+func (st *RedisSentinel) Failover() {
 	tb := st.Master.tb
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -1,4 +1,4 @@
-package freewatch
+package rawssl
 
 // #include "heap.h"
 import "C"
@@ -7,7 +7,7 @@ import "errors"
 
 // ErrHeapUnknown is HeapInUse's error where the C library cannot report its
 // heap (a C library other than glibc 2.33 or later, without AddressSanitizer).
-var ErrHeapUnknown = errors.New("freewatch: this C library does not report its heap in use")
+var ErrHeapUnknown = errors.New("rawssl: this C library does not report its heap in use")
 
 // HeapInUse is the number of bytes the process's C allocator has handed out
 // and not had back: OpenSSL's memory (it allocates with malloc) and any
