@@ -65,7 +65,7 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 	conf := filepath.Join(dir, "nginx.conf")
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "tmp"), 0o700))
 	require.NoError(t, os.WriteFile(conf, []byte(nginxConf(dir, addr, cert, key, v, files.Paths)), 0o600))
-	cmd := startProc(t, addr, nginx, "-e", filepath.Join(dir, "startup.log"), "-p", dir, "-c", conf, "-g", "daemon off;")
+	cmd := startProc(t, addr, nginx, "-e", filepath.Join(dir, "startup.log"), "-p", dir, "-c", conf)
 	nginxPid.Store(int64(cmd.Process.Pid))
 	ng := peer{name: "nginx", addr: addr, http: true}
 

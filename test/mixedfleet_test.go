@@ -295,18 +295,7 @@ func nginxConf(dir, addr, cert, key string, v sslsession.Version, keyFiles []str
 	for _, f := range keyFiles {
 		fmt.Fprintf(&keys, "    ssl_session_ticket_key %s;\n", f)
 	}
-	return fmt.Sprintf(`worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/tmp;
-  proxy_temp_path %[1]s/tmp;
-  fastcgi_temp_path %[1]s/tmp;
-  uwsgi_temp_path %[1]s/tmp;
-  scgi_temp_path %[1]s/tmp;
-  server {
+	return loopback.NginxConf(dir, "info", 64, fmt.Sprintf(`  server {
     listen %[2]s ssl;
     server_name localhost;
     ssl_certificate %[3]s;
@@ -317,8 +306,7 @@ http {
     ssl_session_tickets on;
 %[6]s    location / { return 200 "ok\n"; }
   }
-}
-`, dir, addr, cert, key, proto, keys.String())
+`, dir, addr, cert, key, proto, keys.String()))
 }
 
 func TestMixedFleetNginx(t *testing.T) {
@@ -354,7 +342,7 @@ func TestMixedFleetNginx(t *testing.T) {
 				conf := filepath.Join(dir, "nginx.conf")
 				require.NoError(t, os.Mkdir(filepath.Join(dir, "tmp"), 0o700))
 				require.NoError(t, os.WriteFile(conf, []byte(nginxConf(dir, addr, cert, key, v, files.Paths)), 0o600))
-				cmd := startProc(t, addr, nginx, "-e", filepath.Join(dir, "startup.log"), "-p", dir, "-c", conf, "-g", "daemon off;")
+				cmd := startProc(t, addr, nginx, "-e", filepath.Join(dir, "startup.log"), "-p", dir, "-c", conf)
 				ng := peer{name: "nginx", addr: addr, http: true}
 				sc, ours := ringServer(t, v, nginxSessionIDContext(t), rot.before)
 

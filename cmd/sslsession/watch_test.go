@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -165,20 +166,7 @@ func startNginx(t *testing.T) *nginxServer {
 	ng := &nginxServer{bin: bin, prefix: t.TempDir(), certPath: certPath,
 		addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	ng.newKey(t)
-	conf := fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  server {
+	conf := loopback.NginxConf(ng.prefix, "info", 64, fmt.Sprintf(`  server {
     listen %[2]s ssl;
     ssl_certificate %[3]s;
     ssl_certificate_key %[4]s;
@@ -186,8 +174,7 @@ http {
     ssl_session_ticket_key %[1]s/ticket.key;
     location / { return 200 "ok\n"; }
   }
-}
-`, ng.prefix, ng.addr, certPath, keyPath)
+`, ng.prefix, ng.addr, certPath, keyPath))
 	require.NoError(t, os.WriteFile(filepath.Join(ng.prefix, "nginx.conf"), []byte(conf), 0o600))
 	cmd := exec.Command(bin, ng.args()...)
 	// Its own process group: the workers go with the master at the end.

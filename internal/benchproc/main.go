@@ -625,20 +625,7 @@ func (n *nginxInfo) start(dir, v, certFile, keyFile string, cpu int) (*proc, int
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		return nil, 0, err
 	}
-	conf := fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  server {
+	conf := loopback.NginxConf(nd, "warn", 1024, fmt.Sprintf(`  server {
     listen 127.0.0.1:%[2]d ssl;
     ssl_certificate %[3]s;
     ssl_certificate_key %[4]s;
@@ -650,8 +637,7 @@ http {
     ssl_session_tickets on;
     return 204;
   }
-}
-`, nd, port, certFile, keyFile, proto, cfloor.TLS12Cipher, cfloor.TLS13Suite, curve)
+`, nd, port, certFile, keyFile, proto, cfloor.TLS12Cipher, cfloor.TLS13Suite, curve))
 	cf := filepath.Join(nd, "nginx.conf")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
 		return nil, 0, err
