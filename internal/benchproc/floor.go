@@ -46,17 +46,23 @@ func floorServer(certFile, keyFile string, version int, blocking bool) error {
 	return serveUntilStdinEnds(ln, func(raw net.Conn) { handle(ctx, raw) })
 }
 
+// rawConn is the socket of a TCP connection, for the C code.
+func rawConn(raw net.Conn) (syscall.RawConn, bool) {
+	tc, ok := raw.(*net.TCPConn)
+	if !ok {
+		return nil, false
+	}
+	rc, err := tc.SyscallConn()
+	return rc, err == nil
+}
+
 // floorConn runs the handshake, the read to close_notify and the shutdown
 // on the non-blocking socket, waiting in the netpoller when OpenSSL wants
 // to read or write.
 func floorConn(ctx *C.SSL_CTX, raw net.Conn) {
 	defer raw.Close()
-	tc, ok := raw.(*net.TCPConn)
+	rc, ok := rawConn(raw)
 	if !ok {
-		return
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
 		return
 	}
 	var s *C.SSL
@@ -97,12 +103,8 @@ func floorConn(ctx *C.SSL_CTX, raw net.Conn) {
 // which serves the connection blocking and closes it.
 func floorBlocking(ctx *C.SSL_CTX, raw net.Conn) {
 	defer raw.Close()
-	tc, ok := raw.(*net.TCPConn)
+	rc, ok := rawConn(raw)
 	if !ok {
-		return
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
 		return
 	}
 	dup, derr := -1, error(nil)
