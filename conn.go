@@ -474,8 +474,8 @@ type DialConfig struct {
 	NetDialer *net.Dialer
 	// WrapConn, when set, is given the connected socket and returns the
 	// net.Conn the TLS client runs over (to observe or shape the bytes).
-	// Unless it returns the socket itself, the connection uses
-	// spacemonkeygo's path (see Conn).
+	// Unless it returns the socket itself, the connection runs over
+	// spacemonkeygo's memory BIOs (see Conn).
 	WrapConn func(net.Conn) net.Conn
 	// BeforeHandshake, when set, runs on the connected socket before the
 	// TLS client is made over it (and before WrapConn): a plaintext

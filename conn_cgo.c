@@ -168,7 +168,11 @@ static int conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
 sslsess_io sslsess_conn_io(SSL *ssl, int op, void *buf, int n)
 {
     sslsess_io r = {0};
+    BIO *w = SSL_get_wbio(ssl);
+    /* A plain counter of the BIO: no call into the BIO itself. */
+    unsigned long long written = w == NULL ? 0 : (unsigned long long)BIO_number_written(w);
     r.st = conn_io(ssl, op, buf, n, &r);
+    r.wrote = w != NULL && (unsigned long long)BIO_number_written(w) != written;
     return r;
 }
 

@@ -26,11 +26,13 @@
 #define SSLSESS_IO_RENEGOTIATION 6 /* the peer started a renegotiation, refused */
 
 /* What one step did: st is one of SSLSESS_IO_*, n the result of a done
- * step, e the error. Returned by value: Go passes no pointer of its own
+ * step, wrote whether it wrote to the write BIO (a read may: an alert, a
+ * key update's answer), e the error. Returned by value: Go passes no pointer of its own
  * for it, so the call needs no cgo pointer check. */
 typedef struct {
     int st;
     int n;
+    int wrote;
     sslsess_err e;
 } sslsess_io;
 

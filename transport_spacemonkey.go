@@ -120,8 +120,14 @@ func (t *bioTransport) fill() error {
 func (t *bioTransport) run(s *step) error {
 	for {
 		s.try()
-		if err := t.flush(); err != nil {
-			return err
+		// A read flushes only when it wrote (an alert, a key update's
+		// answer): a Write holds the write BIO's lock while it flushes,
+		// and a Read waiting for that lock while the peer waits for this
+		// side to read would leave both waiting.
+		if s.op != C.SSLSESS_OP_READ || s.r.wrote != 0 {
+			if err := t.flush(); err != nil {
+				return err
+			}
 		}
 		// The write BIO takes everything: OpenSSL never wants to write.
 		if s.r.st != C.SSLSESS_IO_WANT_READ || s.op == C.SSLSESS_OP_SHUTDOWN || (s.stop != nil && s.stop()) {

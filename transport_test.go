@@ -513,3 +513,40 @@ func (*recordProxy) copy(dst, src net.Conn, n *atomic.Int64) {
 		}
 	}
 }
+
+// Both ends write more than the socket buffers hold while they read: a
+// side blocked writing must still read, or both wait forever.
+func TestTransportFullDuplex(t *testing.T) {
+	forTransports(t, sesstest.Versions(t), func(t *testing.T, tc transportCase, v sslsession.Version) {
+		sctx, cctx := sesstest.CtxPair(t, v, loopback.Config{})
+		p := newTPair(t, tc, sctx, cctx, nil)
+		p.handshake(t)
+		const size = 16 << 20
+		chunk := make([]byte, 64<<10)
+		_, err := rand.Read(chunk)
+		require.NoError(t, err)
+		errc := make(chan error, 4)
+		for _, c := range []*sslsession.Conn{p.client, p.server} {
+			go func() {
+				var err error
+				for n := 0; n < size && err == nil; n += len(chunk) {
+					_, err = c.Write(chunk)
+				}
+				errc <- err
+			}()
+			go func() {
+				got := make([]byte, len(chunk))
+				var err error
+				for n := 0; n < size && err == nil; n += len(got) {
+					if _, err = io.ReadFull(c, got); err == nil && !bytes.Equal(got, chunk) {
+						err = errors.New("read bytes differ")
+					}
+				}
+				errc <- err
+			}()
+		}
+		for range 4 {
+			require.NoError(t, <-errc)
+		}
+	})
+}
