@@ -333,15 +333,16 @@ func (c *Conn) keyUpdate(requestPeer bool) error {
 	if err := c.handshake(); err != nil {
 		return err
 	}
-	if MaxSupportedVersion() < TLS13 {
-		return &Error{Func: "SSL_key_update", Err: ErrUnsupported}
-	}
 	req := C.int(0)
 	if requestPeer {
 		req = 1
 	}
 	if err := c.ssl.lock(); err != nil {
-		return err
+		return err // closed: the same error on every OpenSSL
+	}
+	if MaxSupportedVersion() < TLS13 {
+		c.ssl.unlock()
+		return &Error{Func: "SSL_key_update", Err: ErrUnsupported}
 	}
 	var e C.sslsess_err
 	rc := C.sslsess_conn_key_update(c.ssl.p, req, &e)
