@@ -23,67 +23,70 @@ import (
 // error wraps ErrRenegotiation where OpenSSL reports it).
 //
 // On a net.Conn that is not a socket (not a *net.TCPConn or a stream
-// *net.UnixConn), Client and Server fall back to spacemonkeygo's
-// connection, which works on any net.Conn through memory BIOs; OpenSSL
-// returns it then. Its Read also returns application data that
-// AwaitSession read while waiting for a session ticket.
+// *net.UnixConn), Client and Server make the SSL through spacemonkeygo,
+// whose memory BIOs work over any net.Conn; OpenSSL returns that
+// connection then. Conn drives both the same way: every method behaves
+// alike on both, except where its documentation says otherwise.
 type Conn struct {
-	sc  *sockConn     // OpenSSL drives the socket
-	oc  *openssl.Conn // or spacemonkeygo's connection
-	ssl *SSL
+	t   transport
+	raw net.Conn // the net.Conn under TLS: addresses, deadlines
+	ssl *SSL     // its lock guards every call on the SSL
+
+	// The handshake runs once, under hsMu, before the first Read or
+	// Write; its error is kept.
+	hsMu          sync.Mutex
+	handshakeDone atomic.Bool
+	hsErr         error // under hsMu
+
+	rmu sync.Mutex // one Read at a time: rd is its state
+
+	wmu             sync.Mutex // one Write, CloseWrite or close_notify at a time
+	werr            error      // the write error that ended writing, under wmu
+	closeNotifySent bool       // under wmu
+
+	closed atomic.Bool
+
+	hs, rd, wr, cl step
 
 	hasPending     atomic.Bool
-	mu             sync.Mutex // guards pending
-	pending        []byte
+	pendingMu      sync.Mutex   // guards pending
+	pending        []byte       // application data AwaitSession read
 	handshakeNanos atomic.Int64 // the first Handshake call that ran it
 }
 
-func wrap(c *openssl.Conn) (*Conn, error) {
-	s, err := FromConn(c)
-	if err != nil {
-		return nil, err
-	}
-	return &Conn{oc: c, ssl: s}, nil
-}
-
 // newConn makes the connection for conn: OpenSSL on the socket when conn
-// is one, else spacemonkeygo's.
-func newConn(conn net.Conn, ctx *openssl.Ctx, server bool) (*Conn, error) {
+// is one, else spacemonkeygo's memory BIOs.
+func newConn(conn net.Conn, sslCtx *openssl.Ctx, server bool) (*Conn, error) {
 	if setupErr != nil {
 		return nil, setupErr
 	}
 	if conn == nil {
 		return nil, ErrNilSSL
 	}
-	if ctx == nil {
+	if sslCtx == nil {
 		return nil, ErrNilCtx
 	}
-	if _, err := ctxPointer(ctx); err != nil {
+	if _, err := ctxPointer(sslCtx); err != nil {
 		return nil, err // an empty openssl.Ctx
 	}
-	sc, ok, err := newSockConn(conn, ctx, server)
+	st, ssl, isSocket, err := newSockTransport(conn, sslCtx, server)
 	if err != nil {
 		return nil, err
 	}
-	if ok {
-		return &Conn{sc: sc, ssl: sc.ssl}, nil
+	if isSocket {
+		return newConnOver(conn, st, ssl), nil
 	}
-	var oc *openssl.Conn
-	if server {
-		oc, err = openssl.Server(conn, ctx)
-	} else {
-		oc, err = openssl.Client(conn, ctx)
-	}
+	bt, ssl, err := newBioTransport(conn, sslCtx, server)
 	if err != nil {
 		return nil, err
 	}
-	return wrap(oc)
+	return newConnOver(conn, bt, ssl), nil
 }
 
-// Client makes the client side of a TLS connection from ctx over a
+// Client makes the client side of a TLS connection from sslCtx over a
 // connected socket; the Conn owns conn from then on. With a non-nil sess
 // the handshake offers it for resumption (SSL_set_session(3)); sess must
-// belong to ctx (or to no context yet, when it was decoded from DER or
+// belong to sslCtx (or to no context yet, when it was decoded from DER or
 // PEM), else the error wraps ErrWrongContext. The handshake runs on first
 // I/O or Handshake. Client neither sends SNI nor checks the host name: Dial
 // does both (or SetServerName, VerifyResult and VerifyHostname).
@@ -91,8 +94,8 @@ func newConn(conn net.Conn, ctx *openssl.Ctx, server bool) (*Conn, error) {
 // Unlike spacemonkeygo's DialSession, this never passes Go memory holding
 // Go pointers to C, and accepts no empty session: it works under the cgo
 // pointer checks of current Go.
-func Client(conn net.Conn, ctx *openssl.Ctx, sess *Session) (*Conn, error) {
-	c, err := newConn(conn, ctx, false)
+func Client(conn net.Conn, sslCtx *openssl.Ctx, sess *Session) (*Conn, error) {
+	c, err := newConn(conn, sslCtx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -105,10 +108,10 @@ func Client(conn net.Conn, ctx *openssl.Ctx, sess *Session) (*Conn, error) {
 	return c, nil
 }
 
-// Server makes the server side of a TLS connection from ctx over an
+// Server makes the server side of a TLS connection from sslCtx over an
 // accepted socket; the Conn owns conn from then on.
-func Server(conn net.Conn, ctx *openssl.Ctx) (*Conn, error) {
-	return newConn(conn, ctx, true)
+func Server(conn net.Conn, sslCtx *openssl.Ctx) (*Conn, error) {
+	return newConn(conn, sslCtx, true)
 }
 
 // SSL returns the connection's session calls (nil for a nil or zero Conn,
@@ -122,15 +125,17 @@ func (c *Conn) SSL() *SSL {
 
 // zero reports a nil or zero Conn (Client, Server and Dial make usable
 // ones).
-func (c *Conn) zero() bool { return c == nil || c.ssl == nil || (c.sc == nil && c.oc == nil) }
+func (c *Conn) zero() bool { return c == nil || c.ssl == nil || c.t == nil }
 
-// OpenSSL returns spacemonkeygo's connection when Client or Server fell
-// back to it (conn was not a socket), else nil.
+// OpenSSL returns spacemonkeygo's connection when Client or Server made
+// the SSL through it (conn was not a socket), else nil. Use it for its
+// certificate calls; Conn does the I/O itself, over the same SSL and BIOs:
+// do not Read, Write, Handshake or Close through it.
 func (c *Conn) OpenSSL() *openssl.Conn {
-	if c == nil {
+	if c.zero() {
 		return nil
 	}
-	return c.oc
+	return c.t.spacemonkey()
 }
 
 // Handshake runs the TLS handshake if it has not run yet; the first Read or
@@ -140,12 +145,7 @@ func (c *Conn) Handshake() error {
 		return ErrNilSSL
 	}
 	start := time.Now()
-	var err error
-	if c.sc != nil {
-		err = c.sc.Handshake()
-	} else {
-		err = c.oc.Handshake()
-	}
+	err := c.handshake()
 	if err == nil {
 		c.handshakeNanos.CompareAndSwap(0, int64(time.Since(start)))
 	}
@@ -163,13 +163,16 @@ func (c *Conn) HandshakeDuration() time.Duration {
 	return time.Duration(c.handshakeNanos.Load())
 }
 
-// Read reads application data, first any that AwaitSession buffered.
+// Read reads application data, first any that AwaitSession buffered. It
+// returns io.EOF after the peer's close_notify (the connection can still
+// write), and an error wrapping io.ErrUnexpectedEOF when the peer closed
+// the connection without one: the data may have been cut short.
 func (c *Conn) Read(b []byte) (int, error) {
 	if c.zero() {
 		return 0, ErrNilSSL
 	}
 	if c.hasPending.Load() {
-		c.mu.Lock()
+		c.pendingMu.Lock()
 		if len(c.pending) > 0 {
 			n := copy(b, c.pending)
 			c.pending = c.pending[n:]
@@ -177,12 +180,20 @@ func (c *Conn) Read(b []byte) (int, error) {
 				c.pending = nil
 				c.hasPending.Store(false)
 			}
-			c.mu.Unlock()
+			c.pendingMu.Unlock()
 			return n, nil
 		}
-		c.mu.Unlock()
+		c.pendingMu.Unlock()
 	}
-	return c.read(b)
+	if err := c.handshake(); err != nil {
+		return 0, err
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return c.read(b, nil)
 }
 
 // copyBufs holds the buffers of WriteTo: one TLS record's plaintext, the
@@ -223,109 +234,90 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	}
 }
 
-func (c *Conn) read(b []byte) (int, error) {
-	if c.sc != nil {
-		return c.sc.Read(b)
-	}
-	return c.oc.Read(b)
-}
-
 // Write writes application data; it returns an error when not all of b was
-// written. After a failed Write the connection cannot write any more.
+// written. After a failed Write the connection cannot write any more: the
+// next Write returns the same error.
 func (c *Conn) Write(b []byte) (int, error) {
 	if c.zero() {
 		return 0, ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.Write(b)
-	}
-	return c.oc.Write(b)
+	return c.write(b)
 }
 
 // Close sends close_notify (when the handshake is done and no Write is
-// blocked), frees the SSL and closes the socket. A connection closed this
-// way keeps its session resumable (SSL_get_session(3): an unclean shutdown
-// removes it from the cache). Borrowed sessions of a socket connection
-// report ErrFreed afterwards; owned ones live on.
+// blocked; a blocked Write is released with an error instead, as with
+// crypto/tls), frees the SSL and closes the net.Conn. It waits at most 5
+// seconds for the peer to take close_notify. A connection closed this way
+// keeps its session resumable (SSL_get_session(3): an unclean shutdown
+// removes it from the cache). Borrowed sessions report ErrFreed
+// afterwards; owned ones live on. A second Close returns net.ErrClosed,
+// and so do Read and Handshake after Close; Write returns an error
+// wrapping it.
+//
+// On spacemonkeygo's connection (see OpenSSL) the SSL is not freed at
+// once but by spacemonkeygo's finalizer; the Conn no longer uses it.
 func (c *Conn) Close() error {
 	if c.zero() {
 		return ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.Close()
-	}
-	return c.oc.Close()
+	return c.close()
 }
 
-// CloseWrite sends close_notify: the peer reads io.EOF, and this side can
-// still read what the peer sends. On a spacemonkeygo fallback connection it
-// is the same as Close.
+// CloseWrite sends close_notify (SSL_shutdown(3) once): the peer reads
+// io.EOF, this side can still read what the peer sends, and Write returns
+// an error wrapping net.ErrClosed. The net.Conn itself stays open, as with
+// crypto/tls. Before the handshake completed it returns an error and
+// sends nothing.
 func (c *Conn) CloseWrite() error {
 	if c.zero() {
 		return ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.CloseWrite()
-	}
-	return c.oc.Close()
+	return c.closeWrite()
 }
 
-// LocalAddr is the socket's local address.
+// LocalAddr is the net.Conn's local address.
 func (c *Conn) LocalAddr() net.Addr {
 	if c.zero() {
 		return nil
 	}
-	if c.sc != nil {
-		return c.sc.LocalAddr()
-	}
-	return c.oc.LocalAddr()
+	return c.raw.LocalAddr()
 }
 
-// RemoteAddr is the socket's remote address.
+// RemoteAddr is the net.Conn's remote address.
 func (c *Conn) RemoteAddr() net.Addr {
 	if c.zero() {
 		return nil
 	}
-	if c.sc != nil {
-		return c.sc.RemoteAddr()
-	}
-	return c.oc.RemoteAddr()
+	return c.raw.RemoteAddr()
 }
 
-// SetDeadline sets the read and write deadlines, as net.Conn does; they
+// SetDeadline sets the read and write deadlines of the net.Conn; they
 // apply to the handshake too. A Write that misses its deadline leaves the
 // connection unable to write, as with crypto/tls.
 func (c *Conn) SetDeadline(t time.Time) error {
 	if c.zero() {
 		return ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.SetDeadline(t)
-	}
-	return c.oc.SetDeadline(t)
+	return c.raw.SetDeadline(t)
 }
 
 // SetReadDeadline sets the read deadline; a Read past it returns an error
-// wrapping os.ErrDeadlineExceeded.
+// wrapping os.ErrDeadlineExceeded, and a later Read with a new deadline
+// goes on reading.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.zero() {
 		return ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.SetReadDeadline(t)
-	}
-	return c.oc.SetReadDeadline(t)
+	return c.raw.SetReadDeadline(t)
 }
 
-// SetWriteDeadline sets the write deadline.
+// SetWriteDeadline sets the write deadline; a Write past it returns an
+// error wrapping os.ErrDeadlineExceeded, and ends writing (see Write).
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.zero() {
 		return ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.SetWriteDeadline(t)
-	}
-	return c.oc.SetWriteDeadline(t)
+	return c.raw.SetWriteDeadline(t)
 }
 
 // SetServerName sets the SNI host name a client sends
@@ -340,10 +332,7 @@ func (c *Conn) VerifyResult() openssl.VerifyResult {
 	if c.zero() {
 		return verifyUnspecified
 	}
-	if c.sc != nil {
-		return c.sc.VerifyResult()
-	}
-	return c.oc.VerifyResult()
+	return c.verifyResult()
 }
 
 // VerifyHostname checks the peer's certificate against host, a DNS name or
@@ -353,27 +342,19 @@ func (c *Conn) VerifyHostname(host string) error {
 	if c.zero() {
 		return ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.VerifyHostname(host)
-	}
-	if err := c.oc.VerifyHostname(host); err != nil {
-		return fmt.Errorf("%w: %v", ErrHostname, err)
-	}
-	return nil
+	return c.verifyHostname(host)
 }
 
 // KeyUpdate is SSL_key_update(3) on a TLS 1.3 connection: new keys for what
 // this side sends, announced with the next Write; with requestPeer the peer
-// is asked to update its keys too. The error wraps ErrUnsupported before
-// OpenSSL 1.1.1 or on a spacemonkeygo fallback connection.
+// is asked to update its keys too. It runs the handshake first if needed.
+// The error wraps ErrUnsupported before OpenSSL 1.1.1; on a TLS 1.2
+// connection it is OpenSSL's (an *Error naming SSL_key_update).
 func (c *Conn) KeyUpdate(requestPeer bool) error {
 	if c.zero() {
 		return ErrNilSSL
 	}
-	if c.sc != nil {
-		return c.sc.KeyUpdate(requestPeer)
-	}
-	return &Error{Func: "SSL_key_update", Err: ErrUnsupported}
+	return c.keyUpdate(requestPeer)
 }
 
 // Session is SSL_get_session(3) on the connection; see SSL.Session.
@@ -416,18 +397,18 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 		if !time.Now().Before(deadline) {
 			return nil, fmt.Errorf("%w: no session ticket within %s", ErrNotResumable, timeout)
 		}
-		c.mu.Lock()
+		c.pendingMu.Lock()
 		room := MaxAwaitBuffer - len(c.pending)
-		c.mu.Unlock()
+		c.pendingMu.Unlock()
 		if room <= 0 {
 			return nil, fmt.Errorf("%w: %w: %d bytes of application data and no session ticket", ErrNotResumable, ErrAwaitBufferFull, MaxAwaitBuffer)
 		}
 		n, err := c.awaitRead(buf[:min(len(buf), room)], deadline)
 		if n > 0 {
-			c.mu.Lock()
+			c.pendingMu.Lock()
 			c.pending = append(c.pending, buf[:n]...)
 			c.hasPending.Store(true)
-			c.mu.Unlock()
+			c.pendingMu.Unlock()
 		}
 		if err != nil {
 			if c.ssl.currentResumable() {
@@ -445,43 +426,25 @@ func (c *Conn) AwaitSession(timeout time.Duration) (*Session, error) {
 }
 
 // awaitRead reads once for AwaitSession: until application data, a
-// resumable session, or the deadline.
+// resumable session, or the deadline. OpenSSL takes a ticket in and
+// reports that it wants more input: the read ends there as soon as the
+// session is resumable, without waiting for data.
 func (c *Conn) awaitRead(buf []byte, deadline time.Time) (int, error) {
-	if c.sc != nil {
-		if err := c.sc.Handshake(); err != nil {
-			return 0, err
-		}
-		if err := c.sc.SetReadDeadline(deadline); err != nil {
-			return 0, err
-		}
-		defer func() { _ = c.sc.SetReadDeadline(time.Time{}) }()
-		// OpenSSL takes a ticket in and reports WANT_READ: the wait
-		// ends as soon as the session is resumable.
-		c.sc.rmu.Lock()
-		defer c.sc.rmu.Unlock()
-		return c.sc.read(buf, c.ssl.currentResumable)
-	}
-	// spacemonkeygo's Read returns only with application data: a ticket
-	// alone is taken in but the read goes on. Read in short slices and
-	// look at the session between them.
-	slice := time.Now().Add(awaitSlice)
-	if slice.After(deadline) {
-		slice = deadline
-	}
-	if err := c.oc.SetReadDeadline(slice); err != nil {
+	if err := c.handshake(); err != nil {
 		return 0, err
 	}
-	defer func() { _ = c.oc.SetReadDeadline(time.Time{}) }()
-	return c.oc.Read(buf)
+	if err := c.raw.SetReadDeadline(deadline); err != nil {
+		return 0, err
+	}
+	defer func() { _ = c.raw.SetReadDeadline(time.Time{}) }()
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	return c.read(buf, c.ssl.currentResumable)
 }
 
 // MaxAwaitBuffer bounds the application data AwaitSession keeps for Read
 // while it waits for a session ticket.
 const MaxAwaitBuffer = 1 << 20
-
-// awaitSlice is how long AwaitSession reads on a spacemonkeygo connection
-// before it looks at the session.
-const awaitSlice = 10 * time.Millisecond
 
 // DialConfig configures Dial. The zero value dials with a new context that
 // verifies the server against the system's roots.
@@ -511,8 +474,8 @@ type DialConfig struct {
 	NetDialer *net.Dialer
 	// WrapConn, when set, is given the connected socket and returns the
 	// net.Conn the TLS client runs over (to observe or shape the bytes).
-	// Unless it returns the socket itself, the connection uses
-	// spacemonkeygo's path (see Conn).
+	// Unless it returns the socket itself, the connection runs over
+	// spacemonkeygo's memory BIOs (see Conn).
 	WrapConn func(net.Conn) net.Conn
 	// BeforeHandshake, when set, runs on the connected socket before the
 	// TLS client is made over it (and before WrapConn): a plaintext
@@ -585,28 +548,28 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 		}
 		name = host
 	}
-	ctx := cfg.Ctx
+	sslCtx := cfg.Ctx
 	cache := cfg.Cache
 	if cache != nil {
 		if cache.zero() {
 			return nil, errNilCache
 		}
-		if ctx != nil && ctx != cache.oc {
+		if sslCtx != nil && sslCtx != cache.oc {
 			return nil, &Error{Func: "Dial", Err: fmt.Errorf("%w: DialConfig.Ctx is not the cache's context", ErrWrongContext)}
 		}
-		ctx = cache.oc
+		sslCtx = cache.oc
 	}
-	if ctx == nil {
+	if sslCtx == nil {
 		var err error
-		if ctx, err = openssl.NewCtx(); err != nil {
+		if sslCtx, err = openssl.NewCtx(); err != nil {
 			return nil, fmt.Errorf("%w: SSL_CTX_new: %w", ErrOpenSSL, err)
 		}
 		if !cfg.InsecureSkipVerify {
-			sc, err := NewCtx(ctx)
+			roots, err := NewCtx(sslCtx)
 			if err != nil {
 				return nil, err
 			}
-			if err := sc.UseSystemRoots(); err != nil {
+			if err := roots.UseSystemRoots(); err != nil {
 				return nil, err
 			}
 		}
@@ -618,7 +581,7 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 		cached = cache.Get(key)
 		sess = cached
 	}
-	c, err := dial(network, addr, name, ctx, sess, cfg)
+	c, err := dial(network, addr, name, sslCtx, sess, cfg)
 	if cached != nil {
 		cached.Close() // the handshake's SSL holds its own reference
 	}
@@ -638,7 +601,7 @@ func Dial(network, addr string, cfg *DialConfig) (*Conn, error) {
 }
 
 // dial is Dial once the context and the session to offer are known.
-func dial(network, addr, name string, ctx *openssl.Ctx, sess *Session, cfg *DialConfig) (*Conn, error) {
+func dial(network, addr, name string, sslCtx *openssl.Ctx, sess *Session, cfg *DialConfig) (*Conn, error) {
 	d := cfg.NetDialer
 	if d == nil {
 		d = &net.Dialer{Timeout: cfg.Timeout}
@@ -660,7 +623,7 @@ func dial(network, addr, name string, ctx *openssl.Ctx, sess *Session, cfg *Dial
 			return nil, &Error{Func: "Dial", Err: fmt.Errorf("%w: DialConfig.WrapConn returned nil", ErrNilSSL)}
 		}
 	}
-	c, err := Client(conn, ctx, sess)
+	c, err := Client(conn, sslCtx, sess)
 	if err != nil {
 		conn.Close()
 		return nil, err

@@ -25,17 +25,35 @@ static void reneg_info_cb(const SSL *ssl, int where, int ret)
 }
 #endif
 
-SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e)
+/* What every connection's SSL gets, whichever transport moves its bytes. */
+static int conn_setup(SSL *ssl, sslsess_err *e)
 {
-    SSL *ssl;
-    ERR_clear_error();
 #ifdef SSLSESS_OSSL102
     pthread_once(&reneg_once, reneg_init);
     if (reneg_idx < 0) {
         sslsess_err_capture(e);
-        return NULL;
+        return SSLSESS_FAIL;
     }
+#else
+    (void)e;
 #endif
+    SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read as much as the socket (or the read BIO) has, not a record
+     * header and then its body: half the reads. */
+    SSL_set_read_ahead(ssl, 1);
+#ifdef SSL_OP_NO_RENEGOTIATION
+    SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
+#endif
+#ifdef SSLSESS_OSSL102
+    SSL_set_info_callback(ssl, reneg_info_cb);
+#endif
+    return SSLSESS_OK;
+}
+
+SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e)
+{
+    SSL *ssl;
+    ERR_clear_error();
     ssl = SSL_new(ctx);
     if (ssl == NULL) {
         sslsess_err_capture(e);
@@ -46,21 +64,21 @@ SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e)
         SSL_free(ssl);
         return NULL;
     }
-    SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    /* Read as much as the socket has, not a record header and then its
-     * body: half the read(2) calls. */
-    SSL_set_read_ahead(ssl, 1);
-#ifdef SSL_OP_NO_RENEGOTIATION
-    SSL_set_options(ssl, SSL_OP_NO_RENEGOTIATION);
-#endif
-#ifdef SSLSESS_OSSL102
-    SSL_set_info_callback(ssl, reneg_info_cb);
-#endif
+    if (conn_setup(ssl, e) != SSLSESS_OK) {
+        SSL_free(ssl);
+        return NULL;
+    }
     if (server)
         SSL_set_accept_state(ssl);
     else
         SSL_set_connect_state(ssl);
     return ssl;
+}
+
+int sslsess_conn_adopt(SSL *ssl, sslsess_err *e)
+{
+    ERR_clear_error();
+    return conn_setup(ssl, e);
 }
 
 void sslsess_conn_established(SSL *ssl)
@@ -150,7 +168,11 @@ static int conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
 sslsess_io sslsess_conn_io(SSL *ssl, int op, void *buf, int n)
 {
     sslsess_io r = {0};
+    BIO *w = SSL_get_wbio(ssl);
+    /* A plain counter of the BIO: no call into the BIO itself. */
+    unsigned long long written = w == NULL ? 0 : (unsigned long long)BIO_number_written(w);
     r.st = conn_io(ssl, op, buf, n, &r);
+    r.wrote = w != NULL && (unsigned long long)BIO_number_written(w) != written;
     return r;
 }
 

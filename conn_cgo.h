@@ -1,9 +1,9 @@
 /*
- * The C half of the socket connection (sockconn.go): OpenSSL reads and
- * writes a non-blocking socket itself (SSL_set_fd), and Go waits for
- * readiness in its netpoller. One call per step: sslsess_conn_io runs the
- * operation and returns what Go must do next, with SSL_get_error, errno and
- * the error queue captured in the same call, on the same thread.
+ * The C half of Conn (transport.go): one call per step, whichever
+ * transport moves the bytes. sslsess_conn_io runs the operation and returns
+ * what Go must do next (wait for the socket, or fill or drain a memory
+ * BIO), with SSL_get_error, errno and the error queue captured in the same
+ * call, on the same thread.
  */
 #ifndef SSLSESSION_CONN_CGO_H
 #define SSLSESSION_CONN_CGO_H
@@ -18,7 +18,7 @@
 
 /* What sslsess_conn_io found (its return value). */
 #define SSLSESS_IO_DONE 0       /* n holds the result */
-#define SSLSESS_IO_WANT_READ 1  /* retry when the socket is readable */
+#define SSLSESS_IO_WANT_READ 1  /* retry with more input (socket readable, read BIO filled) */
 #define SSLSESS_IO_WANT_WRITE 2 /* retry when the socket is writable */
 #define SSLSESS_IO_CLOSED 3     /* the peer sent close_notify */
 #define SSLSESS_IO_EOF 4        /* the peer closed the socket without close_notify */
@@ -26,11 +26,13 @@
 #define SSLSESS_IO_RENEGOTIATION 6 /* the peer started a renegotiation, refused */
 
 /* What one step did: st is one of SSLSESS_IO_*, n the result of a done
- * step, e the error. Returned by value: Go passes no pointer of its own
+ * step, wrote whether it wrote to the write BIO (a read may: an alert, a
+ * key update's answer), e the error. Returned by value: Go passes no pointer of its own
  * for it, so the call needs no cgo pointer check. */
 typedef struct {
     int st;
     int n;
+    int wrote;
     sslsess_err e;
 } sslsess_io;
 
@@ -38,6 +40,9 @@ typedef struct {
  * renegotiation, with moving write buffers allowed (Go may retry a write
  * from another goroutine's stack copy of the same slice). */
 SSL *sslsess_conn_new(SSL_CTX *ctx, int fd, int server, sslsess_err *e);
+/* The same set-up for an SSL made elsewhere (spacemonkeygo's, over its
+ * memory BIOs): SSLSESS_OK or SSLSESS_FAIL. */
+int sslsess_conn_adopt(SSL *ssl, sslsess_err *e);
 /* Called once the handshake is done: from then on a renegotiation is refused. */
 void sslsess_conn_established(SSL *ssl);
 sslsess_io sslsess_conn_io(SSL *ssl, int op, void *buf, int n);

@@ -21,9 +21,10 @@ import (
 )
 
 // The connection on which OpenSSL drives the socket (Client, Server,
-// Dial): deadlines, concurrency, closes at every stage, half-close, key
-// updates and leaks. Renegotiation asked by openssl s_client is in
-// test/renegotiation_test.go.
+// Dial): a write blocked by a peer that does not read, concurrency, closes
+// at every stage, key updates under load and leaks. What both transports
+// do alike is in transport_test.go. Renegotiation asked by openssl
+// s_client is in test/renegotiation_test.go.
 
 // pair is a client and a server Conn over a real TCP connection on
 // 127.0.0.1, the handshake not yet run.
@@ -56,35 +57,6 @@ func handshakePair(t testing.TB, client, server *sslsession.Conn) {
 	go func() { errc <- server.Handshake() }()
 	require.NoError(t, client.Handshake())
 	require.NoError(t, <-errc)
-}
-
-func TestConnReadDeadlineInStalledHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	// The peer accepts and then says nothing.
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			defer c.Close()
-			_, _ = io.Copy(io.Discard, c)
-		}
-	}()
-	_, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	c, err := sslsession.Client(raw, cctx, nil)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.SetReadDeadline(time.Now().Add(100*time.Millisecond)))
-	start := time.Now()
-	err = c.Handshake()
-	require.Error(t, err)
-	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
-	var ne net.Error
-	require.ErrorAs(t, err, &ne)
-	assert.True(t, ne.Timeout())
-	assert.Less(t, time.Since(start), 5*time.Second)
 }
 
 func TestConnWriteDeadlinePeerNotReading(t *testing.T) {
@@ -256,39 +228,6 @@ func TestConnPeerClosesMidRecord(t *testing.T) {
 	}
 }
 
-func TestConnHalfClose(t *testing.T) {
-	for _, v := range sesstest.Versions(t) {
-		t.Run(v.String(), func(t *testing.T) {
-			client, server := pair(t, v, loopback.Config{})
-			require.Error(t, client.CloseWrite(), "CloseWrite before the handshake")
-			handshakePair(t, client, server)
-			errc := make(chan error, 1)
-			go func() {
-				got, err := io.ReadAll(server)
-				if err == nil && string(got) != "request" {
-					err = errors.New("server read " + string(got))
-				}
-				if err == nil {
-					_, err = server.Write([]byte("reply"))
-				}
-				if err == nil {
-					err = server.Close()
-				}
-				errc <- err
-			}()
-			_, err := client.Write([]byte("request"))
-			require.NoError(t, err)
-			require.NoError(t, client.CloseWrite())
-			_, err = client.Write([]byte("more"))
-			assert.ErrorIs(t, err, net.ErrClosed)
-			got, err := io.ReadAll(client)
-			require.NoError(t, err)
-			assert.Equal(t, "reply", string(got))
-			require.NoError(t, <-errc)
-		})
-	}
-}
-
 func TestConnKeyUpdateDuringTransfer(t *testing.T) {
 	if sslsession.MaxSupportedVersion() < sslsession.TLS13 {
 		client, server := pair(t, sslsession.TLS12, loopback.Config{})
@@ -389,28 +328,10 @@ func openFDs(t testing.TB) int {
 	return len(ents)
 }
 
-// Sessions work on the socket connection as on any: borrowed ones end
-// with Close, owned ones outlive it.
-func TestConnSessionsAfterClose(t *testing.T) {
-	client, server := pair(t, sslsession.TLS12, loopback.Config{})
-	handshakePair(t, client, server)
-	b, err := client.Session()
-	require.NoError(t, err)
-	o, err := client.Session1()
-	require.NoError(t, err)
-	defer o.Close()
-	require.NoError(t, client.Close())
-	assert.ErrorIs(t, client.Close(), net.ErrClosed)
-	_, err = b.Info()
-	assert.Error(t, err)
-	_, err = o.Info()
-	assert.NoError(t, err)
-	_, err = client.Read(make([]byte, 1))
-	assert.ErrorIs(t, err, net.ErrClosed)
-}
-
-// A Conn on something that is not a socket falls back to spacemonkeygo.
-func TestConnFallbackOnPipe(t *testing.T) {
+// A Conn on something that is not a socket (here an unbuffered pipe) uses
+// spacemonkeygo's memory BIOs; transport_test.go runs every behaviour
+// over both transports.
+func TestConnOverPipe(t *testing.T) {
 	sctx, cctx := sesstest.CtxPair(t, sslsession.TLS12, loopback.Config{})
 	a, b := net.Pipe()
 	client, err := sslsession.Client(a, cctx, nil)
