@@ -38,6 +38,12 @@ func errEarlyUnsupported(fn string) error {
 	return &Error{Func: fn, Err: fmt.Errorf("%w: TLS 1.3 early data needs OpenSSL 1.1.1 or later", ErrUnsupported)}
 }
 
+// OptionNoAntiReplay is SSL_OP_NO_ANTI_REPLAY (1.1.1+; the C build checks
+// the value), for Ctx.Options: OpenSSL's single-use tickets off. A server
+// that accepts early data with it and without an EarlyDataPolicy replay
+// cache accepts replays (docs/early-data.md).
+const OptionNoAntiReplay Option = 0x01000000
+
 // EarlyDataStatus is SSL_get_early_data_status(3).
 type EarlyDataStatus int
 

@@ -10,7 +10,8 @@
 /* The build fails if OpenSSL's status values are not the header's. */
 typedef char sslsess_early_check[(SSL_EARLY_DATA_NOT_SENT == SSLSESS_EARLY_NOT_SENT
                                   && SSL_EARLY_DATA_REJECTED == SSLSESS_EARLY_REJECTED
-                                  && SSL_EARLY_DATA_ACCEPTED == SSLSESS_EARLY_ACCEPTED) ? 1 : -1];
+                                  && SSL_EARLY_DATA_ACCEPTED == SSLSESS_EARLY_ACCEPTED
+                                  && SSL_OP_NO_ANTI_REPLAY == 0x01000000) ? 1 : -1];
 #endif
 
 int sslsess_early_supported(void)
