@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/sslsession/sslsession/internal/loopback"
 	"github.com/sslsession/sslsession/internal/redistest"
 	"github.com/sslsession/sslsession/internal/sesstest"
+	"github.com/sslsession/sslsession/prommetrics"
 	"github.com/sslsession/sslsession/redisstore"
 	"github.com/sslsession/sslsession/ticketring"
 )
@@ -185,6 +187,21 @@ func TestEarlyDataFleetReplayRefused(t *testing.T) {
 		require.Equal(t, int64(1), h.sc.Metrics().EarlyData.ReplaysRefused, "host %c", 'A'+i)
 	}
 	require.Equal(t, int64(1), hosts[1].sc.Metrics().EarlyData.Accepted)
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(prommetrics.New("sslsession", prommetrics.Sources{Ctx: hosts[1].sc})))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "sslsession_early_data_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	require.Equal(t, map[string]float64{"offered": 2, "accepted": 1, "rejected": 1, "refused": 0, "replays_refused": 1,
+		"store_failures": 0, "panics": 0}, got, "Prometheus counters of host B")
 	keys, err := rs.Do(t.Context(), "KEYS", "early-fleet:*")
 	require.NoError(t, err)
 	require.Len(t, strings.Split(keys, "\n"), 1, "one ClientHello recorded")
