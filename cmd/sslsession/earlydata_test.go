@@ -2,8 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -167,4 +171,109 @@ func TestParseServerFlightHostile(t *testing.T) {
 		_, ok := parseServerFlight(b)
 		require.False(t, ok, "%x", b)
 	}
+}
+
+// lookProgram finds a server program that may be outside a non-root PATH.
+func lookProgram(t *testing.T, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		bin = "/usr/sbin/" + name
+	}
+	_, err = os.Stat(bin)
+	require.NoError(t, err, "%s is needed (make deps installs it)", name)
+	return bin
+}
+
+// startProgram runs bin with args until the test ends and waits for addr.
+func startProgram(t *testing.T, addr, bin string, args ...string) *lockedLog {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var log lockedLog
+	cmd.Stdout, cmd.Stderr = &log, &log
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("%s output:\n%s", bin, log.String())
+		}
+	})
+	waitPort(t, addr, exited)
+	return &log
+}
+
+// nginx with ssl_early_data on: it takes early data and answers it at
+// once, and it accepts the replay: its access log has the request twice.
+// nginx documents this: requests in early data are open to replay, and the
+// application is to look at $ssl_early_data.
+func TestCheckEarlyDataNginx(t *testing.T) {
+	if is102() {
+		return // no TLS 1.3
+	}
+	bin := lookProgram(t, "nginx")
+	_, certPath, keyPath := certFiles(t)
+	dir := t.TempDir()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+  access_log %[1]s/access.log;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  server {
+    listen %[2]s ssl;
+    ssl_certificate %[3]s;
+    ssl_certificate_key %[4]s;
+    ssl_protocols TLSv1.3;
+    ssl_early_data on;
+    location / { return 200 "ok\n"; }
+  }
+}
+`, dir, addr, certPath, keyPath)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600))
+	startProgram(t, addr, bin, "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	r := runInProcess("check", addr, "--cafile", certPath, "--servername", "localhost", "--early-data", "--require-no-replay", "--early-request", `HEAD /zero-rtt HTTP/1.1\r\nHost: localhost\r\n\r\n`)
+	require.Equal(t, exitNoResume, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, "max_early_data          16384 bytes")
+	require.Contains(t, r.stdout, "REPLAY ACCEPTED")
+	require.Eventually(t, func() bool {
+		log, _ := os.ReadFile(filepath.Join(dir, "access.log"))
+		return strings.Count(string(log), "HEAD /zero-rtt") == 2
+	}, 5*time.Second, 20*time.Millisecond, "nginx ran the request twice: the original and the replay")
+}
+
+// haproxy with allow-0rtt: OpenSSL in haproxy accepts the replayed early
+// data (its single-use tickets are off: the replay's EncryptedExtensions
+// carry early_data); haproxy documents 0-RTT as open to replay and offers
+// wait-for-handshake for requests that are not safe to repeat.
+func TestCheckEarlyDataHAProxy(t *testing.T) {
+	if is102() {
+		return // no TLS 1.3
+	}
+	bin := lookProgram(t, "haproxy")
+	cert, _, _ := certFiles(t)
+	dir := t.TempDir()
+	pemPath := filepath.Join(dir, "both.pem")
+	require.NoError(t, os.WriteFile(pemPath, append(append([]byte{}, cert.CertPEM...), cert.KeyPEM...), 0o600))
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := fmt.Sprintf("global\n  maxconn 64\ndefaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n"+
+		"frontend fe\n  bind %s ssl crt %s allow-0rtt ssl-min-ver TLSv1.3\n  http-request return status 200 content-type text/plain string ok\n", addr, pemPath)
+	cfgPath := filepath.Join(dir, "haproxy.cfg")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o600))
+	startProgram(t, addr, bin, "-f", cfgPath, "-db")
+	r := runInProcess("check", addr, "--insecure", "--servername", "localhost", "--early-data", "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	rep := earlyJSON(t, r)
+	require.Positive(t, rep.MaxEarlyData)
+	require.True(t, rep.Accepted)
+	require.True(t, rep.ReplayAccepted, "%+v", rep.Replays)
 }
