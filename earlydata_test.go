@@ -2,6 +2,7 @@ package sslsession_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -352,4 +353,48 @@ func TestEarlyDataUnsupported(t *testing.T) {
 	require.ErrorIs(t, err, sslsession.ErrUnsupported)
 	var e *sslsession.Error
 	require.True(t, errors.As(err, &e))
+}
+
+// panicCache panics; slowCache answers after its delay whatever the
+// context says.
+type panicCache struct{}
+
+func (panicCache) Add(context.Context, []byte, time.Duration) (bool, error) { panic("replay cache") }
+
+type slowCache struct{ delay time.Duration }
+
+func (s slowCache) Add(context.Context, []byte, time.Duration) (bool, error) {
+	time.Sleep(s.delay)
+	return true, nil
+}
+
+// A replay cache that panics or does not answer in time refuses the early
+// data (a store failure), and the server goes on.
+func TestEarlyDataReplayCacheFaults(t *testing.T) {
+	sesstest.LeakCheck(t)
+	if !sslsession.EarlyDataSupported() {
+		t.Skip("TestEarlyDataUnsupported covers OpenSSL 1.0.2")
+	}
+	for name, cache := range map[string]sslsession.ReplayCache{"panic": panicCache{}, "slow": slowCache{time.Second}} {
+		t.Run(name, func(t *testing.T) {
+			oc, sc := earlyServerCtx(t)
+			require.NoError(t, sc.SetEarlyDataPolicy(sslsession.EarlyDataPolicy{ReplayCache: cache, Timeout: 50 * time.Millisecond}))
+			srv := startEarlyServer(t, oc)
+			cctx := sesstest.ClientCtx(t, sslsession.TLS13)
+			c, _, _ := earlyDial(t, srv.addr, cctx, nil, "x", false)
+			srv.event(t)
+			sess, err := c.AwaitSession(5 * time.Second)
+			require.NoError(t, err)
+			defer sess.Close()
+			c, early, echo := earlyDial(t, srv.addr, cctx, sess, "GET /f", false)
+			srv.event(t)
+			require.True(t, c.SessionReused())
+			require.Equal(t, sslsession.EarlyDataRejected, c.EarlyDataStatus())
+			require.Empty(t, early)
+			require.Equal(t, "GET /f", echo)
+			m := sc.Metrics().EarlyData
+			require.Equal(t, int64(1), m.StoreFailures)
+			require.Equal(t, name == "panic", m.Panics == 1)
+		})
+	}
 }
