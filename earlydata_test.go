@@ -110,6 +110,24 @@ func (s *earlyServer) event(t testing.TB) earlyEvent {
 	}
 }
 
+// earlyDataOr102 reports whether the linked OpenSSL has early data. On
+// 1.0.2, the one version without, it asserts that the server's calls say
+// so with ErrUnsupported (TestEarlyDataUnsupported has the client's), and
+// the test ends there.
+func earlyDataOr102(t *testing.T) bool {
+	t.Helper()
+	if sslsession.EarlyDataSupported() {
+		require.False(t, sesstest.Is102())
+		return true
+	}
+	require.True(t, sesstest.Is102())
+	sc := sesstest.NewCtx(t, sesstest.ServerCtx(t, sslsession.TLS12, loopback.Config{}))
+	require.ErrorIs(t, sc.SetMaxEarlyData(16384, 0), sslsession.ErrUnsupported)
+	err := sc.SetEarlyDataPolicy(sslsession.EarlyDataPolicy{ReplayCache: sslsession.NewMemoryReplayCache(0)})
+	require.ErrorIs(t, err, sslsession.ErrUnsupported)
+	return false
+}
+
 // earlyServerCtx is a TLS 1.3 server context allowing 16 KiB of early data.
 func earlyServerCtx(t testing.TB) (*openssl.Ctx, *sslsession.Ctx) {
 	t.Helper()
@@ -149,8 +167,8 @@ func earlyDial(t testing.TB, addr string, cctx *openssl.Ctx, sess *sslsession.Se
 // once, after the handshake (or is handed back with KeepRejectedEarlyData).
 func TestEarlyDataAcceptedOnceThenRejected(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !sslsession.EarlyDataSupported() {
-		t.Skip("TestEarlyDataUnsupported covers OpenSSL 1.0.2")
+	if !earlyDataOr102(t) {
+		return
 	}
 	oc, sc := earlyServerCtx(t)
 	srv := startEarlyServer(t, oc)
@@ -205,8 +223,8 @@ func TestEarlyDataAcceptedOnceThenRejected(t *testing.T) {
 // the rest after the handshake, in order.
 func TestEarlyDataLongerThanMax(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !sslsession.EarlyDataSupported() {
-		t.Skip("TestEarlyDataUnsupported covers OpenSSL 1.0.2")
+	if !earlyDataOr102(t) {
+		return
 	}
 	oc := sesstest.ServerCtx(t, sslsession.TLS13, loopback.Config{})
 	require.NoError(t, sesstest.NewCtx(t, oc).SetMaxEarlyData(10, 0))
@@ -228,8 +246,8 @@ func TestEarlyDataLongerThanMax(t *testing.T) {
 // too, without crashing the server.
 func TestEarlyDataPolicyAllow(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !sslsession.EarlyDataSupported() {
-		t.Skip("TestEarlyDataUnsupported covers OpenSSL 1.0.2")
+	if !earlyDataOr102(t) {
+		return
 	}
 	oc, sc := earlyServerCtx(t)
 	var mu sync.Mutex
@@ -289,8 +307,8 @@ func TestEarlyDataPolicyAllow(t *testing.T) {
 // Misuse: wrong side, wrong time, a fallback connection: typed errors.
 func TestEarlyDataMisuse(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !sslsession.EarlyDataSupported() {
-		t.Skip("TestEarlyDataUnsupported covers OpenSSL 1.0.2")
+	if !earlyDataOr102(t) {
+		return
 	}
 	oc, _ := earlyServerCtx(t)
 	srv := startEarlyServer(t, oc)
@@ -372,8 +390,8 @@ func (s slowCache) Add(context.Context, []byte, time.Duration) (bool, error) {
 // data (a store failure), and the server goes on.
 func TestEarlyDataReplayCacheFaults(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !sslsession.EarlyDataSupported() {
-		t.Skip("TestEarlyDataUnsupported covers OpenSSL 1.0.2")
+	if !earlyDataOr102(t) {
+		return
 	}
 	for name, cache := range map[string]sslsession.ReplayCache{"panic": panicCache{}, "slow": slowCache{time.Second}} {
 		t.Run(name, func(t *testing.T) {
