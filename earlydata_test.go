@@ -416,3 +416,36 @@ func TestEarlyDataReplayCacheFaults(t *testing.T) {
 		})
 	}
 }
+
+// A ClientCache's session carries early data: the first Dial through the
+// cache makes the session, the next sends its request as early data.
+func TestEarlyDataClientCache(t *testing.T) {
+	sesstest.LeakCheck(t)
+	if !earlyDataOr102(t) {
+		return
+	}
+	oc, _ := earlyServerCtx(t)
+	srv := startEarlyServer(t, oc)
+	cc, err := sslsession.NewClientCache(sesstest.ClientCtx(t, sslsession.TLS13), 0)
+	require.NoError(t, err)
+	defer cc.Close()
+	dial := func(req string) (*sslsession.Conn, string) {
+		c, err := sslsession.Dial("tcp", srv.addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost",
+			Timeout: 10 * time.Second, EarlyData: []byte(req)})
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		line, err := bufio.NewReader(c).ReadString('\n')
+		require.NoError(t, err)
+		return c, line
+	}
+	c, line := dial("one")
+	require.Equal(t, sslsession.EarlyDataNotSent, c.EarlyDataStatus())
+	require.Equal(t, "early=\n", line)
+	srv.event(t)
+	require.Eventually(t, func() bool { return cc.Len() > 0 }, 5*time.Second, 5*time.Millisecond, "the cache took the tickets")
+	c, line = dial("two")
+	require.True(t, c.SessionReused())
+	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
+	require.Equal(t, "early="+hex.EncodeToString([]byte("two"))+"\n", line)
+	srv.event(t)
+}
