@@ -150,7 +150,7 @@ func BenchmarkEarlyDataFirstByte(b *testing.B) {
 		b.Skip("no early data before OpenSSL 1.1.1")
 	}
 	rs := redistest.Start(b)
-	rc, err := redisstore.NewReplayCache(cacheRedisClient(b, rs.Addr), "bench-0rtt:")
+	rc, err := redisstore.NewReplayCache(earlyRedisClient(b, rs.Addr), "bench-0rtt:")
 	require.NoError(b, err)
 	for _, bc := range []struct {
 		name  string

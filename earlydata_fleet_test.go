@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
@@ -110,6 +111,16 @@ func replayFlight(t testing.TB, addr string, flight []byte) {
 	_, _ = io.Copy(io.Discard, c)
 }
 
+// earlyRedisClient is a go-redis client of the test's Redis, closed with
+// the test.
+func earlyRedisClient(tb testing.TB, addr string) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond, DialerRetries: 1, MaxRetries: -1})
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
 // earlyHost is one server of a fleet: a TLS 1.3 context accepting early
 // data, ticket keys from the fleet's ring, and the early data server.
 type earlyHost struct {
@@ -122,7 +133,7 @@ func newEarlyHost(t testing.TB, redisAddr string, seal []byte, policy *sslsessio
 	oc := sesstest.ServerCtx(t, sslsession.TLS13, loopback.Config{SessionIDContext: []byte("early-fleet")})
 	sc := sesstest.NewCtx(t, oc)
 	require.NoError(t, sc.SetMaxEarlyData(16384, 0))
-	ring, err := ticketring.New(cacheRedisClient(t, redisAddr), ticketring.Options{Prefix: t.Name(), Keys: [][]byte{seal},
+	ring, err := ticketring.New(earlyRedisClient(t, redisAddr), ticketring.Options{Prefix: t.Name(), Keys: [][]byte{seal},
 		Interval: time.Minute, Lifetime: 10 * time.Minute, Refresh: time.Second, Timeout: time.Second})
 	require.NoError(t, err)
 	t.Cleanup(func() { ring.Close() })
@@ -160,7 +171,7 @@ func TestEarlyDataFleetReplayRefused(t *testing.T) {
 	}
 	rs := redistest.Start(t)
 	seal := make([]byte, 32)
-	rc, err := redisstore.NewReplayCache(cacheRedisClient(t, rs.Addr), "early-fleet:")
+	rc, err := redisstore.NewReplayCache(earlyRedisClient(t, rs.Addr), "early-fleet:")
 	require.NoError(t, err)
 	policy := &sslsession.EarlyDataPolicy{ReplayCache: rc, Timeout: time.Second}
 	var hosts []*earlyHost
@@ -265,7 +276,7 @@ func TestEarlyDataReplayCacheDown(t *testing.T) {
 		return
 	}
 	rs := redistest.Start(t)
-	rc, err := redisstore.NewReplayCache(cacheRedisClient(t, rs.Addr), "")
+	rc, err := redisstore.NewReplayCache(earlyRedisClient(t, rs.Addr), "")
 	require.NoError(t, err)
 	h := newEarlyHost(t, rs.Addr, make([]byte, 32), &sslsession.EarlyDataPolicy{ReplayCache: rc, Timeout: 200 * time.Millisecond})
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
