@@ -31,6 +31,7 @@ import (
 type hooks struct {
 	server atomic.Pointer[bridge]
 	client atomic.Pointer[clientSink]
+	early  atomic.Pointer[earlyState] // earlydata.go
 }
 
 var (

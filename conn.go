@@ -49,9 +49,10 @@ type Conn struct {
 	hs, rd, wr, cl step
 
 	hasPending     atomic.Bool
-	pendingMu      sync.Mutex   // guards pending
-	pending        []byte       // application data AwaitSession read
-	handshakeNanos atomic.Int64 // the first Handshake call that ran it
+	pendingMu      sync.Mutex                // guards pending
+	pending        []byte                    // application data AwaitSession read
+	handshakeNanos atomic.Int64              // the first Handshake call that ran it
+	early          atomic.Pointer[earlyConn] // TLS 1.3 early data (earlydata.go), made on first use
 }
 
 // newConn makes the connection for conn: OpenSSL on the socket when conn
@@ -486,6 +487,20 @@ type DialConfig struct {
 	// Dial: the socket is closed and the error returned wraps it. It does
 	// not change the path the connection takes (see Conn).
 	BeforeHandshake func(net.Conn) error
+	// EarlyData, when set, is sent to the server exactly once: as TLS 1.3
+	// early data (0-RTT) with the ClientHello when the session offered
+	// allows it (as much as its MaxEarlyData), else after the handshake.
+	// Early data the server rejects is sent again after the handshake,
+	// unless KeepRejectedEarlyData. Conn.EarlyDataStatus tells what
+	// happened. Early data may be replayed by an attacker: send only
+	// requests that are safe to repeat (docs/early-data.md). Before
+	// OpenSSL 1.1.1, or when WrapConn does not return the socket, Dial
+	// fails with an error wrapping ErrUnsupported.
+	EarlyData []byte
+	// KeepRejectedEarlyData: when the server rejects the early data, Dial
+	// does not send it again; the application decides (EarlyDataStatus is
+	// EarlyDataRejected) and none of EarlyData was processed.
+	KeepRejectedEarlyData bool
 }
 
 // verifyUnspecified is X509_V_ERR_UNSPECIFIED, which spacemonkeygo does
@@ -637,6 +652,10 @@ func dial(network, addr, name string, sslCtx *openssl.Ctx, sess *Session, cfg *D
 	if cfg.Timeout > 0 {
 		_ = c.SetDeadline(time.Now().Add(cfg.Timeout))
 	}
+	if err := c.dialEarly(cfg.EarlyData); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("sslsession: early data to %s: %w", addr, err)
+	}
 	if err := c.Handshake(); err != nil {
 		c.Close()
 		if errors.Is(err, ErrHandshake) {
@@ -656,6 +675,10 @@ func dial(network, addr, name string, sslCtx *openssl.Ctx, sess *Session, cfg *D
 			c.Close()
 			return nil, &VerifyError{Addr: addr, Name: name, Resumed: resumed, err: err}
 		}
+	}
+	if err := c.dialEarlyDone(cfg.EarlyData, cfg.KeepRejectedEarlyData); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("sslsession: early data to %s: %w", addr, err)
 	}
 	return c, nil
 }

@@ -17,6 +17,8 @@ type Metrics struct {
 	HasStore bool       `json:"has_store"` // whether a store is installed
 	// Tickets are the ticket-key counters (SetTicketKeys); zero without.
 	Tickets TicketStats `json:"tickets"`
+	// EarlyData counts TLS 1.3 early data (earlydata.go); zero without.
+	EarlyData EarlyDataStats `json:"early_data"`
 }
 
 // Metrics reads the cache and store counters.
@@ -24,7 +26,7 @@ func (c *Ctx) Metrics() Metrics {
 	if c.nilCtx() {
 		return Metrics{}
 	}
-	return Metrics{Cache: c.cacheStats(), Store: c.storeStats(), HasStore: c.Store() != nil, Tickets: c.ticketStats()}
+	return Metrics{Cache: c.cacheStats(), Store: c.storeStats(), HasStore: c.Store() != nil, Tickets: c.ticketStats(), EarlyData: c.earlyStats()}
 }
 
 var (

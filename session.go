@@ -251,6 +251,10 @@ type Info struct {
 	TicketLength       int           `json:"ticket_length"`        // bytes of the ticket
 	TicketLifetimeHint time.Duration `json:"ticket_lifetime_hint"` // SSL_SESSION_get_ticket_lifetime_hint(3)
 	HasPeer            bool          `json:"has_peer_certificate"` // SSL_SESSION_get0_peer(3) != NULL
+	// MaxEarlyData is how many bytes of TLS 1.3 early data the session
+	// allows (SSL_SESSION_get_max_early_data(3)); 0 when none, and always
+	// 0 before OpenSSL 1.1.1 (Session.MaxEarlyData says why).
+	MaxEarlyData uint32 `json:"max_early_data,omitempty"`
 }
 
 // Expires is when the session times out: Created + Timeout.
@@ -269,6 +273,9 @@ func (i Info) String() string {
 		b.WriteString(" ticket=none")
 	}
 	fmt.Fprintf(&b, " peer_certificate=%t", i.HasPeer)
+	if i.MaxEarlyData > 0 {
+		fmt.Fprintf(&b, " max_early_data=%d", i.MaxEarlyData)
+	}
 	return b.String()
 }
 
@@ -299,6 +306,7 @@ func (s *Session) Info() (Info, error) {
 		TicketLength:       int(ci.ticket_len),
 		TicketLifetimeHint: seconds(clampU64(uint64(ci.ticket_lifetime_hint))),
 		HasPeer:            ci.has_peer == 1,
+		MaxEarlyData:       uint32(ci.max_early_data),
 	}, nil
 }
 

@@ -225,6 +225,7 @@ int sslsess_info_get(const SSL *ssl, SSL_SESSION *s, sslsess_info *out)
         out->ticket_len = ticklen;
         out->has_ticket = SSL_SESSION_has_ticket(s);
         out->resumable = SSL_SESSION_is_resumable(s);
+        out->max_early_data = SSL_SESSION_get_max_early_data(s);
     }
 #else
     out->has_ticket = -1;

@@ -59,6 +59,7 @@ typedef struct {
     unsigned long ticket_lifetime_hint;
     size_t ticket_len;
     int has_peer;
+    uint32_t max_early_data; /* SSL_SESSION_get_max_early_data, 1.1.1+; 0 before */
 } sslsess_info;
 
 /* Library versions and thread setup. */

@@ -2,6 +2,7 @@ package sslsession
 
 // #include <stdlib.h>
 // #include "conn_cgo.h"
+// #include "earlydata_cgo.h"
 //
 // /* These never call back into Go. sslsess_conn_io is not listed: a
 //    handshake or a read runs verify, SNI and session callbacks that enter
@@ -95,12 +96,18 @@ func (s *step) try() {
 	if len(s.buf) > 0 {
 		p = unsafe.Pointer(&s.buf[0])
 	}
-	s.r = C.sslsess_conn_io(ssl.p, s.op, p, C.int(len(s.buf)))
+	if s.op >= C.SSLSESS_OP_READ_EARLY {
+		s.r = C.sslsess_early_io(ssl.p, s.op, p, C.int(len(s.buf))) // earlydata.go
+	} else {
+		s.r = C.sslsess_conn_io(ssl.p, s.op, p, C.int(len(s.buf)))
+	}
 	ssl.mu.Unlock()
 }
 
 // wantsWrite: the step writes first (a write, a close_notify).
-func (s *step) wantsWrite() bool { return s.op == C.SSLSESS_OP_WRITE || s.op == C.SSLSESS_OP_SHUTDOWN }
+func (s *step) wantsWrite() bool {
+	return s.op == C.SSLSESS_OP_WRITE || s.op == C.SSLSESS_OP_SHUTDOWN || s.op == C.SSLSESS_OP_WRITE_EARLY
+}
 
 // newConnOver makes the Conn of ssl, whose bytes t moves over raw.
 func newConnOver(raw net.Conn, t transport, ssl *SSL) *Conn {

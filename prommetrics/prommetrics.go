@@ -1,7 +1,7 @@
 // Package prommetrics exports a TLS server's session counters in the
 // Prometheus exposition format (github.com/prometheus/client_golang):
 // OpenSSL's session cache, the session-store bridge, the Redis store, the
-// ticket keys and the fleet's ticket ring. The same counters are in expvar
+// ticket keys, TLS 1.3 early data and the fleet's ticket ring. The same counters are in expvar
 // (sslsession.PublishExpvar). Labels are fixed words and key ages; no key,
 // key name or session ID is ever a label or a value.
 package prommetrics
@@ -53,6 +53,7 @@ var metrics = []metric{
 	{name: "tickets_unknown_key_total", help: "Tickets under a key name not in the ring: full handshake."},
 	{name: "tickets_expired_key_total", help: "Tickets under a key past its decrypt lifetime: full handshake."},
 	{name: "tickets_errors_total", help: "Ticket callbacks where OpenSSL failed to set up the cipher or MAC."},
+	{name: "early_data_total", help: "TLS 1.3 early data, by event: offered, accepted, rejected; refused (policy), replays_refused (replay cache had the ClientHello), store_failures (replay cache down: refused), panics.", labels: []string{"event"}},
 	{name: "ticket_ring_events_total", help: "Ticket-ring events: refreshes, refresh_errors, rotations, conflicts, local_fallbacks, rejoins, foreign, tampered, recreated, rollbacks, future_keys, skewed, splits, hook_panics, publish_errors.", labels: []string{"event"}},
 	{name: "ticket_ring_local", help: "1 while tickets are issued under host-local keys.", gauge: true},
 	{name: "ticket_ring_split", help: "1 while this server encrypts new tickets under another key than the fleet's ring (its tickets resume on it alone).", gauge: true},
@@ -100,6 +101,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			for op, v := range map[string]int64{"put": s.Puts, "get": s.Gets, "hit": s.Hits, "miss": s.Misses,
 				"delete": s.Deletes, "error": s.Errors, "invalid": s.Invalid, "newer_format": s.NewerFormat, "dropped": s.Dropped} {
 				counter("store_calls_total", v, op)
+			}
+		}
+		if e := m.EarlyData; e != (sslsession.EarlyDataStats{}) {
+			for ev, v := range map[string]int64{"offered": e.Offered, "accepted": e.Accepted, "rejected": e.Rejected,
+				"refused": e.Refused, "replays_refused": e.ReplaysRefused, "store_failures": e.StoreFailures, "panics": e.Panics} {
+				counter("early_data_total", v, ev)
 			}
 		}
 		if sc.HasTicketKeys() {

@@ -26,6 +26,10 @@ type checkFlags struct {
 	watch         time.Duration // --watch: how long to audit ticket keys
 	every         time.Duration // --every: the probe interval of --watch
 	progress      string
+	// --early-data: the TLS 1.3 early data and replay check (earlydata.go)
+	earlyData       bool
+	requireNoReplay bool
+	earlyRequest    string
 }
 
 // ticketSettle is how long collectTickets waits for another TLS 1.3 ticket
@@ -86,20 +90,34 @@ tickets of a key rotated out still resume (the overlap), and the oldest
 ticket that resumed.
 
 --rate and --watch draw a progress bar on a terminal; Ctrl-C ends them with
-the report so far.`,
+the report so far.
+
+With --early-data, check asks whether the server accepts TLS 1.3 early
+data (0-RTT): it takes a ticket, reports its max_early_data, and sends
+--early-request as early data with it. When the server accepts, check sends
+the same ClientHello and early data again, byte for byte, on a new
+connection to the host and, given several hosts (a fleet sharing tickets),
+to each of them, and reports whether any accepted the replay; it reads that
+from the server's answer (docs/early-data.md). --require-no-replay exits 1
+when a replay was accepted. The early request should be one that is safe
+to repeat: it is sent up to once per host again.`,
 		Example: `  sslsession check
   sslsession check --tls1.2 -n 5 --require-resume
   sslsession check example.com:443 --json
   sslsession check 127.0.0.1:4433 --cafile ca.pem --servername localhost
   sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --require-resume
   sslsession check www.example.com:443 --rate 20 --require-rate 0.9
-  sslsession check www.example.com:443 --watch 2h --every 1m`,
+  sslsession check www.example.com:443 --watch 2h --every 1m
+  sslsession check www.example.com:443 --early-data --require-no-replay
+  sslsession check web1.example.com:443 web2.example.com:443 --servername www.example.com --early-data`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkModes(cmd, args); err != nil {
 				return err
 			}
 			switch {
+			case f.earlyData:
+				return runEarly(out, f, args)
 			case f.rate > 0:
 				return runRate(out, f, args)
 			case f.watch > 0:
@@ -124,6 +142,9 @@ the report so far.`,
 	fl.Float64Var(&f.requireRate, "require-rate", 0, "with --rate: exit with status 1 unless, under every protocol, some mechanism's rate is at least this (0 to 1)")
 	fl.DurationVar(&f.watch, "watch", 0, "ticket-key rotation audit for this long: a ticket every --every, its key name, and which older tickets still resume")
 	fl.DurationVar(&f.every, "every", 10*time.Second, "with --watch: the interval between probes")
+	fl.BoolVar(&f.earlyData, "early-data", false, "TLS 1.3 early data (0-RTT): max_early_data, whether it is accepted, and whether a replay of the same ClientHello and early data is accepted by each host")
+	fl.BoolVar(&f.requireNoReplay, "require-no-replay", false, "with --early-data: exit with status 1 when a host accepted a replayed early data")
+	fl.StringVar(&f.earlyRequest, "early-request", "", "with --early-data: the early data to send and replay, \\r and \\n as CR and LF (default an HTTP HEAD / for the server name); use a request that is safe to repeat")
 	fl.StringVar(&f.progress, "progress", "auto", "with --rate or --watch: progress bar, auto (when standard output is a terminal), always or never")
 	return cmd
 }
@@ -133,7 +154,16 @@ the report so far.`,
 func (f *checkFlags) checkModes(cmd *cobra.Command, args []string) error {
 	fl := cmd.Flags()
 	rate, watch := fl.Changed("rate"), fl.Changed("watch")
+	early := f.earlyData
 	switch {
+	case early && (rate || watch):
+		return usageError("--early-data cannot be used with --rate or --watch")
+	case early && (f.requireResume || fl.Changed("attempts")):
+		return usageError("--require-resume and -n do not apply to --early-data")
+	case (f.requireNoReplay || fl.Changed("early-request")) && !early:
+		return usageError("--require-no-replay and --early-request need --early-data")
+	case early && fl.Changed("early-request") && (f.earlyRequest == "" || len(f.earlyRequest) > 16384):
+		return usageError("--early-request must be 1 to 16384 bytes")
 	case rate && watch:
 		return usageError("--rate and --watch cannot be used together")
 	case (rate || watch) && len(args) > 1:
