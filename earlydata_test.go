@@ -5,16 +5,12 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"fmt"
-	"io"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/spacemonkeygo/openssl"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
@@ -22,164 +18,25 @@ import (
 	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
-// earlyEvent is what an early data server saw on one connection: the early
-// data delivered to the application, the status, and how the early phase
-// ended.
-type earlyEvent struct {
-	early  []byte
-	status sslsession.EarlyDataStatus
-	err    error
-}
-
-// earlyServer reads each connection's early data with ReadEarlyData, then
-// completes the handshake, answers "early=<hex>\n" and echoes.
-type earlyServer struct {
-	addr   string
-	events chan earlyEvent
-}
-
-func startEarlyServer(t testing.TB, oc *openssl.Ctx) *earlyServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &earlyServer{addr: ln.Addr().String(), events: make(chan earlyEvent, 64)}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.handle(raw, oc)
-			}()
-		}
-	}()
-	return s
-}
-
-func (s *earlyServer) handle(raw net.Conn, oc *openssl.Ctx) {
-	c, err := sslsession.Server(raw, oc)
-	if err != nil {
-		raw.Close()
-		s.events <- earlyEvent{err: err}
-		return
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	var ev earlyEvent
-	buf := make([]byte, 4096)
-	for {
-		n, err := c.ReadEarlyData(buf)
-		ev.early = append(ev.early, buf[:n]...)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			ev.err = err
-			break
-		}
-	}
-	ev.status = c.EarlyDataStatus()
-	s.events <- ev
-	if ev.err != nil || c.Handshake() != nil {
-		return
-	}
-	if _, err := fmt.Fprintf(c, "early=%s\n", hex.EncodeToString(ev.early)); err != nil {
-		return
-	}
-	_, _ = io.Copy(c, c)
-}
-
-func (s *earlyServer) event(t testing.TB) earlyEvent {
-	t.Helper()
-	select {
-	case ev := <-s.events:
-		return ev
-	case <-time.After(10 * time.Second):
-		t.Fatal("no event from the early data server")
-		return earlyEvent{}
-	}
-}
-
-// earlyDataOr102 reports whether the linked OpenSSL has early data. On
-// 1.0.2, the one version without, it asserts that the server's calls say
-// so with ErrUnsupported (TestEarlyDataUnsupported has the client's), and
-// the test ends there.
-func earlyDataOr102(t *testing.T) bool {
-	t.Helper()
-	if sslsession.EarlyDataSupported() {
-		require.False(t, sesstest.Is102())
-		return true
-	}
-	require.True(t, sesstest.Is102())
-	sc := sesstest.NewCtx(t, sesstest.ServerCtx(t, sslsession.TLS12, loopback.Config{}))
-	require.ErrorIs(t, sc.SetMaxEarlyData(16384, 0), sslsession.ErrUnsupported)
-	err := sc.SetEarlyDataPolicy(sslsession.EarlyDataPolicy{ReplayCache: sslsession.NewMemoryReplayCache(0)})
-	require.ErrorIs(t, err, sslsession.ErrUnsupported)
-	return false
-}
-
-// earlyServerCtx is a TLS 1.3 server context allowing 16 KiB of early data.
-func earlyServerCtx(t testing.TB) (*openssl.Ctx, *sslsession.Ctx) {
-	t.Helper()
-	oc := sesstest.ServerCtx(t, sslsession.TLS13, loopback.Config{})
-	sc := sesstest.NewCtx(t, oc)
-	require.NoError(t, sc.SetMaxEarlyData(16384, 0))
-	return oc, sc
-}
-
-// earlyDial dials with data as early data and returns the connection, the
-// early data the server reports and the rest of the stream it echoes.
-func earlyDial(t testing.TB, addr string, cctx *openssl.Ctx, sess *sslsession.Session, data string, keep bool) (*sslsession.Conn, string, string) {
-	t.Helper()
-	c, err := sslsession.Dial("tcp", addr, &sslsession.DialConfig{Ctx: cctx, Session: sess, ServerName: "localhost",
-		Timeout: 10 * time.Second, EarlyData: []byte(data), KeepRejectedEarlyData: keep})
-	require.NoError(t, err)
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	require.NoError(t, err)
-	early, err := hex.DecodeString(strings.TrimSuffix(strings.TrimPrefix(line, "early="), "\n"))
-	require.NoError(t, err)
-	want := len(data) - len(early)
-	if c.EarlyDataStatus() == sslsession.EarlyDataRejected && keep {
-		want = 0
-	}
-	echo := make([]byte, want)
-	_, err = io.ReadFull(r, echo)
-	require.NoError(t, err)
-	return c, string(early), string(echo)
-}
-
 // A first connection makes a session that allows early data; the next one
 // sends its request as early data, accepted; the same ticket again is
 // refused by OpenSSL's single-use tickets, and the request still arrives
 // once, after the handshake (or is handed back with KeepRejectedEarlyData).
 func TestEarlyDataAcceptedOnceThenRejected(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
-	oc, sc := earlyServerCtx(t)
-	srv := startEarlyServer(t, oc)
+	oc, sc := sesstest.EarlyServerCtx(t)
+	srv := sesstest.StartEarlyServer(t, oc)
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
 	ccx := sesstest.NewCtx(t, cctx)
 
-	c, early, echo := earlyDial(t, srv.addr, cctx, nil, "GET /1", false)
+	c, early, echo := sesstest.EarlyDial(t, srv.Addr, cctx, nil, "GET /1", false)
 	require.Equal(t, sslsession.EarlyDataNotSent, c.EarlyDataStatus(), "no session, no early data")
 	require.Empty(t, early)
 	require.Equal(t, "GET /1", echo, "sent after the handshake instead")
-	require.Equal(t, sslsession.EarlyDataNotSent, srv.event(t).status)
+	require.Equal(t, sslsession.EarlyDataNotSent, srv.Event(t).Status)
 	sess, err := c.AwaitSession(5 * time.Second)
 	require.NoError(t, err)
 	defer sess.Close()
@@ -191,23 +48,23 @@ func TestEarlyDataAcceptedOnceThenRejected(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, uint32(16384), max)
 
-	c, early, echo = earlyDial(t, srv.addr, cctx, sess, "GET /2", false)
+	c, early, echo = sesstest.EarlyDial(t, srv.Addr, cctx, sess, "GET /2", false)
 	require.True(t, c.SessionReused())
 	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
 	require.Equal(t, "GET /2", early, "the server's application got it as early data")
 	require.Empty(t, echo)
-	ev := srv.event(t)
-	require.Equal(t, sslsession.EarlyDataAccepted, ev.status)
-	require.Equal(t, "GET /2", string(ev.early))
+	ev := srv.Event(t)
+	require.Equal(t, sslsession.EarlyDataAccepted, ev.Status)
+	require.Equal(t, "GET /2", string(ev.Early))
 
 	for _, keep := range []bool{false, true} {
-		c, early, echo = earlyDial(t, srv.addr, cctx, sess, "GET /3", keep)
+		c, early, echo = sesstest.EarlyDial(t, srv.Addr, cctx, sess, "GET /3", keep)
 		require.False(t, c.SessionReused(), "a ticket is single use while the server accepts early data")
 		require.Equal(t, sslsession.EarlyDataRejected, c.EarlyDataStatus())
 		require.Empty(t, early, "rejected early data never reaches the application")
-		ev = srv.event(t)
-		require.Equal(t, sslsession.EarlyDataRejected, ev.status)
-		require.Empty(t, ev.early)
+		ev = srv.Event(t)
+		require.Equal(t, sslsession.EarlyDataRejected, ev.Status)
+		require.Empty(t, ev.Early)
 		if keep {
 			require.Empty(t, echo, "handed back, not re-sent")
 		} else {
@@ -223,33 +80,33 @@ func TestEarlyDataAcceptedOnceThenRejected(t *testing.T) {
 // the rest after the handshake, in order.
 func TestEarlyDataLongerThanMax(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
 	oc := sesstest.ServerCtx(t, sslsession.TLS13, loopback.Config{})
 	require.NoError(t, sesstest.NewCtx(t, oc).SetMaxEarlyData(10, 0))
-	srv := startEarlyServer(t, oc)
+	srv := sesstest.StartEarlyServer(t, oc)
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
-	c, _, _ := earlyDial(t, srv.addr, cctx, nil, "x", false)
-	srv.event(t)
+	c, _, _ := sesstest.EarlyDial(t, srv.Addr, cctx, nil, "x", false)
+	srv.Event(t)
 	sess, err := c.AwaitSession(5 * time.Second)
 	require.NoError(t, err)
 	defer sess.Close()
-	c, early, echo := earlyDial(t, srv.addr, cctx, sess, "0123456789abcdef", false)
+	c, early, echo := sesstest.EarlyDial(t, srv.Addr, cctx, sess, "0123456789abcdef", false)
 	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
 	require.Equal(t, "0123456789", early)
 	require.Equal(t, "abcdef", echo)
-	srv.event(t)
+	srv.Event(t)
 }
 
 // The policy's Allow refuses per connection, and a panic in it refuses
 // too, without crashing the server.
 func TestEarlyDataPolicyAllow(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
-	oc, sc := earlyServerCtx(t)
+	oc, sc := sesstest.EarlyServerCtx(t)
 	var mu sync.Mutex
 	mode := "yes"
 	var seen []sslsession.EarlyDataRequest
@@ -265,11 +122,11 @@ func TestEarlyDataPolicyAllow(t *testing.T) {
 		}
 		return true
 	}}))
-	srv := startEarlyServer(t, oc)
+	srv := sesstest.StartEarlyServer(t, oc)
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
 	fresh := func() *sslsession.Session {
-		c, _, _ := earlyDial(t, srv.addr, cctx, nil, "x", false)
-		srv.event(t)
+		c, _, _ := sesstest.EarlyDial(t, srv.Addr, cctx, nil, "x", false)
+		srv.Event(t)
 		s, err := c.AwaitSession(5 * time.Second)
 		require.NoError(t, err)
 		t.Cleanup(func() { s.Close() })
@@ -279,16 +136,16 @@ func TestEarlyDataPolicyAllow(t *testing.T) {
 		mu.Lock()
 		mode = m
 		mu.Unlock()
-		c, early, echo := earlyDial(t, srv.addr, cctx, fresh(), "req", false)
+		c, early, echo := sesstest.EarlyDial(t, srv.Addr, cctx, fresh(), "req", false)
 		require.True(t, c.SessionReused(), m)
-		ev := srv.event(t)
+		ev := srv.Event(t)
 		if m == "yes" {
 			require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
 			require.Equal(t, "req", early)
 			continue
 		}
 		require.Equal(t, sslsession.EarlyDataRejected, c.EarlyDataStatus(), m)
-		require.Equal(t, sslsession.EarlyDataRejected, ev.status, m)
+		require.Equal(t, sslsession.EarlyDataRejected, ev.Status, m)
 		require.Empty(t, early, m)
 		require.Equal(t, "req", echo, m)
 	}
@@ -307,29 +164,29 @@ func TestEarlyDataPolicyAllow(t *testing.T) {
 // Misuse: wrong side, wrong time, a fallback connection: typed errors.
 func TestEarlyDataMisuse(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
-	oc, _ := earlyServerCtx(t)
-	srv := startEarlyServer(t, oc)
+	oc, _ := sesstest.EarlyServerCtx(t)
+	srv := sesstest.StartEarlyServer(t, oc)
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
-	c, _, _ := earlyDial(t, srv.addr, cctx, nil, "x", false)
-	srv.event(t)
+	c, _, _ := sesstest.EarlyDial(t, srv.Addr, cctx, nil, "x", false)
+	srv.Event(t)
 	_, err := c.ReadEarlyData(make([]byte, 10))
 	require.ErrorIs(t, err, sslsession.ErrEarlyDataPhase, "after the handshake")
 	_, err = c.WriteEarlyData([]byte("x"))
 	require.ErrorIs(t, err, sslsession.ErrEarlyDataPhase)
 
-	raw, err := net.Dial("tcp", srv.addr)
+	raw, err := net.Dial("tcp", srv.Addr)
 	require.NoError(t, err)
 	cl, err := sslsession.Client(raw, cctx, nil)
 	require.NoError(t, err)
 	_, err = cl.ReadEarlyData(make([]byte, 10))
 	require.ErrorIs(t, err, sslsession.ErrEarlyDataPhase, "a client reads no early data")
 	require.NoError(t, cl.Close())
-	srv.event(t)
+	srv.Event(t)
 
-	_, err = sslsession.Dial("tcp", srv.addr, &sslsession.DialConfig{Ctx: cctx, InsecureSkipVerify: true, EarlyData: []byte("x"),
+	_, err = sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: cctx, InsecureSkipVerify: true, EarlyData: []byte("x"),
 		WrapConn: func(c net.Conn) net.Conn { return countingConn{Conn: c, read: new(atomic.Int64)} }})
 	require.ErrorIs(t, err, sslsession.ErrUnsupported, "spacemonkeygo's path has no early data")
 
@@ -341,7 +198,7 @@ func TestEarlyDataMisuse(t *testing.T) {
 	var nilCtx *sslsession.Ctx
 	require.Error(t, nilCtx.SetMaxEarlyData(1, 1))
 	require.Error(t, nilCtx.SetEarlyDataPolicy(sslsession.EarlyDataPolicy{}))
-	_, sc := earlyServerCtx(t)
+	_, sc := sesstest.EarlyServerCtx(t)
 	err = sc.SetEarlyDataPolicy(sslsession.EarlyDataPolicy{ReplayWindow: time.Second})
 	require.ErrorIs(t, err, sslsession.ErrInvalidArgument)
 }
@@ -390,22 +247,22 @@ func (s slowCache) Add(context.Context, []byte, time.Duration) (bool, error) {
 // data (a store failure), and the server goes on.
 func TestEarlyDataReplayCacheFaults(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
 	for name, cache := range map[string]sslsession.ReplayCache{"panic": panicCache{}, "slow": slowCache{time.Second}} {
 		t.Run(name, func(t *testing.T) {
-			oc, sc := earlyServerCtx(t)
+			oc, sc := sesstest.EarlyServerCtx(t)
 			require.NoError(t, sc.SetEarlyDataPolicy(sslsession.EarlyDataPolicy{ReplayCache: cache, Timeout: 50 * time.Millisecond}))
-			srv := startEarlyServer(t, oc)
+			srv := sesstest.StartEarlyServer(t, oc)
 			cctx := sesstest.ClientCtx(t, sslsession.TLS13)
-			c, _, _ := earlyDial(t, srv.addr, cctx, nil, "x", false)
-			srv.event(t)
+			c, _, _ := sesstest.EarlyDial(t, srv.Addr, cctx, nil, "x", false)
+			srv.Event(t)
 			sess, err := c.AwaitSession(5 * time.Second)
 			require.NoError(t, err)
 			defer sess.Close()
-			c, early, echo := earlyDial(t, srv.addr, cctx, sess, "GET /f", false)
-			srv.event(t)
+			c, early, echo := sesstest.EarlyDial(t, srv.Addr, cctx, sess, "GET /f", false)
+			srv.Event(t)
 			require.True(t, c.SessionReused())
 			require.Equal(t, sslsession.EarlyDataRejected, c.EarlyDataStatus())
 			require.Empty(t, early)
@@ -421,16 +278,16 @@ func TestEarlyDataReplayCacheFaults(t *testing.T) {
 // cache makes the session, the next sends its request as early data.
 func TestEarlyDataClientCache(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
-	oc, _ := earlyServerCtx(t)
-	srv := startEarlyServer(t, oc)
+	oc, _ := sesstest.EarlyServerCtx(t)
+	srv := sesstest.StartEarlyServer(t, oc)
 	cc, err := sslsession.NewClientCache(sesstest.ClientCtx(t, sslsession.TLS13), 0)
 	require.NoError(t, err)
 	defer cc.Close()
 	dial := func(req string) (*sslsession.Conn, string) {
-		c, err := sslsession.Dial("tcp", srv.addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost",
+		c, err := sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Cache: cc, ServerName: "localhost",
 			Timeout: 10 * time.Second, EarlyData: []byte(req)})
 		require.NoError(t, err)
 		t.Cleanup(func() { c.Close() })
@@ -441,11 +298,11 @@ func TestEarlyDataClientCache(t *testing.T) {
 	c, line := dial("one")
 	require.Equal(t, sslsession.EarlyDataNotSent, c.EarlyDataStatus())
 	require.Equal(t, "early=\n", line)
-	srv.event(t)
+	srv.Event(t)
 	require.Eventually(t, func() bool { return cc.Len() > 0 }, 5*time.Second, 5*time.Millisecond, "the cache took the tickets")
 	c, line = dial("two")
 	require.True(t, c.SessionReused())
 	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
 	require.Equal(t, "early="+hex.EncodeToString([]byte("two"))+"\n", line)
-	srv.event(t)
+	srv.Event(t)
 }

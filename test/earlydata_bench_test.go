@@ -1,4 +1,4 @@
-package sslsession_test
+package test
 
 import (
 	"io"

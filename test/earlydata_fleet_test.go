@@ -1,4 +1,4 @@
-package sslsession_test
+package test
 
 import (
 	"io"
@@ -124,7 +124,7 @@ func earlyRedisClient(tb testing.TB, addr string) *redis.Client {
 // data, ticket keys from the fleet's ring, and the early data server.
 type earlyHost struct {
 	sc  *sslsession.Ctx
-	srv *earlyServer
+	srv *sesstest.EarlyServer
 }
 
 func newEarlyHost(t testing.TB, redisAddr string, seal []byte, policy *sslsession.EarlyDataPolicy) *earlyHost {
@@ -141,14 +141,14 @@ func newEarlyHost(t testing.TB, redisAddr string, seal []byte, policy *sslsessio
 	if policy != nil {
 		require.NoError(t, sc.SetEarlyDataPolicy(*policy))
 	}
-	return &earlyHost{sc: sc, srv: startEarlyServer(t, oc)}
+	return &earlyHost{sc: sc, srv: sesstest.StartEarlyServer(t, oc)}
 }
 
 // earlySession is a resumable session of host h for cctx.
 func earlySession(t testing.TB, h *earlyHost, cctx *openssl.Ctx) *sslsession.Session {
 	t.Helper()
-	c, _, _ := earlyDial(t, h.srv.addr, cctx, nil, "hello", false)
-	h.srv.event(t)
+	c, _, _ := sesstest.EarlyDial(t, h.srv.Addr, cctx, nil, "hello", false)
+	h.srv.Event(t)
 	s, err := c.AwaitSession(5 * time.Second)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
@@ -165,7 +165,7 @@ func earlySession(t testing.TB, h *earlyHost, cctx *openssl.Ctx) *sslsession.Ses
 // the early data again.
 func TestEarlyDataFleetReplayRefused(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
 	rs := sesstest.StartRedis(t)
@@ -180,20 +180,20 @@ func TestEarlyDataFleetReplayRefused(t *testing.T) {
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
 	sess := earlySession(t, hosts[0], cctx)
 
-	proxy, flights := recordFirstFlight(t, hosts[1].srv.addr, 100*time.Millisecond)
-	c, early, _ := earlyDial(t, proxy, cctx, sess, "GET /once", false)
+	proxy, flights := recordFirstFlight(t, hosts[1].srv.Addr, 100*time.Millisecond)
+	c, early, _ := sesstest.EarlyDial(t, proxy, cctx, sess, "GET /once", false)
 	require.True(t, c.SessionReused(), "B resumes A's ticket through the ring")
 	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
 	require.Equal(t, "GET /once", early)
-	ev := hosts[1].srv.event(t)
-	require.Equal(t, "GET /once", string(ev.early))
+	ev := hosts[1].srv.Event(t)
+	require.Equal(t, "GET /once", string(ev.Early))
 	flight := <-flights
 	require.NotEmpty(t, flight)
 
 	for i, h := range hosts {
-		replayFlight(t, h.srv.addr, flight)
-		ev := h.srv.event(t)
-		require.Empty(t, ev.early, "host %c delivered replayed early data", 'A'+i)
+		replayFlight(t, h.srv.Addr, flight)
+		ev := h.srv.Event(t)
+		require.Empty(t, ev.Early, "host %c delivered replayed early data", 'A'+i)
 		require.Equal(t, int64(1), h.sc.Metrics().EarlyData.ReplaysRefused, "host %c", 'A'+i)
 	}
 	require.Equal(t, int64(1), hosts[1].sc.Metrics().EarlyData.Accepted)
@@ -228,7 +228,7 @@ func TestEarlyDataFleetReplayRefused(t *testing.T) {
 // cache, every host accepts the replayed early data.
 func TestEarlyDataFleetWithoutReplayCache(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
 	rs := sesstest.StartRedis(t)
@@ -238,8 +238,8 @@ func TestEarlyDataFleetWithoutReplayCache(t *testing.T) {
 	t.Run("anti-replay", func(t *testing.T) {
 		a, b := newEarlyHost(t, rs.Addr, seal, nil), newEarlyHost(t, rs.Addr, seal, nil)
 		sess := earlySession(t, a, cctx)
-		c, early, echo := earlyDial(t, b.srv.addr, cctx, sess, "GET /x", false)
-		b.srv.event(t)
+		c, early, echo := sesstest.EarlyDial(t, b.srv.Addr, cctx, sess, "GET /x", false)
+		b.srv.Event(t)
 		require.False(t, c.SessionReused(), "B's cache does not hold A's single-use ticket")
 		require.Equal(t, sslsession.EarlyDataRejected, c.EarlyDataStatus())
 		require.Empty(t, early)
@@ -253,16 +253,16 @@ func TestEarlyDataFleetWithoutReplayCache(t *testing.T) {
 			hosts = append(hosts, h)
 		}
 		sess := earlySession(t, hosts[0], cctx)
-		proxy, flights := recordFirstFlight(t, hosts[1].srv.addr, 100*time.Millisecond)
-		c, early, _ := earlyDial(t, proxy, cctx, sess, "GET /twice", false)
+		proxy, flights := recordFirstFlight(t, hosts[1].srv.Addr, 100*time.Millisecond)
+		c, early, _ := sesstest.EarlyDial(t, proxy, cctx, sess, "GET /twice", false)
 		require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
 		require.Equal(t, "GET /twice", early)
-		hosts[1].srv.event(t)
+		hosts[1].srv.Event(t)
 		flight := <-flights
 		for i, h := range hosts {
-			replayFlight(t, h.srv.addr, flight)
-			ev := h.srv.event(t)
-			require.Equal(t, "GET /twice", string(ev.early), "host %c: the replay is accepted without protection", 'A'+i)
+			replayFlight(t, h.srv.Addr, flight)
+			ev := h.srv.Event(t)
+			require.Equal(t, "GET /twice", string(ev.Early), "host %c: the replay is accepted without protection", 'A'+i)
 		}
 	})
 }
@@ -271,7 +271,7 @@ func TestEarlyDataFleetWithoutReplayCache(t *testing.T) {
 // 0-RTT), counted as a store failure, never accepted unprotected.
 func TestEarlyDataReplayCacheDown(t *testing.T) {
 	sesstest.LeakCheck(t)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
 	rs := sesstest.StartRedis(t)
@@ -281,8 +281,8 @@ func TestEarlyDataReplayCacheDown(t *testing.T) {
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
 	sess := earlySession(t, h, cctx)
 	rs.Stop()
-	c, early, echo := earlyDial(t, h.srv.addr, cctx, sess, "GET /down", false)
-	h.srv.event(t)
+	c, early, echo := sesstest.EarlyDial(t, h.srv.Addr, cctx, sess, "GET /down", false)
+	h.srv.Event(t)
 	require.True(t, c.SessionReused())
 	require.Equal(t, sslsession.EarlyDataRejected, c.EarlyDataStatus())
 	require.Empty(t, early)
@@ -312,7 +312,7 @@ func TestEarlyDataMemoryReplayCache(t *testing.T) {
 	require.True(t, added, "expired keys are forgotten")
 	_, err = m.Add(t.Context(), []byte("c"), time.Minute)
 	require.ErrorIs(t, err, sslsession.ErrReplayCacheFull)
-	if !earlyDataOr102(t) {
+	if !sesstest.EarlyDataOr102(t) {
 		return
 	}
 
@@ -326,23 +326,23 @@ func TestEarlyDataMemoryReplayCache(t *testing.T) {
 		require.NoError(t, sc.SetMaxEarlyData(1024, 0))
 		require.NoError(t, sc.SetTicketKeys([]sslsession.TicketRingKey{{Key: key, Encrypt: true}}))
 		require.NoError(t, sc.SetEarlyDataPolicy(sslsession.EarlyDataPolicy{ReplayCache: cache}))
-		hosts = append(hosts, &earlyHost{sc: sc, srv: startEarlyServer(t, oc)})
+		hosts = append(hosts, &earlyHost{sc: sc, srv: sesstest.StartEarlyServer(t, oc)})
 	}
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
-	c, _, _ := earlyDial(t, hosts[0].srv.addr, cctx, nil, "x", false)
-	hosts[0].srv.event(t)
+	c, _, _ := sesstest.EarlyDial(t, hosts[0].srv.Addr, cctx, nil, "x", false)
+	hosts[0].srv.Event(t)
 	sess, err := c.AwaitSession(5 * time.Second)
 	require.NoError(t, err)
 	defer sess.Close()
-	proxy, flights := recordFirstFlight(t, hosts[0].srv.addr, 50*time.Millisecond)
-	c, early, _ := earlyDial(t, proxy, cctx, sess, "GET /mem", false)
+	proxy, flights := recordFirstFlight(t, hosts[0].srv.Addr, 50*time.Millisecond)
+	c, early, _ := sesstest.EarlyDial(t, proxy, cctx, sess, "GET /mem", false)
 	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
 	require.Equal(t, "GET /mem", early)
-	hosts[0].srv.event(t)
+	hosts[0].srv.Event(t)
 	flight := <-flights
 	for _, h := range hosts {
-		replayFlight(t, h.srv.addr, flight)
-		require.Empty(t, h.srv.event(t).early)
+		replayFlight(t, h.srv.Addr, flight)
+		require.Empty(t, h.srv.Event(t).Early)
 	}
 	require.Equal(t, 1, cache.Len())
 }
