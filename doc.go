@@ -47,9 +47,25 @@
 // [Client], [Server] and [Dial] make a [Conn] on which OpenSSL reads and
 // writes the socket itself (SSL_set_fd) while Go's netpoller waits for
 // readiness: no OS thread blocks, deadlines apply, Read and Write may run
-// concurrently, and nothing is allocated per Read or Write. [FromConn]
-// adds the session calls to an existing spacemonkeygo *openssl.Conn
-// instead (the drop-in path). ExampleServer serves with [Server].
+// concurrently, and nothing is allocated per Read or Write. Over a
+// net.Conn that is not a socket (a pipe, a proxy's stream) Go moves the
+// records through spacemonkeygo's memory BIOs instead, with the same
+// behaviour; each method says where the two differ. [FromConn] adds the
+// session calls to an existing spacemonkeygo *openssl.Conn instead (the
+// drop-in path). ExampleServer serves with [Server].
+//
+// # Early data (TLS 1.3 0-RTT)
+//
+// A session's [Info].MaxEarlyData says whether it allows early data;
+// [DialConfig].EarlyData sends a request with the ClientHello and
+// [Conn.EarlyDataStatus] tells whether the server took it (if not, Dial
+// sends it again after the handshake, or hands it back). A server allows it
+// with [Ctx.SetMaxEarlyData], reads it apart from ordinary data with
+// [Conn.ReadEarlyData], and decides per connection and across a fleet
+// with [Ctx.SetEarlyDataPolicy]: a [ReplayCache] shared by the fleet
+// (package redisstore has one) accepts each ClientHello's early data at
+// most once. Early data can be replayed by anyone who saw it: answer only
+// requests that are safe to repeat (docs/early-data.md).
 //
 // # Inspecting
 //
