@@ -133,6 +133,29 @@ static int conn_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
             return SSLSESS_IO_DONE;
         }
         break;
+#if OPENSSL_VERSION_NUMBER >= 0x10101000L
+    case SSLSESS_OP_READ_EARLY: {
+        size_t done = 0;
+        rv = SSL_read_early_data(ssl, buf, (size_t)n, &done);
+        if (rv == SSL_READ_EARLY_DATA_FINISH)
+            return SSLSESS_IO_EARLY_FINISH;
+        if (rv == SSL_READ_EARLY_DATA_SUCCESS) {
+            r->n = (int)done;
+            return SSLSESS_IO_DONE;
+        }
+        rv = 0;
+        break;
+    }
+    case SSLSESS_OP_WRITE_EARLY: {
+        size_t done = 0;
+        rv = SSL_write_early_data(ssl, buf, (size_t)n, &done);
+        if (rv == 1) {
+            r->n = (int)done;
+            return SSLSESS_IO_DONE;
+        }
+        break;
+    }
+#endif
     default:
         return SSLSESS_IO_FAIL;
     }

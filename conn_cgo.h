@@ -15,6 +15,8 @@
 #define SSLSESS_OP_READ 1
 #define SSLSESS_OP_WRITE 2
 #define SSLSESS_OP_SHUTDOWN 3
+#define SSLSESS_OP_READ_EARLY 16  /* SSL_read_early_data, 1.1.1+ (earlydata.go) */
+#define SSLSESS_OP_WRITE_EARLY 17 /* SSL_write_early_data, 1.1.1+ */
 
 /* What sslsess_conn_io found (its return value). */
 #define SSLSESS_IO_DONE 0       /* n holds the result */
@@ -24,6 +26,7 @@
 #define SSLSESS_IO_EOF 4        /* the peer closed the socket without close_notify */
 #define SSLSESS_IO_FAIL 5       /* see e: SSL_ERROR_SSL, or SSL_ERROR_SYSCALL with errno */
 #define SSLSESS_IO_RENEGOTIATION 6 /* the peer started a renegotiation, refused */
+#define SSLSESS_IO_EARLY_FINISH 16 /* SSL_read_early_data: the client's early data ended */
 
 /* What one step did: st is one of SSLSESS_IO_*, n the result of a done
  * step, wrote whether it wrote to the write BIO (a read may: an alert, a

@@ -119,65 +119,6 @@ int sslsess_early_ctx_set_cb(SSL_CTX *ctx, uintptr_t h)
 #endif
 }
 
-#ifdef SSLSESS_EARLY
-static int early_io(SSL *ssl, int op, void *buf, int n, sslsess_io *r)
-{
-    size_t done = 0;
-    int rv, err;
-    ERR_clear_error();
-    errno = 0;
-    if (op == SSLSESS_OP_READ_EARLY) {
-        rv = SSL_read_early_data(ssl, buf, (size_t)n, &done);
-        if (rv == SSL_READ_EARLY_DATA_FINISH)
-            return SSLSESS_IO_EARLY_FINISH;
-        if (rv == SSL_READ_EARLY_DATA_SUCCESS) {
-            r->n = (int)done;
-            return SSLSESS_IO_DONE;
-        }
-        rv = 0;
-    } else if (op == SSLSESS_OP_WRITE_EARLY) {
-        rv = SSL_write_early_data(ssl, buf, (size_t)n, &done);
-        if (rv == 1) {
-            r->n = (int)done;
-            return SSLSESS_IO_DONE;
-        }
-    } else {
-        return SSLSESS_IO_FAIL;
-    }
-    r->e.sys_errno = errno;
-    err = SSL_get_error(ssl, rv);
-    r->e.ssl_error = err;
-    switch (err) {
-    case SSL_ERROR_WANT_READ:
-        return SSLSESS_IO_WANT_READ;
-    case SSL_ERROR_WANT_WRITE:
-        return SSLSESS_IO_WANT_WRITE;
-    case SSL_ERROR_ZERO_RETURN:
-        return SSLSESS_IO_CLOSED;
-    }
-    sslsess_err_capture(&r->e);
-    if (err == SSL_ERROR_SYSCALL && r->e.n == 0 && r->e.sys_errno == 0)
-        return SSLSESS_IO_EOF;
-    return SSLSESS_IO_FAIL;
-}
-#endif
-
-sslsess_io sslsess_early_io(SSL *ssl, int op, void *buf, int n)
-{
-    sslsess_io r;
-    memset(&r, 0, sizeof(r));
-#ifdef SSLSESS_EARLY
-    r.st = early_io(ssl, op, buf, n, &r);
-#else
-    (void)ssl;
-    (void)op;
-    (void)buf;
-    (void)n;
-    r.st = SSLSESS_IO_FAIL;
-#endif
-    return r;
-}
-
 int sslsess_early_status(const SSL *ssl)
 {
 #ifdef SSLSESS_EARLY

@@ -11,13 +11,6 @@
 #include <stdint.h>
 #include "conn_cgo.h"
 
-/* sslsess_early_io's operations. */
-#define SSLSESS_OP_READ_EARLY 16
-#define SSLSESS_OP_WRITE_EARLY 17
-
-/* sslsess_early_io: SSL_read_early_data returned SSL_READ_EARLY_DATA_FINISH. */
-#define SSLSESS_IO_EARLY_FINISH 16
-
 /* SSL_get_early_data_status values (the same in every version that has them). */
 #define SSLSESS_EARLY_NOT_SENT 0
 #define SSLSESS_EARLY_REJECTED 1
@@ -36,9 +29,6 @@ int sslsess_early_ctx_no_anti_replay(SSL_CTX *ctx, int on);
 /* Installs (h != 0) or removes the allow_early_data callback: it calls
  * sslsessGoAllowEarly with h. Affects SSL objects made afterwards. */
 int sslsess_early_ctx_set_cb(SSL_CTX *ctx, uintptr_t h);
-/* One step of SSL_read_early_data or SSL_write_early_data, as
- * sslsess_conn_io. */
-sslsess_io sslsess_early_io(SSL *ssl, int op, void *buf, int n);
 /* SSL_get_early_data_status(3). */
 int sslsess_early_status(const SSL *ssl);
 /* The max early data of the session the SSL offers (a client before its

@@ -2,7 +2,6 @@ package sslsession
 
 // #include <stdlib.h>
 // #include "conn_cgo.h"
-// #include "earlydata_cgo.h"
 //
 // /* These never call back into Go. sslsess_conn_io is not listed: a
 //    handshake or a read runs verify, SNI and session callbacks that enter
@@ -96,11 +95,7 @@ func (s *step) try() {
 	if len(s.buf) > 0 {
 		p = unsafe.Pointer(&s.buf[0])
 	}
-	if s.op >= C.SSLSESS_OP_READ_EARLY {
-		s.r = C.sslsess_early_io(ssl.p, s.op, p, C.int(len(s.buf))) // earlydata.go
-	} else {
-		s.r = C.sslsess_conn_io(ssl.p, s.op, p, C.int(len(s.buf)))
-	}
+	s.r = C.sslsess_conn_io(ssl.p, s.op, p, C.int(len(s.buf)))
 	ssl.mu.Unlock()
 }
 
