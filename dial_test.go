@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -92,50 +91,31 @@ func preludeServer(t *testing.T, v sslsession.Version) (addr string, got <-chan 
 	t.Helper()
 	sctx, err := loopback.ServerCtx(sesstest.Cert(t), loopback.Config{Min: v, Max: v})
 	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	ch := make(chan string, 16)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer raw.Close()
-				_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := raw.Write([]byte("GO\n")); err != nil {
-					ch <- err.Error()
-					return
-				}
-				buf := make([]byte, 3)
-				n, err := io.ReadFull(raw, buf)
-				if err != nil || string(buf) != "OK\n" {
-					ch <- fmt.Sprintf("%q %v", buf[:n], err)
-					return
-				}
-				ch <- "OK"
-				c, err := sslsession.Server(raw, sctx)
-				if err != nil {
-					return
-				}
-				if c.Handshake() == nil {
-					_, _ = io.Copy(c, c)
-				}
-				_ = c.Close()
-			}()
+	addr = sesstest.ServeTCP(t, func(raw net.Conn) {
+		defer raw.Close()
+		_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := raw.Write([]byte("GO\n")); err != nil {
+			ch <- err.Error()
+			return
 		}
-	}()
-	return ln.Addr().String(), ch
+		buf := make([]byte, 3)
+		n, err := io.ReadFull(raw, buf)
+		if err != nil || string(buf) != "OK\n" {
+			ch <- fmt.Sprintf("%q %v", buf[:n], err)
+			return
+		}
+		ch <- "OK"
+		c, err := sslsession.Server(raw, sctx)
+		if err != nil {
+			return
+		}
+		if c.Handshake() == nil {
+			_, _ = io.Copy(c, c)
+		}
+		_ = c.Close()
+	})
+	return addr, ch
 }
 
 // readPrelude is a BeforeHandshake that reads the server's "GO\n" one byte

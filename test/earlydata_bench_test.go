@@ -82,61 +82,41 @@ func delayProxy(tb testing.TB, target string, oneWay time.Duration) string {
 // handshake.
 func serveFirstByte(tb testing.TB, oc *openssl.Ctx) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	var wg sync.WaitGroup
-	tb.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
 	resp := []byte("HTTP/1.1 204 No Content\r\n\r\n")
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
+	return sesstest.ServeTCP(tb, func(raw net.Conn) {
+		c, err := sslsession.Server(raw, oc)
+		if err != nil {
+			raw.Close()
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		n, err := c.ReadEarlyData(buf)
+		if n > 0 {
+			if _, err := c.WriteEarlyData(resp); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := sslsession.Server(raw, oc)
-				if err != nil {
-					raw.Close()
-					return
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				buf := make([]byte, 4096)
-				n, err := c.ReadEarlyData(buf)
-				if n > 0 {
-					if _, err := c.WriteEarlyData(resp); err != nil {
-						return
-					}
-					for err == nil {
-						_, err = c.ReadEarlyData(buf)
-					}
-				}
-				if err != nil && err != io.EOF {
-					return
-				}
-				if err := c.Handshake(); err != nil {
-					return
-				}
-				if n == 0 {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-					if _, err := c.Write(resp); err != nil {
-						return
-					}
-				}
-				_, _ = io.Copy(io.Discard, c)
-			}()
+			for err == nil {
+				_, err = c.ReadEarlyData(buf)
+			}
 		}
-	}()
-	return ln.Addr().String()
+		if err != nil && err != io.EOF {
+			return
+		}
+		if err := c.Handshake(); err != nil {
+			return
+		}
+		if n == 0 {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+			if _, err := c.Write(resp); err != nil {
+				return
+			}
+		}
+		_, _ = io.Copy(io.Discard, c)
+	})
 }
 
 // BenchmarkEarlyDataFirstByte: time from Dial to the first byte of the

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -151,44 +150,25 @@ func TestEarlyDataPeerSClient(t *testing.T) {
 // closes.
 func earlyReadServer(t testing.TB, oc *openssl.Ctx) (string, <-chan string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	got := make(chan string, 16)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := sslsession.Server(raw, oc)
-				if err != nil {
-					raw.Close()
-					got <- "error: " + err.Error()
-					return
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				early, err := c.EarlyData(1 << 20)
-				if err != nil {
-					got <- "error: " + err.Error()
-					return
-				}
-				got <- string(early)
-				if c.Handshake() == nil {
-					_, _ = io.WriteString(c, "ok\n")
-				}
-			}()
+	addr := sesstest.ServeTCP(t, func(raw net.Conn) {
+		c, err := sslsession.Server(raw, oc)
+		if err != nil {
+			raw.Close()
+			got <- "error: " + err.Error()
+			return
 		}
-	}()
-	return ln.Addr().String(), got
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		early, err := c.EarlyData(1 << 20)
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(early)
+		if c.Handshake() == nil {
+			_, _ = io.WriteString(c, "ok\n")
+		}
+	})
+	return addr, got
 }

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // startEarlyLibServer serves TLS 1.3 with early data on a context of this
@@ -38,41 +38,22 @@ func startEarlyLibServer(t *testing.T, key sslsession.TicketKey, cache sslsessio
 	if noAntiReplay {
 		sc.Options(sslsession.OptionNoAntiReplay, 0)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := sslsession.Server(raw, oc)
-				if err != nil {
-					raw.Close()
-					return
-				}
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.EarlyData(1 << 20); err != nil {
-					return
-				}
-				if c.Handshake() == nil {
-					_, _ = io.Copy(io.Discard, c)
-				}
-			}()
+	addr := sesstest.ServeTCP(t, func(raw net.Conn) {
+		c, err := sslsession.Server(raw, oc)
+		if err != nil {
+			raw.Close()
+			return
 		}
-	}()
-	return ln.Addr().String()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.EarlyData(1 << 20); err != nil {
+			return
+		}
+		if c.Handshake() == nil {
+			_, _ = io.Copy(io.Discard, c)
+		}
+	})
+	return addr
 }
 
 func earlyJSON(t *testing.T, r result) earlyReport {

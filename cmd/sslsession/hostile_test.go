@@ -5,7 +5,6 @@ import (
 	"net"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sslsession/sslsession"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // floodSlack is what a command may take past --timeout against a hostile
@@ -97,47 +97,27 @@ func TestTicketFlood(t *testing.T) {
 // --timeout, whatever the protocol.
 func TestSlowServer(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	done := make(chan struct{})
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	addr := sesstest.ServeTCP(t, func(c net.Conn) {
+		defer c.Close()
+		// A handshake record of 16 KiB that never completes.
+		if _, err := c.Write([]byte{0x16, 0x03, 0x03, 0x40, 0x00}); err != nil {
+			return
+		}
+		tk := time.NewTicker(100 * time.Millisecond)
+		defer tk.Stop()
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			select {
+			case <-done:
 				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				// A handshake record of 16 KiB that never completes.
-				if _, err := c.Write([]byte{0x16, 0x03, 0x03, 0x40, 0x00}); err != nil {
+			case <-tk.C:
+				if _, err := c.Write([]byte{0x02}); err != nil {
 					return
 				}
-				tk := time.NewTicker(100 * time.Millisecond)
-				defer tk.Stop()
-				for {
-					select {
-					case <-done:
-						return
-					case <-tk.C:
-						if _, err := c.Write([]byte{0x02}); err != nil {
-							return
-						}
-					}
-				}
-			}()
+			}
 		}
-	}()
-	addr := ln.Addr().String()
+	})
+	t.Cleanup(func() { close(done) })
 	timeout := time.Second
 	for _, args := range [][]string{
 		{"save", addr, "-o", filepath.Join(t.TempDir(), "x.pem")},

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 // mailStep is one exchange of a STARTTLS responder's plaintext script: the
@@ -91,59 +92,43 @@ func startMailServer(t *testing.T, v sslsession.Version, script []mailStep, then
 // caller's (responders sharing one share its session cache and ticket key).
 func startMailServerCtx(t *testing.T, ctx *openssl.Ctx, certPath string, script []mailStep, then string) *mailServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &mailServer{addr: ln.Addr().String(), certPath: certPath}
-	var wg sync.WaitGroup
+	s := &mailServer{certPath: certPath}
+	// Registered first, so it runs last: once every handler has returned.
 	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
 		for _, e := range s.errs {
 			t.Errorf("STARTTLS responder: %s", e)
 		}
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer raw.Close()
-				_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
-				if !s.play(raw, script) {
-					return
-				}
-				s.scripts.Add(1)
-				switch then {
-				case thenClose:
-					return
-				case thenHang:
-					_, _ = io.Copy(io.Discard, raw)
-					return
-				}
-				c, err := sslsession.Server(raw, ctx)
-				if err != nil {
-					s.errorf("server: %v", err)
-					return
-				}
-				if err := c.Handshake(); err != nil {
-					_ = c.Close()
-					return // the client's verdict is the test's
-				}
-				s.handshakes.Add(1)
-				if c.SessionReused() {
-					s.reused.Add(1)
-				}
-				_, _ = io.Copy(c, c)
-				_ = c.Close()
-			}()
+	s.addr = sesstest.ServeTCP(t, func(raw net.Conn) {
+		defer raw.Close()
+		_ = raw.SetDeadline(time.Now().Add(30 * time.Second))
+		if !s.play(raw, script) {
+			return
 		}
-	}()
+		s.scripts.Add(1)
+		switch then {
+		case thenClose:
+			return
+		case thenHang:
+			_, _ = io.Copy(io.Discard, raw)
+			return
+		}
+		c, err := sslsession.Server(raw, ctx)
+		if err != nil {
+			s.errorf("server: %v", err)
+			return
+		}
+		if err := c.Handshake(); err != nil {
+			_ = c.Close()
+			return // the client's verdict is the test's
+		}
+		s.handshakes.Add(1)
+		if c.SessionReused() {
+			s.reused.Add(1)
+		}
+		_, _ = io.Copy(c, c)
+		_ = c.Close()
+	})
 	return s
 }
 

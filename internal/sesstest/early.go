@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,29 +37,10 @@ type EarlyServer struct {
 // the test.
 func StartEarlyServer(t testing.TB, oc *openssl.Ctx) *EarlyServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	s := &EarlyServer{Addr: ln.Addr().String(), events: make(chan EarlyEvent, 64)}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
+	s := &EarlyServer{events: make(chan EarlyEvent, 64)}
+	s.Addr = ServeTCP(t, func(raw net.Conn) {
+		s.handle(raw, oc)
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				s.handle(raw, oc)
-			}()
-		}
-	}()
 	return s
 }
 
