@@ -29,71 +29,55 @@ import (
 // that the whole first flight is in.
 func recordFirstFlight(t testing.TB, target string, hold time.Duration) (string, <-chan []byte) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	flights := make(chan []byte, 16)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			cl, err := ln.Accept()
-			if err != nil {
+	addr := sesstest.ServeTCP(t, func(cl net.Conn) {
+		start := time.Now()
+		sv, err := net.Dial("tcp", target)
+		if err != nil {
+			cl.Close()
+			return
+		}
+		var mu sync.Mutex
+		var rec []byte
+		done := false
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer sv.(*net.TCPConn).CloseWrite()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := cl.Read(buf)
+				mu.Lock()
+				if !done {
+					rec = append(rec, buf[:n]...)
+				}
+				mu.Unlock()
+				if _, werr := sv.Write(buf[:n]); werr != nil || err != nil {
+					return
+				}
+			}
+		}()
+		defer wg.Wait()
+		defer cl.Close()
+		defer sv.Close()
+		buf := make([]byte, 32<<10)
+		n, err := sv.Read(buf)
+		time.Sleep(time.Until(start.Add(hold)))
+		mu.Lock()
+		done = true
+		flights <- append([]byte(nil), rec...)
+		mu.Unlock()
+		if n > 0 {
+			if _, err := cl.Write(buf[:n]); err != nil {
 				return
 			}
-			start := time.Now()
-			sv, err := net.Dial("tcp", target)
-			if err != nil {
-				cl.Close()
-				continue
-			}
-			var mu sync.Mutex
-			var rec []byte
-			done := false
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				defer sv.(*net.TCPConn).CloseWrite()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := cl.Read(buf)
-					mu.Lock()
-					if !done {
-						rec = append(rec, buf[:n]...)
-					}
-					mu.Unlock()
-					if _, werr := sv.Write(buf[:n]); werr != nil || err != nil {
-						return
-					}
-				}
-			}()
-			go func() {
-				defer wg.Done()
-				defer cl.Close()
-				defer sv.Close()
-				buf := make([]byte, 32<<10)
-				n, err := sv.Read(buf)
-				time.Sleep(time.Until(start.Add(hold)))
-				mu.Lock()
-				done = true
-				flights <- append([]byte(nil), rec...)
-				mu.Unlock()
-				if n > 0 {
-					if _, err := cl.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-				if err == nil {
-					_, _ = io.Copy(cl, sv)
-				}
-			}()
 		}
-	}()
-	return ln.Addr().String(), flights
+		if err == nil {
+			_, _ = io.Copy(cl, sv)
+		}
+	})
+	return addr, flights
 }
 
 // replayFlight sends a recorded first flight on a new TCP connection, as an
