@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
@@ -57,6 +58,29 @@ func BenchmarkRawGet1Free(b *testing.B) {
 	}
 	runtime.KeepAlive(ssl)
 }
+
+// BenchmarkFloorGet1Cleanup is the floor of Get1+Close with a cleanup per
+// session, without the library: the raw C calls of BenchmarkRawGet1Free
+// plus what the Go runtime charges for any object the garbage collector
+// may free on its own (the allocation, runtime.AddCleanup, Cleanup.Stop).
+func BenchmarkFloorGet1Cleanup(b *testing.B) {
+	ssl := getFixture(b).ssl
+	p := ssl.Pointer()
+	b.ReportAllocs()
+	for b.Loop() {
+		h := new(floorHandle)
+		c := runtime.AddCleanup(h, floorDropped, p)
+		rawssl.Get1Free(p)
+		c.Stop()
+		runtime.KeepAlive(h)
+	}
+	runtime.KeepAlive(ssl)
+}
+
+// floorHandle is the size of a Session.
+type floorHandle struct{ _ [8]uintptr }
+
+func floorDropped(unsafe.Pointer) {}
 
 func BenchmarkInfo(b *testing.B) {
 	s := ownedSession(b)
