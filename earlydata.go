@@ -455,7 +455,7 @@ func (c *Conn) earlyCheck(fn string) error {
 // call to ReadEarlyData or EarlyData, OpenSSL rejects early data. Between
 // two reads the server may answer with WriteEarlyData, before the client
 // has finished its handshake. The error wraps ErrUnsupported before 1.1.1
-// or on a spacemonkeygo fallback connection, ErrEarlyDataPhase on a client
+// or on a connection over memory BIOs (not a socket), ErrEarlyDataPhase on a client
 // or after the handshake.
 func (c *Conn) ReadEarlyData(b []byte) (int, error) {
 	const fn = "SSL_read_early_data"
@@ -534,7 +534,7 @@ func (c *Conn) EarlyData(limit int) ([]byte, error) {
 // DialConfig.EarlyData. On a server, after ReadEarlyData returned data, it
 // answers before the client has finished its handshake (the client is not
 // yet authenticated). The error wraps ErrUnsupported before 1.1.1 or on a
-// spacemonkeygo fallback connection, ErrEarlyDataPhase after the
+// connection over memory BIOs (not a socket), ErrEarlyDataPhase after the
 // handshake or on a server that has read no early data.
 func (c *Conn) WriteEarlyData(b []byte) (int, error) {
 	const fn = "SSL_write_early_data"
@@ -569,7 +569,7 @@ func (c *Conn) WriteEarlyData(b []byte) (int, error) {
 
 // EarlyDataStatus is SSL_get_early_data_status(3): after the handshake,
 // whether the client's early data was accepted. EarlyDataNotSent before
-// 1.1.1 or on a spacemonkeygo fallback connection.
+// 1.1.1 or on a connection over memory BIOs (not a socket).
 func (c *Conn) EarlyDataStatus() EarlyDataStatus {
 	if c.zero() || c.ssl.lock() != nil {
 		return EarlyDataNotSent
