@@ -36,6 +36,7 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 
 	var nginxPid atomic.Int64
 	var reloads, slowReloads, hookErrors atomic.Int64
+	var reloading atomic.Int32 // a reload is waiting for nginx's old workers
 	srv := sesstest.StartRedis(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { client.Close() })
@@ -44,9 +45,11 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 		Interval: interval, Lifetime: 30 * time.Second, Refresh: 200 * time.Millisecond,
 		OnPublish: files.Hook(func() {
 			if pid := nginxPid.Load(); pid != 0 {
+				reloading.Add(1)
+				defer reloading.Add(-1)
 				reloads.Add(1)
 				if reloadNginx(int(pid), filepath.Join(dir, "error.log")) != nil {
-					slowReloads.Add(1) // an old worker outlived the wait: the probes below cope
+					slowReloads.Add(1) // an old worker outlived the wait
 				}
 			}
 		}, func(error) { hookErrors.Add(1) })})
@@ -97,9 +100,9 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 			require.Equal(t, name, got, "rotation %d", rotation)
 			return true
 		}
-		// nginx serves under the ring's key once its reload is done.
-		// After a reload nginx's old worker may still accept a few
-		// connections: wait for three in a row from the new one.
+		// nginx serves under the ring's key once its reload is done:
+		// three connections in a row under it, and no reload still
+		// waiting for an old worker, which may accept a few more.
 		probe, streak := newMixedClient(t, v), 0
 		require.Eventually(t, func() bool {
 			probe.dial(t, ng)
@@ -108,7 +111,7 @@ func TestMixedFleetNginxFollowsRing(t *testing.T) {
 				return false
 			}
 			streak++
-			return streak == 3
+			return streak >= 3 && reloading.Load() == 0
 		}, interval, 20*time.Millisecond, "rotation %d: nginx encrypts under the ring's key", rotation)
 		mc := newMixedClient(t, v)
 		require.False(t, mc.dial(t, ng))
