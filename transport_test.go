@@ -50,14 +50,9 @@ type tpair struct {
 
 func newTPair(t testing.TB, tc transportCase, sctx, cctx *openssl.Ctx, sess *sslsession.Session) *tpair {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	craw, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sraw, err := ln.Accept()
-	require.NoError(t, err)
+	craw, sraw := sesstest.TCPPair(t)
 	p := &tpair{craw: craw, sraw: sraw}
+	var err error
 	p.client, err = sslsession.Client(tc.over(craw), cctx, sess)
 	require.NoError(t, err)
 	p.server, err = sslsession.Server(tc.over(sraw), sctx)
@@ -453,26 +448,15 @@ type recordProxy struct {
 
 func newProxiedPair(t *testing.T, tc transportCase, sctx, cctx *openssl.Ctx) (*tpair, *recordProxy) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	pln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer pln.Close()
-	craw, err := net.Dial("tcp", pln.Addr().String())
-	require.NoError(t, err)
-	pin, err := pln.Accept()
-	require.NoError(t, err)
-	pout, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	sraw, err := ln.Accept()
-	require.NoError(t, err)
+	craw, pin := sesstest.TCPPair(t)
+	pout, sraw := sesstest.TCPPair(t)
 	proxy := &recordProxy{}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); proxy.copy(pout, pin, &proxy.up) }()
 	go func() { defer wg.Done(); proxy.copy(pin, pout, &proxy.down) }()
 	p := &tpair{craw: craw, sraw: sraw}
+	var err error
 	p.client, err = sslsession.Client(tc.over(craw), cctx, nil)
 	require.NoError(t, err)
 	p.server, err = sslsession.Server(tc.over(sraw), sctx)

@@ -50,20 +50,7 @@ func startFleetServers(t *testing.T, n int, extra ...string) ([]string, string) 
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		args := append([]string{"-addr", addr, "-redis", redisSrv.Addr, "-cert", certPath, "-key", keyPath,
 			"-seal-key", hex.EncodeToString(seal)}, extra...)
-		cmd := exec.Command(fleetBin.path, args...)
-		var log lockedLog
-		cmd.Stdout, cmd.Stderr = &log, &log
-		require.NoError(t, cmd.Start())
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-exited
-			if t.Failed() {
-				t.Logf("fleet-server %s log:\n%s", addr, log.String())
-			}
-		})
-		waitPort(t, addr, exited)
+		startProgram(t, addr, fleetBin.path, args...)
 		addrs = append(addrs, addr)
 	}
 	return addrs, certPath

@@ -196,3 +196,17 @@ func ServeTCP(t testing.TB, handle func(net.Conn)) string {
 	}()
 	return ln.Addr().String()
 }
+
+// TCPPair is the two ends of a TCP connection on 127.0.0.1: what a client
+// dialed and what the server accepted.
+func TCPPair(t testing.TB) (client, server net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	return client, server
+}
