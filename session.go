@@ -47,10 +47,6 @@ type Session struct {
 	serial  uintptr
 	ctxAddr uintptr // owned: the SSL_CTX it belongs to (its C address), 0 while unbound; atomic after creation
 
-	// cleanup, on an owned session, gives the reference back when the
-	// session is dropped without Close (finalizers.go); Close stops it.
-	cleanup runtime.Cleanup
-
 	// fwd is set, once, by UnmarshalBinary on a Session the caller
 	// allocated (a variable, a struct field, a slice element): the decoded
 	// session is a Session of its own, and s forwards every call to it. No
@@ -100,7 +96,7 @@ func (s *Session) release() { s.use.Add(-1) }
 // borrowed session Close does nothing: it holds no reference.
 //
 // Without Close, the garbage collector gives the reference back at the
-// first collections after the session became unreachable (a cleanup per
+// first collections after the session became unreachable (a finalizer per
 // session, finalizers.go), whatever other sessions are still in use; Close
 // gives it back at once and FinalizedSessions counts the ones it missed.
 func (s *Session) Close() error {

@@ -60,27 +60,32 @@ func BenchmarkRawGet1Free(b *testing.B) {
 }
 
 // BenchmarkFloorGet1Cleanup is the floor of Get1+Close with a cleanup per
-// session, without the library: the raw C calls of BenchmarkRawGet1Free
-// plus what the Go runtime charges for any object the garbage collector
-// may free on its own (the allocation, runtime.AddCleanup, Cleanup.Stop).
+// session, without the library: SSL_get1_session(3) and SSL_SESSION_free(3)
+// in two cgo calls (a wrapper cannot join them: the session lives between
+// them), plus what the Go runtime charges for any object the garbage
+// collector may free on its own (the allocation, runtime.SetFinalizer, and
+// clearing it on Close).
 func BenchmarkFloorGet1Cleanup(b *testing.B) {
 	ssl := getFixture(b).ssl
 	p := ssl.Pointer()
 	b.ReportAllocs()
 	for b.Loop() {
-		h := new(floorHandle)
-		c := runtime.AddCleanup(h, floorDropped, p)
-		rawssl.Get1Free(p)
-		c.Stop()
+		h := &floorHandle{p: rawssl.Get1(p)}
+		runtime.SetFinalizer(h, floorDropped)
+		runtime.SetFinalizer(h, nil)
+		rawssl.FreeSession(h.p)
 		runtime.KeepAlive(h)
 	}
 	runtime.KeepAlive(ssl)
 }
 
 // floorHandle is the size of a Session.
-type floorHandle struct{ _ [8]uintptr }
+type floorHandle struct {
+	p unsafe.Pointer
+	_ [7]uintptr
+}
 
-func floorDropped(unsafe.Pointer) {}
+func floorDropped(*floorHandle) {}
 
 func BenchmarkInfo(b *testing.B) {
 	s := ownedSession(b)

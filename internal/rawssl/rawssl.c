@@ -94,3 +94,6 @@ void rawssl_get1_free(SSL *ssl)
     if (s != NULL)
         SSL_SESSION_free(s);
 }
+
+SSL_SESSION *rawssl_get1(SSL *ssl) { return SSL_get1_session(ssl); }
+void rawssl_session_free(SSL_SESSION *s) { SSL_SESSION_free(s); }

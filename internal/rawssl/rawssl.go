@@ -11,6 +11,8 @@ package rawssl
 // #cgo CFLAGS: -Wno-deprecated-declarations
 // #cgo nocallback rawssl_get0
 // #cgo nocallback rawssl_get1_free
+// #cgo nocallback rawssl_get1
+// #cgo nocallback rawssl_session_free
 // #include "rawssl.h"
 import "C"
 
@@ -190,3 +192,10 @@ func Get0(p unsafe.Pointer) bool { return C.rawssl_get0((*C.SSL)(p)) != 0 }
 // Get1Free is the floor of Session1 and Close: SSL_get1_session(3) on p and
 // SSL_SESSION_free(3).
 func Get1Free(p unsafe.Pointer) { C.rawssl_get1_free((*C.SSL)(p)) }
+
+// Get1 is SSL_get1_session(3) on p alone: with FreeSession, the two C calls
+// Session1 and Close make, one cgo call each.
+func Get1(p unsafe.Pointer) unsafe.Pointer { return unsafe.Pointer(C.rawssl_get1((*C.SSL)(p))) }
+
+// FreeSession is SSL_SESSION_free(3).
+func FreeSession(s unsafe.Pointer) { C.rawssl_session_free((*C.SSL_SESSION)(s)) }

@@ -34,5 +34,8 @@ void rawssl_err_string(unsigned long code, char *buf, size_t n);
 /* The floors: SSL_get0_session, and SSL_get1_session with its free. */
 int rawssl_get0(const SSL *ssl);
 void rawssl_get1_free(SSL *ssl);
+/* The same two calls apart, as a wrapper makes them. */
+SSL_SESSION *rawssl_get1(SSL *ssl);
+void rawssl_session_free(SSL_SESSION *s);
 
 #endif
