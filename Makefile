@@ -137,9 +137,11 @@ bench-handshake: check-openssl
 # C server on the same OpenSSL, nginx with one worker and crypto/tls each
 # under the same load (the C client) on one core; bench-client measures
 # this library's Dial, the C client and crypto/tls against the C server.
-# CPU per handshake of the measured process and handshakes/s, full and
-# resumed by session ID and by ticket, TLS 1.2 and 1.3, interleaved
-# rounds, medians and ratios to C; then system calls per connection.
+# Both also measure Go's net with the C program's code through cgo and no
+# library (Go+C). CPU per handshake of the measured process and
+# handshakes/s, full and resumed by session ID and by ticket, TLS 1.2 and
+# 1.3, interleaved rounds, medians and ratios to C; then system calls per
+# connection.
 # BENCH_PROC_FLAGS: -rounds N -time D -strace N -only REGEXP -run REGEXP.
 BENCH_PROC_FLAGS ?=
 bench-server: check-openssl deps

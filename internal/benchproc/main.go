@@ -6,18 +6,21 @@
 // does), a C server on the same OpenSSL (csrc/benchc.c), nginx with one
 // worker, crypto/tls, and two floors of any Go server on OpenSSL (Go's
 // net and the C server's code through cgo, without this library: floor.go),
-// each in turn under the same fixed load, the C client. -side client measures clients dialing one fixed server, the C
-// server: this library's Dial with a held session, the C client, and
-// crypto/tls. The measured process is pinned to CPU 0 and its peer to CPU
-// 1 when the machine has two; the figures are the measured process's own
-// CPU time (its threads' run time from /proc/PID/task/*/schedstat, or user
-// + system time from /proc/PID/stat if a thread ended) per handshake, and
+// each in turn under the same fixed load, the C client. -side client
+// measures clients dialing one fixed server, the C server: this library's
+// Dial with a held session, the C client, crypto/tls, and the two client
+// floors (Go's net and the C client's code through cgo, floor.go). The
+// measured process is pinned to CPU 0 and its peer to CPU 1 when the
+// machine has two; the figures are the measured process's own CPU time
+// (its threads' run time from /proc/PID/task/*/schedstat, or user + system
+// time from /proc/PID/stat if a thread ended) per handshake, and
 // handshakes per second. Modes: full, resumed by session ID and resumed by
 // ticket on TLS 1.2; full and resumed by ticket on TLS 1.3. Rounds are
 // interleaved between implementations and the medians printed with their
 // ratio to the C program's; every handshake's suite, group and resumption
-// are checked by the C peer. Then one more round of each under strace -c
-// counts system calls per connection.
+// are checked by the C peer (and, client side, by the clients that tally
+// them: the C client and the floors). Then one more round of each under
+// strace -c counts system calls per connection.
 package main
 
 import (
@@ -268,6 +271,8 @@ func bench(w io.Writer, o options) error {
 				{cName, clientProc("C client", nil, benchc, "client", v, certFile)},
 				{"sslsession", clientProc("sslsession client", role("sslsession-client"), self)},
 				{"crypto/tls", clientProc("crypto/tls client", role("tls-client"), self)},
+				{"Go+C", clientProc("Go+C client", role("floor-client"), self)},
+				{"Go+C blocking", clientProc("Go+C blocking client", role("floor-blocking-client"), self)},
 			} {
 				if errStart != nil {
 					break
@@ -368,6 +373,13 @@ func bench(w io.Writer, o options) error {
 			}
 			if err := check(m, seen); err != nil {
 				return r, 0, nil, fmt.Errorf("%s, %s: %w", m.label(), im.name, err)
+			}
+			if o.side == "client" && len(r.suites)+len(r.groups) > 0 {
+				// A client that tallies (the C client and the Go+C
+				// floors) must have seen the same.
+				if err := check(m, r); err != nil {
+					return r, 0, nil, fmt.Errorf("%s, %s, as the client saw it: %w", m.label(), im.name, err)
+				}
 			}
 			return r, cpuSince(c0, c1), calls, nil
 		}
