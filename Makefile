@@ -141,8 +141,10 @@ bench-handshake: check-openssl
 # library (Go+C). CPU per handshake of the measured process and
 # handshakes/s, full and resumed by session ID and by ticket, TLS 1.2 and
 # 1.3, interleaved rounds, medians and ratios to C; then system calls per
-# connection.
-# BENCH_PROC_FLAGS: -rounds N -time D -strace N -only REGEXP -run REGEXP.
+# connection; then (bench-server) each server's idle CPU, threads and
+# memory with -idle open connections.
+# BENCH_PROC_FLAGS: -rounds N -time D -strace N -only REGEXP -run REGEXP
+# -idle N (0: no idle part) -idle-time D.
 BENCH_PROC_FLAGS ?=
 bench-server: check-openssl deps
 	$(GO) run ./internal/benchproc -side server $(BENCH_PROC_FLAGS)
