@@ -137,10 +137,14 @@ bench-handshake: check-openssl
 # C server on the same OpenSSL, nginx with one worker and crypto/tls each
 # under the same load (the C client) on one core; bench-client measures
 # this library's Dial, the C client and crypto/tls against the C server.
-# CPU per handshake of the measured process and handshakes/s, full and
-# resumed by session ID and by ticket, TLS 1.2 and 1.3, interleaved
-# rounds, medians and ratios to C; then system calls per connection.
-# BENCH_PROC_FLAGS: -rounds N -time D -strace N -only REGEXP -run REGEXP.
+# Both also measure Go's net with the C program's code through cgo and no
+# library (Go+C). CPU per handshake of the measured process and
+# handshakes/s, full and resumed by session ID and by ticket, TLS 1.2 and
+# 1.3, interleaved rounds, medians and ratios to C; then system calls per
+# connection; then (bench-server) each server's idle CPU, threads and
+# memory with -idle open connections.
+# BENCH_PROC_FLAGS: -rounds N -time D -strace N -only REGEXP -run REGEXP
+# -idle N (0: no idle part) -idle-time D.
 BENCH_PROC_FLAGS ?=
 bench-server: check-openssl deps
 	$(GO) run ./internal/benchproc -side server $(BENCH_PROC_FLAGS)

@@ -6,18 +6,23 @@
 // does), a C server on the same OpenSSL (csrc/benchc.c), nginx with one
 // worker, crypto/tls, and two floors of any Go server on OpenSSL (Go's
 // net and the C server's code through cgo, without this library: floor.go),
-// each in turn under the same fixed load, the C client. -side client measures clients dialing one fixed server, the C
-// server: this library's Dial with a held session, the C client, and
-// crypto/tls. The measured process is pinned to CPU 0 and its peer to CPU
-// 1 when the machine has two; the figures are the measured process's own
-// CPU time (its threads' run time from /proc/PID/task/*/schedstat, or user
-// + system time from /proc/PID/stat if a thread ended) per handshake, and
+// each in turn under the same fixed load, the C client. -side client
+// measures clients dialing one fixed server, the C server: this library's
+// Dial with a held session, the C client, crypto/tls, and the two client
+// floors (Go's net and the C client's code through cgo, floor.go). The
+// measured process is pinned to CPU 0 and its peer to CPU 1 when the
+// machine has two; the figures are the measured process's own CPU time
+// (its threads' run time from /proc/PID/task/*/schedstat, or user + system
+// time from /proc/PID/stat if a thread ended) per handshake, and
 // handshakes per second. Modes: full, resumed by session ID and resumed by
 // ticket on TLS 1.2; full and resumed by ticket on TLS 1.3. Rounds are
 // interleaved between implementations and the medians printed with their
 // ratio to the C program's; every handshake's suite, group and resumption
-// are checked by the C peer. Then one more round of each under strace -c
-// counts system calls per connection.
+// are checked by the C peer (and, client side, by the clients that tally
+// them: the C client and the floors). Then one more round of each under
+// strace -c counts system calls per connection. Server side, last, the
+// idle part (idle.go): each server's CPU, threads and memory while it
+// holds -idle open connections that do nothing.
 package main
 
 import (
@@ -48,6 +53,8 @@ type options struct {
 	strace  int           // connections in the strace round; 0: none
 	only    string        // regular expression on implementation names
 	modeRun string        // regular expression on row labels
+	idle    int           // server side: idle connections held open; 0: no idle part
+	idleFor time.Duration // how long the idle servers' CPU is measured
 }
 
 func main() {
@@ -65,6 +72,8 @@ func main() {
 	flag.IntVar(&o.strace, "strace", 200, "connections counted under strace -c (0: no count)")
 	flag.StringVar(&o.only, "only", "", "measure only the implementations whose name matches this regular expression (and C)")
 	flag.StringVar(&o.modeRun, "run", "", "run only the modes whose label matches this regular expression (e.g. 'TLS 1.2')")
+	flag.IntVar(&o.idle, "idle", 1000, "server side: open TLS connections held idle while each server's CPU is measured (0: no idle part)")
+	flag.DurationVar(&o.idleFor, "idle-time", 5*time.Second, "server side: how long the idle servers' CPU is measured")
 	flag.Parse()
 	if err := bench(os.Stdout, o); err != nil {
 		log.Fatal(err)
@@ -136,6 +145,11 @@ func bench(w io.Writer, o options) error {
 	if rowRun, err = regexp.Compile(o.modeRun); err != nil {
 		return err
 	}
+	if o.side == "server" && o.idle > 0 {
+		if err := checkIdleOptions(o); err != nil {
+			return err
+		}
+	}
 	if err := sslsession.CheckSetup(); err != nil {
 		return err
 	}
@@ -193,9 +207,7 @@ func bench(w io.Writer, o options) error {
 				fixed.stop()
 			}
 		}
-		role := func(r string) []string {
-			return []string{fmt.Sprintf("%s=%s %s %s %s", roleEnv, r, v, certFile, keyFile)}
-		}
+		role := func(r string) []string { return roleSpec(r, v, certFile, keyFile) }
 		startImpl := func(name string, launch func() (*proc, int, error)) error {
 			if name != cName && !only.MatchString(name) {
 				return nil // the C program is the reference: always there
@@ -208,17 +220,7 @@ func bench(w io.Writer, o options) error {
 			return nil
 		}
 		serverProc := func(name string, cpu int, env []string, args ...string) func() (*proc, int, error) {
-			return func() (*proc, int, error) {
-				p, err := start(name, cpu, env, args...)
-				if err != nil {
-					return nil, 0, err
-				}
-				port, err := p.serverPort()
-				if err != nil {
-					p.stop()
-				}
-				return p, port, err
-			}
+			return func() (*proc, int, error) { return startServer(name, cpu, env, args...) }
 		}
 		clientProc := func(name string, env []string, args ...string) func() (*proc, int, error) {
 			return func() (*proc, int, error) {
@@ -242,7 +244,7 @@ func bench(w io.Writer, o options) error {
 				{cName, serverProc("C server", measured, nil, benchc, "server", v, certFile, keyFile)},
 				{"sslsession", serverProc("sslsession server", measured, role("sslsession-server"), self)},
 				{"crypto/tls", serverProc("crypto/tls server", measured, role("tls-server"), self)},
-				{"nginx", func() (*proc, int, error) { return nginx.start(dir, v, certFile, keyFile, measured) }},
+				{"nginx", func() (*proc, int, error) { return nginx.start(dir, v, certFile, keyFile, measured, 1024) }},
 				{"Go+C", serverProc("Go+C server", measured, role("floor-server"), self)},
 				{"Go+C blocking", serverProc("Go+C blocking server", measured, role("floor-blocking-server"), self)},
 			} {
@@ -268,6 +270,8 @@ func bench(w io.Writer, o options) error {
 				{cName, clientProc("C client", nil, benchc, "client", v, certFile)},
 				{"sslsession", clientProc("sslsession client", role("sslsession-client"), self)},
 				{"crypto/tls", clientProc("crypto/tls client", role("tls-client"), self)},
+				{"Go+C", clientProc("Go+C client", role("floor-client"), self)},
+				{"Go+C blocking", clientProc("Go+C blocking client", role("floor-blocking-client"), self)},
 			} {
 				if errStart != nil {
 					break
@@ -369,6 +373,13 @@ func bench(w io.Writer, o options) error {
 			if err := check(m, seen); err != nil {
 				return r, 0, nil, fmt.Errorf("%s, %s: %w", m.label(), im.name, err)
 			}
+			if o.side == "client" && len(r.suites)+len(r.groups) > 0 {
+				// A client that tallies (the C client and the Go+C
+				// floors) must have seen the same.
+				if err := check(m, r); err != nil {
+					return r, 0, nil, fmt.Errorf("%s, %s, as the client saw it: %w", m.label(), im.name, err)
+				}
+			}
 			return r, cpuSince(c0, c1), calls, nil
 		}
 		for round := 0; round < o.rounds; round++ {
@@ -412,7 +423,34 @@ func bench(w io.Writer, o options) error {
 		stopAll()
 	}
 	report(w, o, names, order, rows, nginx, measured >= 0)
+	if o.side == "server" && o.idle > 0 {
+		return idle(w, o, idleSetup{
+			dir: dir, certFile: certFile, keyFile: keyFile, self: self,
+			version: versions[len(versions)-1], cpu: measured, only: only, nginx: nginx,
+		})
+	}
 	return nil
+}
+
+// roleSpec is the environment that makes this binary play role r on
+// protocol version v (12 or 13).
+func roleSpec(r, v, certFile, keyFile string) []string {
+	return []string{fmt.Sprintf("%s=%s %s %s %s", roleEnv, r, v, certFile, keyFile)}
+}
+
+// startServer starts a server under test (pinned to cpu unless cpu < 0)
+// and reads the port it listens on.
+func startServer(name string, cpu int, env []string, args ...string) (*proc, int, error) {
+	p, err := start(name, cpu, env, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	port, err := p.serverPort()
+	if err != nil {
+		p.stop()
+		return nil, 0, err
+	}
+	return p, port, nil
 }
 
 // check verifies one round as the C peer saw it: no failure, every
@@ -607,9 +645,10 @@ func (n *nginxInfo) describe() string {
 	return "nginx: one worker, its own OpenSSL (not OPENSSL_PREFIX's): " + n.version
 }
 
-// start runs nginx with one worker and a configuration of the benchmark's
-// on a free port, and measures the worker.
-func (n *nginxInfo) start(dir, v, certFile, keyFile string, cpu int) (*proc, int, error) {
+// start runs nginx with one worker (of workerConnections connections) and
+// a configuration of the benchmark's on a free port, and measures the
+// worker.
+func (n *nginxInfo) start(dir, v, certFile, keyFile string, cpu, workerConnections int) (*proc, int, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, 0, err
@@ -625,7 +664,7 @@ func (n *nginxInfo) start(dir, v, certFile, keyFile string, cpu int) (*proc, int
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		return nil, 0, err
 	}
-	conf := loopback.NginxConf(nd, "warn", 1024, fmt.Sprintf(`  server {
+	conf := loopback.NginxConf(nd, "warn", workerConnections, fmt.Sprintf(`  server {
     listen 127.0.0.1:%[2]d ssl;
     ssl_certificate %[3]s;
     ssl_certificate_key %[4]s;

@@ -3,6 +3,7 @@ package main
 import (
 	"log"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,13 +33,18 @@ func TestBenchRuns(t *testing.T) {
 	for _, side := range []string{"server", "client"} {
 		t.Run(side, func(t *testing.T) {
 			var out strings.Builder
-			err := bench(&out, options{side: side, rounds: 1, per: 50 * time.Millisecond, strace: 3})
+			o := options{side: side, rounds: 1, per: 50 * time.Millisecond, strace: 3}
+			if side == "server" {
+				o.idle, o.idleFor = 20, 200*time.Millisecond
+			}
+			err := bench(&out, o)
 			require.NoError(t, err)
 			text := out.String()
 			t.Log("\n" + text)
-			impls := []string{"C", "sslsession", "crypto/tls"}
-			if side == "server" {
-				impls = append(impls, "nginx", "Go+C", "Go+C blocking")
+			impls := []string{"C", "sslsession", "crypto/tls", "nginx", "Go+C", "Go+C blocking"}
+			if side == "client" {
+				impls = []string{"C", "sslsession", "crypto/tls", "Go+C", "Go+C blocking"}
+			} else {
 				require.Contains(t, text, "nginx version")
 			}
 			require.Contains(t, text, "| mode | "+strings.Join(impls, " | ")+" |")
@@ -62,7 +68,31 @@ func TestBenchRuns(t *testing.T) {
 			}
 			for _, label := range labels {
 				require.Contains(t, text, "- "+label+", sslsession (")
+				require.Contains(t, text, "- "+label+", Go+C (")
 			}
+			i := strings.Index(text, "Idle: ")
+			if side == "client" {
+				require.Equal(t, -1, i, "the idle part is the server side's")
+				return
+			}
+			require.GreaterOrEqual(t, i, 0, "no idle part")
+			require.Contains(t, text[i:], "Idle: 20 open TLS")
+			for _, name := range []string{"sslsession", "crypto/tls", "nginx", "Go+C"} {
+				row := rowOf(t, text[i:], name)
+				require.Len(t, row, 8, name)
+				for j, cell := range row[:6] {
+					v, err := strconv.ParseFloat(strings.TrimSuffix(cell, " %"), 64)
+					require.NoError(t, err, "%s, column %d: %q", name, j+2, cell)
+					require.GreaterOrEqual(t, v, 0.0, name)
+				}
+				threads, _ := strconv.Atoi(row[2])
+				require.Positive(t, threads, "%s: threads", name)
+				sockets, err := strconv.Atoi(row[6])
+				require.NoError(t, err)
+				require.GreaterOrEqual(t, sockets, 20, "%s: sockets", name)
+				require.Equal(t, "10 of 10", row[7], "%s: connections used", name)
+			}
+			require.NotContains(t, text[i:], "| C |", "the C server serves one connection at a time")
 		})
 	}
 }

@@ -37,10 +37,7 @@ func runRole() (bool, error) {
 	if len(f) != 4 {
 		return true, fmt.Errorf("%s: want ROLE VERSION CERT KEY, got %q", roleEnv, spec)
 	}
-	v := sslsession.TLS12
-	if f[1] == "13" {
-		v = sslsession.TLS13
-	}
+	v := versionOf(f[1])
 	certPEM, err := os.ReadFile(f[2])
 	if err != nil {
 		return true, err
@@ -56,11 +53,13 @@ func runRole() (bool, error) {
 	case "tls-server":
 		return true, goTLSServer(cert, v)
 	case "floor-server", "floor-blocking-server":
-		code := 0x0303
-		if v == sslsession.TLS13 {
-			code = 0x0304
+		return true, floorServer(f[2], f[3], versionCode(v), f[0] == "floor-blocking-server")
+	case "floor-client", "floor-blocking-client":
+		c, err := newFloorClient(f[2], versionCode(v), f[0] == "floor-blocking-client")
+		if err != nil {
+			return true, err
 		}
-		return true, floorServer(f[2], f[3], code, f[0] == "floor-blocking-server")
+		return true, clientLoop(c)
 	case "sslsession-client":
 		c, err := newLibraryClient(cert, v)
 		if err != nil {
@@ -71,6 +70,22 @@ func runRole() (bool, error) {
 		return true, clientLoop(newGoTLSClient(cert, v))
 	}
 	return true, fmt.Errorf("%s: unknown role %q", roleEnv, f[0])
+}
+
+// versionOf is the version named "12" or "13" in the benchmark.
+func versionOf(v string) sslsession.Version {
+	if v == "13" {
+		return sslsession.TLS13
+	}
+	return sslsession.TLS12
+}
+
+// versionCode is v's protocol version number, for the C code.
+func versionCode(v sslsession.Version) int {
+	if v == sslsession.TLS13 {
+		return 0x0304
+	}
+	return 0x0303
 }
 
 // serveUntilStdinEnds accepts connections on ln, each handled by handle in
@@ -184,6 +199,12 @@ type client interface {
 	one() (resumed bool, err error)
 }
 
+// tallier is a client that tallies each handshake's suite and group as
+// the C client does, for the benchmark to check ("suites=.. groups=..").
+type tallier interface {
+	tallies() string
+}
+
 // clientLoop answers the benchmark's commands on standard input as the C
 // client does: "seed PORT MODE" and "run COUNT SECONDS".
 func clientLoop(c client) error {
@@ -219,11 +240,15 @@ func clientLoop(c client) error {
 					resumed++
 				}
 			}
+			tally := ""
+			if t, ok := c.(tallier); ok {
+				tally = " " + t.tallies() // read even after a failure: the next round starts anew
+			}
 			if err != nil {
 				fmt.Printf("error handshake %d: %s\n", n+1, oneLine(err))
 				continue
 			}
-			fmt.Printf("ok n=%d resumed=%d failed=0 ns=%d\n", n, resumed, time.Since(start).Nanoseconds())
+			fmt.Printf("ok n=%d resumed=%d failed=0 ns=%d%s\n", n, resumed, time.Since(start).Nanoseconds(), tally)
 		default:
 			fmt.Println("error unknown command")
 		}

@@ -77,15 +77,24 @@ static void tally_print(const struct tally *t)
         printf("-");
 }
 
-static void reply_error(const char *what)
+/* Writes "WHAT: REASON" into buf, the reason OpenSSL's first queued error
+ * or errno's, and clears the queue. */
+static void error_text(const char *what, char *buf, size_t len)
 {
     unsigned long code = ERR_get_error();
-    char buf[256] = "";
+    char reason[256] = "";
     if (code != 0)
-        ERR_error_string_n(code, buf, sizeof buf);
-    printf("error %s: %s\n", what, code != 0 ? buf : strerror(errno));
-    fflush(stdout);
+        ERR_error_string_n(code, reason, sizeof reason);
+    snprintf(buf, len, "%s: %s", what, code != 0 ? reason : strerror(errno));
     ERR_clear_error();
+}
+
+static void reply_error(const char *what)
+{
+    char buf[320];
+    error_text(what, buf, sizeof buf);
+    printf("error %s\n", buf);
+    fflush(stdout);
 }
 
 static const char *curve_name(int nid)
@@ -331,37 +340,59 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* One connection of the client; 0 done, -1 failed (reply sent). With keep
- * set, the session is held afterwards. */
-static int connect_one(struct client *c, struct stats *st, int keep)
+/* The client's check of the server after the handshake: the chain
+ * verified, the certificate for "localhost". 0 when it passes. */
+static int check_peer(SSL *s)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), ok = -1;
-    SSL *s = NULL;
-    X509 *peer = NULL;
-    if (fd < 0 || connect(fd, (struct sockaddr *)&c->addr, sizeof c->addr) != 0) {
-        reply_error("connect");
-        goto out;
-    }
-    timeouts(fd);
-    s = SSL_new(c->ctx);
-    if (s == NULL || SSL_set_fd(s, fd) != 1 || SSL_set_tlsext_host_name(s, "localhost") != 1 ||
-        (c->held != NULL && SSL_set_session(s, c->held) != 1)) {
-        reply_error("SSL_new");
-        goto out;
-    }
-    SSL_set_read_ahead(s, 1);
-    if (SSL_connect(s) != 1) {
-        reply_error("handshake");
-        goto out;
-    }
+    X509 *peer;
+    int ok;
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
     peer = SSL_get1_peer_certificate(s);
 #else
     peer = SSL_get_peer_certificate(s);
 #endif
-    if (SSL_get_verify_result(s) != X509_V_OK || peer == NULL || X509_check_host(peer, "localhost", 9, 0, NULL) != 1) {
-        printf("error certificate not trusted or not for localhost\n");
-        fflush(stdout);
+    ok = SSL_get_verify_result(s) == X509_V_OK && peer != NULL && X509_check_host(peer, "localhost", 9, 0, NULL) == 1;
+    X509_free(peer);
+    return ok ? 0 : -1;
+}
+
+/* The client's context: the CA to verify the server with; with tickets
+ * off, resumption is by session ID (the client offers no ticket). */
+static SSL_CTX *client_ctx(int version, const char *cafile, int tickets)
+{
+    SSL_CTX *ctx = new_ctx(0, version);
+    if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, cafile, NULL) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (!tickets)
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    return ctx;
+}
+
+/* One connection of the client on fd, a connected blocking socket (closed
+ * here): the handshake, the checks, close_notify both ways. 0 done, -1
+ * failed (what failed in err). With keep set, the session is held
+ * afterwards. */
+static int client_conn(struct client *c, int fd, struct stats *st, int keep, char *err, size_t errlen)
+{
+    int ok = -1;
+    SSL *s = NULL;
+    timeouts(fd);
+    s = SSL_new(c->ctx);
+    if (s == NULL || SSL_set_fd(s, fd) != 1 || SSL_set_tlsext_host_name(s, "localhost") != 1 ||
+        (c->held != NULL && SSL_set_session(s, c->held) != 1)) {
+        error_text("SSL_new", err, errlen);
+        goto out;
+    }
+    SSL_set_read_ahead(s, 1);
+    if (SSL_connect(s) != 1) {
+        error_text("handshake", err, errlen);
+        goto out;
+    }
+    if (check_peer(s) != 0) {
+        snprintf(err, errlen, "certificate not trusted or not for localhost");
         goto out;
     }
     record(st, s, 0);
@@ -375,11 +406,29 @@ static int connect_one(struct client *c, struct stats *st, int keep)
     ok = 0;
 out:
     ERR_clear_error();
-    X509_free(peer);
     SSL_free(s);
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     return ok;
+}
+
+/* One connection of the client, its own TCP connect first; 0 done, -1
+ * failed (reply sent). */
+static int connect_one(struct client *c, struct stats *st, int keep)
+{
+    char err[320];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&c->addr, sizeof c->addr) != 0) {
+        reply_error("connect");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (client_conn(c, fd, st, keep, err, sizeof err) != 0) {
+        printf("error %s\n", err);
+        fflush(stdout);
+        return -1;
+    }
+    return 0;
 }
 
 static int has_ticket(SSL_SESSION *s)
@@ -396,18 +445,12 @@ static int run_client(int version, const char *cafile)
     struct client c;
     char line[256];
     memset(&c, 0, sizeof c);
-    c.tickets = new_ctx(0, version);
-    c.notickets = new_ctx(0, version);
-    if (c.tickets == NULL || c.notickets == NULL ||
-        SSL_CTX_load_verify_locations(c.tickets, cafile, NULL) != 1 ||
-        SSL_CTX_load_verify_locations(c.notickets, cafile, NULL) != 1) {
+    c.tickets = client_ctx(version, cafile, 1);
+    c.notickets = client_ctx(version, cafile, 0);
+    if (c.tickets == NULL || c.notickets == NULL) {
         reply_error("client context");
         return 1;
     }
-    SSL_CTX_set_verify(c.tickets, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_verify(c.notickets, SSL_VERIFY_PEER, NULL);
-    /* Resumption by session ID: the client offers no ticket. */
-    SSL_CTX_set_options(c.notickets, SSL_OP_NO_TICKET);
     c.ctx = c.tickets;
     c.addr.sin_family = AF_INET;
     c.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
