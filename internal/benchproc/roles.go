@@ -116,6 +116,9 @@ func librarySide(cert *loopback.Cert, v sslsession.Version) error {
 	if err := cfloor.PinSuites(ctx); err != nil {
 		return err
 	}
+	if err := pinGroups(ctx, true); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -277,6 +280,9 @@ func newLibraryClient(cert *loopback.Cert, v sslsession.Version) (*libraryClient
 			return nil, err
 		}
 		if err := cfloor.PinSuites(ctx); err != nil {
+			return nil, err
+		}
+		if err := pinGroups(ctx, false); err != nil {
 			return nil, err
 		}
 		*p = ctx

@@ -169,6 +169,27 @@ static void print_stats(const struct stats *st, long long ns)
     fflush(stdout);
 }
 
+/* The groups every implementation of the benchmark uses, so that each
+ * does the same key exchange work: the server has X25519 only; the client
+ * offers P-256 too (in TLS 1.2 a server takes an ECDSA certificate only on
+ * a curve the client lists) and nothing else, where OpenSSL 3.5's default
+ * list would also send an X25519MLKEM768 key share. On 1.0.2, P-256. 1 on
+ * success. */
+static int pin_groups(SSL_CTX *ctx, int server)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x10101000L
+    return SSL_CTX_set1_groups_list(ctx, server ? "X25519" : "X25519:P-256") == 1;
+#else
+    if (server) {
+        EC_KEY *ecdh = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
+        int ok = ecdh != NULL && SSL_CTX_set_tmp_ecdh(ctx, ecdh) == 1;
+        EC_KEY_free(ecdh);
+        return ok;
+    }
+    return SSL_CTX_set1_curves_list(ctx, "P-256") == 1;
+#endif
+}
+
 static SSL_CTX *new_ctx(int server, int version)
 {
     SSL_CTX *ctx = SSL_CTX_new(SSLv23_method());
@@ -185,22 +206,11 @@ static SSL_CTX *new_ctx(int server, int version)
     if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHER) != 1)
         goto bad;
 #if OPENSSL_VERSION_NUMBER >= 0x10101000L
-    /* The server has X25519 only. The client offers P-256 too: in TLS 1.2
-     * a server takes an ECDSA certificate only on a curve the client
-     * lists. */
-    if (SSL_CTX_set_ciphersuites(ctx, TLS13_SUITE) != 1 ||
-        SSL_CTX_set1_groups_list(ctx, server ? "X25519" : "X25519:P-256") != 1)
-        goto bad;
-#else
-    if (server) {
-        EC_KEY *ecdh = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-        int ok = ecdh != NULL && SSL_CTX_set_tmp_ecdh(ctx, ecdh) == 1;
-        EC_KEY_free(ecdh);
-        if (!ok)
-            goto bad;
-    } else if (SSL_CTX_set1_curves_list(ctx, "P-256") != 1)
+    if (SSL_CTX_set_ciphersuites(ctx, TLS13_SUITE) != 1)
         goto bad;
 #endif
+    if (pin_groups(ctx, server) != 1)
+        goto bad;
     SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
     return ctx;
 bad:
