@@ -426,6 +426,9 @@ func library(cert *loopback.Cert, v sslsession.Version) *impl {
 		if err := cfloor.PinSuites(ctx); err != nil {
 			log.Fatal(err)
 		}
+		if err := cfloor.PinGroups(ctx); err != nil {
+			log.Fatal(err)
+		}
 	}
 	dial := func(s *sslsession.Session) (*sslsession.Conn, error) {
 		return sslsession.Dial("tcp", srv.Addr, &sslsession.DialConfig{Ctx: cctx, Session: s, ServerName: "localhost"})

@@ -33,6 +33,16 @@ static void fail(char *err, int errlen, const char *what)
     ERR_clear_error();
 }
 
+int cfloor_pin_groups(SSL_CTX *ctx)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x10101000L
+    return SSL_CTX_set1_groups_list(ctx, CFLOOR_GROUPS) == 1;
+#else
+    (void)ctx;
+    return 1;
+#endif
+}
+
 static int set_version(SSL_CTX *ctx, int version)
 {
 #if OPENSSL_VERSION_NUMBER >= 0x10100000L
@@ -83,6 +93,10 @@ cfloor *cfloor_new(const char *cert_pem, const char *key_pem, int version, const
 #if OPENSSL_VERSION_NUMBER < 0x10101000L
     (void)suite;
 #endif
+    if (cfloor_pin_groups(f->sctx) != 1 || cfloor_pin_groups(f->cctx) != 1) {
+        fail(err, errlen, "groups");
+        goto bad;
+    }
     if (SSL_CTX_use_certificate(f->sctx, cert) != 1 || SSL_CTX_use_PrivateKey(f->sctx, key) != 1) {
         fail(err, errlen, "certificate");
         goto bad;

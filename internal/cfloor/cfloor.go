@@ -18,6 +18,9 @@ import (
 	"errors"
 	"runtime"
 	"unsafe"
+
+	"github.com/spacemonkeygo/openssl"
+	"github.com/sslsession/sslsession"
 )
 
 // The cipher suites every implementation of the benchmark uses, so that
@@ -27,6 +30,19 @@ const (
 	TLS12Cipher = "ECDHE-ECDSA-AES128-GCM-SHA256" // OpenSSL's name
 	TLS13Suite  = "TLS_AES_128_GCM_SHA256"
 )
+
+// PinGroups gives a context of this library the floor's groups
+// (CFLOOR_GROUPS in cfloor.h), so both do the same key exchange.
+func PinGroups(ctx *openssl.Ctx) error {
+	sc, err := sslsession.NewCtx(ctx)
+	if err != nil {
+		return err
+	}
+	if C.cfloor_pin_groups((*C.SSL_CTX)(sc.Pointer())) != 1 {
+		return errors.New("cfloor: setting the groups failed")
+	}
+	return nil
+}
 
 // Floor is a server and a client context over one listening socket.
 type Floor struct{ f *C.cfloor }

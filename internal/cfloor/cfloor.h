@@ -10,6 +10,14 @@
 
 typedef struct cfloor cfloor;
 
+/* The groups of both ends from OpenSSL 1.1.1 (X25519 first; P-256 for the
+ * ECDSA certificate in TLS 1.2), as crypto/tls is pinned in the benchmark:
+ * OpenSSL 3.5's default list would add an X25519MLKEM768 key share. */
+#define CFLOOR_GROUPS "X25519:P-256"
+/* Sets CFLOOR_GROUPS on ctx (nothing before 1.1.1, where P-256 is set
+ * elsewhere); 1 on success. */
+int cfloor_pin_groups(SSL_CTX *ctx);
+
 /* version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3); both ends use cipher
  * (SSL_CTX_set_cipher_list) and, from 1.1.1, suite (SSL_CTX_set_ciphersuites).
  * Returns NULL and fills err on failure. */
