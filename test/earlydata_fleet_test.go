@@ -80,6 +80,19 @@ func recordFirstFlight(t testing.TB, target string, hold time.Duration) (string,
 	return addr, flights
 }
 
+// acceptedEarlyFlight dials h through a recording proxy with req as early
+// data, which h must accept, and returns the connection, h's event of it
+// and the client's first flight, to replay.
+func acceptedEarlyFlight(t testing.TB, h *earlyHost, cctx *openssl.Ctx, sess *sslsession.Session, req string, hold time.Duration) (*sslsession.Conn, sesstest.EarlyEvent, []byte) {
+	t.Helper()
+	proxy, flights := recordFirstFlight(t, h.srv.Addr, hold)
+	c, early, _ := sesstest.EarlyDial(t, proxy, cctx, sess, req, false)
+	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
+	require.Equal(t, req, early)
+	ev := h.srv.Event(t)
+	return c, ev, <-flights
+}
+
 // replayFlight sends a recorded first flight on a new TCP connection, as an
 // attacker who copied it would, reads what the server answers for a moment
 // and hangs up.
@@ -164,14 +177,9 @@ func TestEarlyDataFleetReplayRefused(t *testing.T) {
 	cctx := sesstest.ClientCtx(t, sslsession.TLS13)
 	sess := earlySession(t, hosts[0], cctx)
 
-	proxy, flights := recordFirstFlight(t, hosts[1].srv.Addr, 100*time.Millisecond)
-	c, early, _ := sesstest.EarlyDial(t, proxy, cctx, sess, "GET /once", false)
+	c, ev, flight := acceptedEarlyFlight(t, hosts[1], cctx, sess, "GET /once", 100*time.Millisecond)
 	require.True(t, c.SessionReused(), "B resumes A's ticket through the ring")
-	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
-	require.Equal(t, "GET /once", early)
-	ev := hosts[1].srv.Event(t)
 	require.Equal(t, "GET /once", string(ev.Early))
-	flight := <-flights
 	require.NotEmpty(t, flight)
 
 	for i, h := range hosts {
@@ -237,12 +245,7 @@ func TestEarlyDataFleetWithoutReplayCache(t *testing.T) {
 			hosts = append(hosts, h)
 		}
 		sess := earlySession(t, hosts[0], cctx)
-		proxy, flights := recordFirstFlight(t, hosts[1].srv.Addr, 100*time.Millisecond)
-		c, early, _ := sesstest.EarlyDial(t, proxy, cctx, sess, "GET /twice", false)
-		require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
-		require.Equal(t, "GET /twice", early)
-		hosts[1].srv.Event(t)
-		flight := <-flights
+		_, _, flight := acceptedEarlyFlight(t, hosts[1], cctx, sess, "GET /twice", 100*time.Millisecond)
 		for i, h := range hosts {
 			replayFlight(t, h.srv.Addr, flight)
 			ev := h.srv.Event(t)
@@ -318,12 +321,7 @@ func TestEarlyDataMemoryReplayCache(t *testing.T) {
 	sess, err := c.AwaitSession(5 * time.Second)
 	require.NoError(t, err)
 	defer sess.Close()
-	proxy, flights := recordFirstFlight(t, hosts[0].srv.Addr, 50*time.Millisecond)
-	c, early, _ := sesstest.EarlyDial(t, proxy, cctx, sess, "GET /mem", false)
-	require.Equal(t, sslsession.EarlyDataAccepted, c.EarlyDataStatus())
-	require.Equal(t, "GET /mem", early)
-	hosts[0].srv.Event(t)
-	flight := <-flights
+	_, _, flight := acceptedEarlyFlight(t, hosts[0], cctx, sess, "GET /mem", 50*time.Millisecond)
 	for _, h := range hosts {
 		replayFlight(t, h.srv.Addr, flight)
 		require.Empty(t, h.srv.Event(t).Early)
