@@ -23,28 +23,13 @@ func TestFloorClient(t *testing.T) {
 	require.NoError(t, err)
 	pair, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
 	require.NoError(t, err)
-	scfg := goTLSConfig(sslsession.TLS12, true)
-	scfg.Certificates = []tls.Certificate{pair}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
-	require.NoError(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(io.Discard, c) // to close_notify; Close answers it
-			}()
-		}
-	}()
+	addr := serveGoTLS(t, pair, func(c *tls.Conn) {
+		_, _ = io.Copy(io.Discard, c) // to close_notify; Close answers it
+	})
 	dir := t.TempDir()
 	trusted, untrusted := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "other.pem")
 	require.NoError(t, os.WriteFile(trusted, cert.CertPEM, 0o600))
 	require.NoError(t, os.WriteFile(untrusted, other.CertPEM, 0o600))
-	addr := ln.Addr().String()
 	suite, group := mode{"12", "full"}.expect()
 
 	for _, blocking := range []bool{false, true} {

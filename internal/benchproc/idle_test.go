@@ -14,6 +14,7 @@ import (
 
 	"github.com/sslsession/sslsession"
 	"github.com/sslsession/sslsession/internal/loopback"
+	"github.com/sslsession/sslsession/internal/sesstest"
 )
 
 func TestCheckIdleOptions(t *testing.T) {
@@ -83,30 +84,7 @@ func TestIdleProbes(t *testing.T) {
 	cfg, err := idleClientConfig(certFile, "12")
 	require.NoError(t, err)
 
-	// serve runs a crypto/tls server handling each connection with h.
-	serve := func(h func(*tls.Conn)) string {
-		scfg := goTLSConfig(sslsession.TLS12, true)
-		scfg.Certificates = []tls.Certificate{pair}
-		ln, err := tls.Listen("tcp", "127.0.0.1:0", scfg)
-		require.NoError(t, err)
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					tc := c.(*tls.Conn)
-					if tc.Handshake() == nil {
-						h(tc)
-					}
-				}()
-			}
-		}()
-		return ln.Addr().String()
-	}
+	serve := func(h func(*tls.Conn)) string { return serveGoTLS(t, pair, h) }
 	echo := serve(func(c *tls.Conn) { _, _ = io.Copy(c, c) })
 	// Reads one record, then drops the TCP connection without close_notify.
 	drop := serve(func(c *tls.Conn) {
@@ -118,8 +96,9 @@ func TestIdleProbes(t *testing.T) {
 		_, _ = c.Read(make([]byte, 64))
 		_, _ = io.WriteString(c, "HTTP/1.1 500 no\r\n")
 	})
-	// Says nothing after the handshake: a use times out.
-	silent := serve(func(c *tls.Conn) { time.Sleep(3 * time.Second) })
+	// Says nothing after the handshake, not even to close_notify (it reads
+	// the socket, not TLS, until the client goes): a use times out.
+	silent := serve(func(c *tls.Conn) { _, _ = io.Copy(io.Discard, c.NetConn()) })
 
 	use := func(addr string, p probe) error {
 		conns, err := openIdle(addr, 1, cfg)
@@ -147,4 +126,19 @@ func TestIdleProbes(t *testing.T) {
 	conns, err := openIdle(gone, 3, cfg)
 	require.Error(t, err)
 	require.Empty(t, conns)
+}
+
+// serveGoTLS runs a crypto/tls server (the benchmark's TLS 1.2
+// configuration, with pair) until the test ends, handling each connection
+// that completes its handshake with h, and returns its address.
+func serveGoTLS(t testing.TB, pair tls.Certificate, h func(*tls.Conn)) string {
+	scfg := goTLSConfig(sslsession.TLS12, true)
+	scfg.Certificates = []tls.Certificate{pair}
+	return sesstest.ServeTCP(t, func(raw net.Conn) {
+		c := tls.Server(raw, scfg)
+		defer c.Close()
+		if c.Handshake() == nil {
+			h(c)
+		}
+	})
 }
