@@ -216,5 +216,3 @@ void floor_client_tally(struct floor_client *f, char *buf, int len)
     tally_text(&f->st.groups, buf, len, &at);
     memset(&f->st, 0, sizeof f->st);
 }
-
-int floor_pin_groups(SSL_CTX *ctx, int server) { return pin_groups(ctx, server); }

@@ -13,30 +13,7 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
-
-	"github.com/spacemonkeygo/openssl"
-	"github.com/sslsession/sslsession"
 )
-
-// pinGroups gives this library's context the groups the C programs have
-// (csrc/benchc.c's pin_groups): the same key exchange work on every side.
-// Without it a client on OpenSSL 3.5 also sends an X25519MLKEM768 key
-// share, generating an ML-KEM key per connection that the C client does
-// not, though the server still picks X25519.
-func pinGroups(ctx *openssl.Ctx, server bool) error {
-	sc, err := sslsession.NewCtx(ctx)
-	if err != nil {
-		return err
-	}
-	s := C.int(0)
-	if server {
-		s = 1
-	}
-	if C.floor_pin_groups((*C.SSL_CTX)(sc.Pointer()), s) != 1 {
-		return errors.New("benchproc: setting the groups failed")
-	}
-	return nil
-}
 
 // The floors of the server benchmark: what any Go server that runs OpenSSL
 // through cgo on Go's net pays, without this library. Both accept with

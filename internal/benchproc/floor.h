@@ -8,9 +8,6 @@
 
 #include <openssl/ssl.h>
 
-/* Sets the groups of ctx as the C programs have them (server or client):
- * 1 on success. */
-int floor_pin_groups(SSL_CTX *ctx, int server);
 /* The C server's context (version 0x0303 or 0x0304); NULL on failure. */
 SSL_CTX *floor_ctx(int version, const char *certfile, const char *keyfile);
 /* An SSL in accept state on a non-blocking fd, read-ahead on. */

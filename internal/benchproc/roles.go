@@ -116,7 +116,7 @@ func librarySide(cert *loopback.Cert, v sslsession.Version) error {
 	if err := cfloor.PinSuites(ctx); err != nil {
 		return err
 	}
-	if err := pinGroups(ctx, true); err != nil {
+	if err := cfloor.PinGroups(ctx); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -282,7 +282,7 @@ func newLibraryClient(cert *loopback.Cert, v sslsession.Version) (*libraryClient
 		if err := cfloor.PinSuites(ctx); err != nil {
 			return nil, err
 		}
-		if err := pinGroups(ctx, false); err != nil {
+		if err := cfloor.PinGroups(ctx); err != nil {
 			return nil, err
 		}
 		*p = ctx

@@ -169,12 +169,12 @@ static void print_stats(const struct stats *st, long long ns)
     fflush(stdout);
 }
 
-/* The groups every implementation of the benchmark uses, so that each
- * does the same key exchange work: the server has X25519 only; the client
- * offers P-256 too (in TLS 1.2 a server takes an ECDSA certificate only on
- * a curve the client lists) and nothing else, where OpenSSL 3.5's default
- * list would also send an X25519MLKEM768 key share. On 1.0.2, P-256. 1 on
- * success. */
+/* The groups of the C programs, so that every implementation does the
+ * same key exchange work (the library's contexts get internal/cfloor's
+ * X25519:P-256): the server has X25519 only; the client offers P-256 too
+ * (in TLS 1.2 a server takes an ECDSA certificate only on a curve the
+ * client lists) and nothing else, where OpenSSL 3.5's default list would
+ * also send an X25519MLKEM768 key share. On 1.0.2, P-256. 1 on success. */
 static int pin_groups(SSL_CTX *ctx, int server)
 {
 #if OPENSSL_VERSION_NUMBER >= 0x10101000L
